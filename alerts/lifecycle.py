@@ -1,0 +1,106 @@
+"""Alert life cycle: open → acknowledged → resolved (with an outcome). Every change is an event."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pro_service.models import Alert, AlertEvent, AlertStatus
+
+OUTCOMES = {
+    "advised_emergency_care": "Advised emergency care",
+    "same_day_visit": "Same-day visit",
+    "imaging_or_labs_ordered": "Imaging or labs ordered",
+    "symptom_management_advice": "Symptom management advice",
+    "no_action_needed": "No action needed",
+    "could_not_reach_patient": "Could not reach patient",
+}
+ACK_PATTERN = re.compile(r"^\s*ack\s+([a-z0-9]{4,12})\s*$", re.IGNORECASE)
+
+
+class AlertActionError(ValueError):
+    pass
+
+
+def acknowledge(
+    session: Session, alert: Alert, *, staff_id: int | None, actor: str, now: datetime, via: str
+) -> bool:
+    """Acknowledge; False when it already was (idempotent). Stops escalation."""
+    if alert.status != AlertStatus.OPEN:
+        return False
+    alert.status = AlertStatus.ACKNOWLEDGED
+    alert.acknowledged_at = now
+    alert.acknowledged_by_id = staff_id
+    alert.next_escalation_at = None
+    alert.updated_at = now
+    session.add(
+        AlertEvent(
+            alert_id=alert.id,
+            kind="acknowledged",
+            actor_staff_id=staff_id,
+            actor=actor,
+            created_at=now,
+            detail={"via": via},
+        )
+    )
+    return True
+
+
+def resolve(
+    session: Session,
+    alert: Alert,
+    *,
+    staff_id: int | None,
+    actor: str,
+    now: datetime,
+    outcome: str,
+    note: str | None,
+) -> None:
+    if outcome not in OUTCOMES:
+        raise AlertActionError(f"unknown outcome {outcome!r}; one of: {', '.join(OUTCOMES)}")
+    if alert.status == AlertStatus.RESOLVED:
+        raise AlertActionError("the alert is already resolved")
+    if alert.acknowledged_at is None:
+        alert.acknowledged_at = now
+        alert.acknowledged_by_id = staff_id
+    alert.status = AlertStatus.RESOLVED
+    alert.resolved_at = now
+    alert.resolved_by_id = staff_id
+    alert.outcome = outcome
+    alert.outcome_note = note
+    alert.next_escalation_at = None
+    alert.updated_at = now
+    session.add(
+        AlertEvent(
+            alert_id=alert.id,
+            kind="resolved",
+            actor_staff_id=staff_id,
+            actor=actor,
+            created_at=now,
+            detail={"outcome": outcome, "note": note},
+        )
+    )
+
+
+def add_note(
+    session: Session, alert: Alert, *, staff_id: int | None, actor: str, now: datetime, note: str
+) -> None:
+    if not note.strip():
+        raise AlertActionError("a note needs some text")
+    session.add(
+        AlertEvent(
+            alert_id=alert.id,
+            kind="note",
+            actor_staff_id=staff_id,
+            actor=actor,
+            created_at=now,
+            detail={"note": note},
+        )
+    )
+
+
+def find_by_ref(session: Session, ref: str) -> Alert | None:
+    return session.scalar(select(Alert).where(Alert.ref == ref.upper()).with_for_update())

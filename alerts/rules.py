@@ -1,0 +1,592 @@
+"""Pure evaluation of clinical red-flag rules against one check-in's answers.
+
+No I/O, no clock, no framework imports: the same answers, history and ruleset always give the same
+findings, so every alert can be replayed and audited against the ruleset version that raised it.
+
+Unknown is never "fine". Conditions use three-valued (Kleene) logic: an item that is missing,
+unreadable, skipped, absent or malformed is UNKNOWN; a rule fires only when its condition is TRUE.
+So an unknown answer can never fire a rule, ``not`` of an unknown stays unknown (a negated rule
+never fires on a missing answer), while ``any`` still fires on one TRUE branch even if other branches
+are unknown (a "yes" to the neuro question is an emergency whatever else is missing). Unreadable
+replies are surfaced separately by the ruleset's ``kind: message`` rule.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import TYPE_CHECKING, Literal, TypeAlias, assert_never
+
+if TYPE_CHECKING:
+    from alerts.ruleset import Ruleset
+
+
+class Urgency(StrEnum):
+    URGENT = "urgent"
+    SAME_DAY = "same_day"
+    ROUTINE = "routine"
+
+    @property
+    def rank(self) -> int:
+        """Higher is more urgent."""
+        return _RANKS[self]
+
+    @classmethod
+    def max(cls, first: Urgency, *rest: Urgency) -> Urgency:
+        return max((first, *rest), key=lambda urgency: urgency.rank)
+
+
+_RANKS = {Urgency.ROUTINE: 1, Urgency.SAME_DAY: 2, Urgency.URGENT: 3}
+
+# Answer statuses (AnswerView.status). Only "answered" carries a value the rules may read.
+ANSWERED = "answered"
+UNREADABLE = "unreadable"
+MISSING = "missing"
+SKIPPED = "skipped"
+
+# Categories produced outside the condition rules; findings merge per category, so they are fixed names.
+MESSAGE_CATEGORY = "patient_message"
+CALLBACK_CATEGORY = "callback_request"
+
+# rise_from_previous compares with the patient's previous completed check-in; History only carries
+# the previous value of these items (item code -> History attribute).
+PREVIOUS_VALUE_FIELDS: Mapping[str, str] = {"pain_worst": "previous_pain_worst"}
+# History counters a `history:` condition may test with at_least.
+HISTORY_COUNTERS = frozenset({"consecutive_expired_unanswered"})
+
+# Where a free-text message came from: outside a check-in, the anything_else item, an unreadable reply.
+_MESSAGE_SOURCES: frozenset[str] = frozenset({"message", "anything_else", "unreadable"})
+
+
+@dataclass(frozen=True)
+class AnswerView:
+    item_code: str
+    status: str  # "answered" | "unreadable" | "missing" | "skipped"
+    value: bool | int | list[int] | str | None
+    raw_text: str | None  # the patient's reply as received
+    question: str | None  # the question text as the patient saw it
+
+
+@dataclass(frozen=True)
+class History:
+    previous_pain_worst: int | None = None  # from the patient's previous COMPLETED check-in
+    consecutive_expired_unanswered: int = 0  # in a row, including this one, expired with no answer at all
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One answer (or history fact, item_code None) that made a rule fire."""
+
+    item_code: str | None
+    question: str | None
+    raw_text: str | None
+    value: object
+
+
+@dataclass(frozen=True)
+class Finding:
+    category: str
+    urgency: Urgency
+    rule_id: str  # the most urgent rule that fired in this category (first in file order on a tie)
+    rationale: str
+    ruleset: str
+    ruleset_version: int
+    evidence: tuple[Evidence, ...]
+    # Other rules (and combination policies) that also fired into this finding, for the audit trail.
+    other_rule_ids: tuple[str, ...] = ()
+
+
+# --- The condition model, built by alerts.ruleset from YAML --------------------------------------
+
+
+@dataclass(frozen=True)
+class Is:
+    item: str
+    value: bool
+
+
+@dataclass(frozen=True)
+class Compare:
+    item: str
+    op: Literal["gte", "lte", "eq"]
+    value: int
+
+
+@dataclass(frozen=True)
+class Includes:
+    """`includes: 5` is Includes(values=(5,)); `includes_any: [..]` any of several."""
+
+    item: str
+    values: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class CountOf:
+    item: str
+    values: tuple[int, ...]
+    at_least: int
+
+
+@dataclass(frozen=True)
+class RiseFromPrevious:
+    item: str
+    by: int
+
+
+@dataclass(frozen=True)
+class HistoryAtLeast:
+    counter: str
+    at_least: int
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    conditions: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class AllOf:
+    conditions: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    condition: Condition
+
+
+ItemCondition: TypeAlias = Is | Compare | Includes | CountOf | RiseFromPrevious
+Condition: TypeAlias = ItemCondition | HistoryAtLeast | AnyOf | AllOf | Not
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    category: str
+    urgency: Urgency
+    rationale: str
+    when: Condition
+    early: bool = False
+
+
+@dataclass(frozen=True)
+class MessageRule:
+    """Reads free-text answers and unreadable replies as messages for a nurse (category patient_message).
+
+    Urgency comes from the ruleset's `messages:` section: routine, or the warning urgency when the
+    text contains a warning phrase.
+    """
+
+    id: str
+    category: str
+    rationale: str
+    items: tuple[str, ...]  # free_text items whose non-empty text is a message
+    unreadable: bool  # every unreadable answer, whatever the item
+    early: bool = False
+
+
+@dataclass(frozen=True)
+class Combination:
+    """Policy over a complete check-in's findings: when at least `min_categories` distinct categories
+    are at `of_urgency`, each of those findings is raised in place to `raise_to`."""
+
+    id: str
+    enabled: bool
+    min_categories: int
+    of_urgency: Urgency
+    raise_to: Urgency
+    rationale: str
+    categories: tuple[str, ...] | None = None  # None: every category counts
+
+
+# --- Evaluation ---------------------------------------------------------------------------------
+
+# Three-valued truth: True, False, or None for UNKNOWN.
+_Truth: TypeAlias = bool | None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    truth: _Truth
+    evidence: tuple[Evidence, ...] = ()
+
+
+_UNKNOWN = _Outcome(None)
+
+
+@dataclass(frozen=True)
+class _Fired:
+    rule_id: str
+    urgency: Urgency
+    rationale: str
+    evidence: tuple[Evidence, ...]
+
+
+def evaluate(
+    answers: Mapping[str, AnswerView], history: History, ruleset: Ruleset, *, complete: bool
+) -> list[Finding]:
+    """Findings for one check-in, one per category, most urgent first then by category.
+
+    complete=False (check-in in progress) runs only `early` rules, so urgent red flags alert as soon as
+    the answer arrives; complete=True runs every rule and then the enabled combination policies.
+    """
+    fired: dict[str, list[_Fired]] = {}
+    for rule in ruleset.rules:
+        if not complete and not rule.early:
+            continue
+        if isinstance(rule, MessageRule):
+            hit = _run_message_rule(rule, answers, ruleset)
+        else:
+            hit = _run_rule(rule, answers, history)
+        if hit is not None:
+            fired.setdefault(rule.category, []).append(hit)
+
+    findings = [_merge(category, hits, ruleset) for category, hits in fired.items()]
+    if complete:
+        for combination in ruleset.combinations:
+            if combination.enabled:
+                findings = _apply_combination(combination, findings)
+    return sorted(findings, key=lambda f: (-f.urgency.rank, f.category))
+
+
+def evaluate_message(text: str, ruleset: Ruleset, *, source: str) -> Finding:
+    """A free-text message for a nurse to read: routine, or sooner when it contains a warning phrase.
+
+    source: "message" (outside a check-in), "anything_else" or "unreadable" (a reply that could not be read).
+    """
+    if source not in _MESSAGE_SOURCES:
+        raise ValueError(f"unknown message source {source!r}; expected one of {sorted(_MESSAGE_SOURCES)}")
+    matches = _warning_matches(text, ruleset)
+    urgency = ruleset.message_warning_urgency if matches else ruleset.message_urgency
+    item_code = "anything_else" if source == "anything_else" else None
+    return Finding(
+        category=MESSAGE_CATEGORY,
+        urgency=urgency,
+        rule_id="messages",
+        rationale=f"{ruleset.message_rationale} (Source: {source}.) {_describe_matches(matches)}",
+        ruleset=ruleset.name,
+        ruleset_version=ruleset.version,
+        evidence=(Evidence(item_code=item_code, question=None, raw_text=text, value=text),),
+    )
+
+
+def callback_request(ruleset: Ruleset, raw_text: str) -> Finding:
+    """The patient texted NURSE/CALL. A warning phrase in the same text can only raise the urgency."""
+    matches = _warning_matches(raw_text, ruleset)
+    urgency = ruleset.callback_urgency
+    if matches:
+        urgency = Urgency.max(urgency, ruleset.message_warning_urgency)
+    return Finding(
+        category=CALLBACK_CATEGORY,
+        urgency=urgency,
+        rule_id="messages.callback",
+        rationale=f"{ruleset.callback_rationale} {_describe_matches(matches)}",
+        ruleset=ruleset.name,
+        ruleset_version=ruleset.version,
+        evidence=(Evidence(item_code=None, question=None, raw_text=raw_text, value=raw_text),),
+    )
+
+
+def _run_rule(rule: Rule, answers: Mapping[str, AnswerView], history: History) -> _Fired | None:
+    outcome = _check(rule.when, answers, history)
+    if outcome.truth is not True:
+        return None
+    return _Fired(rule.id, rule.urgency, rule.rationale, outcome.evidence)
+
+
+def _run_message_rule(
+    rule: MessageRule, answers: Mapping[str, AnswerView], ruleset: Ruleset
+) -> _Fired | None:
+    views: list[AnswerView] = []
+    for item in rule.items:
+        view = _answered(answers, item)
+        if view is not None and isinstance(view.value, str) and view.value.strip():
+            views.append(view)
+    if rule.unreadable:
+        views.extend(v for v in answers.values() if v.status == UNREADABLE and v not in views)
+    if not views:
+        return None
+
+    matches: list[tuple[str, str]] = []
+    for view in views:
+        text = view.value if isinstance(view.value, str) and view.status == ANSWERED else view.raw_text
+        matches.extend(m for m in _warning_matches(text or "", ruleset) if m not in matches)
+    urgency = ruleset.message_warning_urgency if matches else ruleset.message_urgency
+    unreadable = [v.item_code for v in views if v.status == UNREADABLE]
+    detail = f" Unreadable reply to: {', '.join(unreadable)}." if unreadable else ""
+    rationale = f"{rule.rationale}{detail} {_describe_matches(matches)}"
+    return _Fired(rule.id, urgency, rationale, tuple(_evidence(v) for v in views))
+
+
+def _merge(category: str, hits: list[_Fired], ruleset: Ruleset) -> Finding:
+    urgency = Urgency.max(*(h.urgency for h in hits))
+    primary = next(h for h in hits if h.urgency == urgency)  # file order breaks ties
+    return Finding(
+        category=category,
+        urgency=urgency,
+        rule_id=primary.rule_id,
+        rationale=primary.rationale,
+        ruleset=ruleset.name,
+        ruleset_version=ruleset.version,
+        evidence=_ordered_evidence((e for h in hits for e in h.evidence), ruleset),
+        other_rule_ids=tuple(h.rule_id for h in hits if h is not primary),
+    )
+
+
+def _ordered_evidence(evidence: Iterable[Evidence], ruleset: Ruleset) -> tuple[Evidence, ...]:
+    unique: list[Evidence] = []
+    for e in evidence:
+        if e not in unique:  # equality, not hashing: values may be lists
+            unique.append(e)
+    order = {code: i for i, code in enumerate(ruleset.item_kinds)}
+
+    def position(e: Evidence) -> int:
+        if e.item_code is None:
+            return len(order) + 1  # history facts after the answers
+        return order.get(e.item_code, len(order))
+
+    return tuple(sorted(unique, key=position))  # stable: ties keep first-seen order
+
+
+def _apply_combination(combination: Combination, findings: list[Finding]) -> list[Finding]:
+    counted = {
+        f.category
+        for f in findings
+        if f.urgency == combination.of_urgency
+        and (combination.categories is None or f.category in combination.categories)
+    }
+    if len(counted) < combination.min_categories:
+        return findings
+    note = (
+        f" Raised from {combination.of_urgency} to {combination.raise_to} by policy '{combination.id}': "
+        f"{len(counted)} {combination.of_urgency} categories in one check-in ({', '.join(sorted(counted))}). "
+        f"{combination.rationale}"
+    )
+    return [
+        replace(
+            f,
+            urgency=combination.raise_to,
+            rationale=f.rationale + note,
+            other_rule_ids=(*f.other_rule_ids, combination.id),
+        )
+        if f.category in counted
+        else f
+        for f in findings
+    ]
+
+
+# --- Conditions ---------------------------------------------------------------------------------
+
+
+def _answered(answers: Mapping[str, AnswerView], item: str) -> AnswerView | None:
+    view = answers.get(item)
+    return view if view is not None and view.status == ANSWERED else None
+
+
+def _evidence(view: AnswerView) -> Evidence:
+    return Evidence(view.item_code, view.question, view.raw_text, view.value)
+
+
+def _as_int(value: object) -> int | None:
+    # bool is an int subclass; a True must never read as pain score 1.
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _as_choices(value: object) -> frozenset[int] | None:
+    if not isinstance(value, list | tuple):
+        return None
+    choices = [_as_int(v) for v in value]
+    return None if any(c is None for c in choices) else frozenset(c for c in choices if c is not None)
+
+
+def _check(condition: Condition, answers: Mapping[str, AnswerView], history: History) -> _Outcome:
+    """Three-valued check; evidence is the answers that decided a True or False outcome."""
+    match condition:
+        case AnyOf(conditions):
+            outcomes = [_check(c, answers, history) for c in conditions]
+            if any(o.truth is True for o in outcomes):
+                return _Outcome(True, _join(o for o in outcomes if o.truth is True))
+            if any(o.truth is None for o in outcomes):
+                return _UNKNOWN
+            return _Outcome(False, _join(outcomes))
+        case AllOf(conditions):
+            outcomes = [_check(c, answers, history) for c in conditions]
+            if any(o.truth is False for o in outcomes):
+                return _Outcome(False, _join(o for o in outcomes if o.truth is False))
+            if any(o.truth is None for o in outcomes):
+                return _UNKNOWN
+            return _Outcome(True, _join(outcomes))
+        case Not(inner):
+            outcome = _check(inner, answers, history)
+            return _UNKNOWN if outcome.truth is None else _Outcome(not outcome.truth, outcome.evidence)
+        case HistoryAtLeast(counter, at_least):
+            count = _as_int(getattr(history, counter, None))
+            if count is None:
+                return _UNKNOWN
+            return _Outcome(count >= at_least, (_history_evidence(counter, count),))
+        case _:
+            return _check_item(condition, answers, history)
+
+
+def _check_item(condition: ItemCondition, answers: Mapping[str, AnswerView], history: History) -> _Outcome:
+    view = _answered(answers, condition.item)
+    if view is None:
+        return _UNKNOWN
+    truth: _Truth
+    extra: tuple[Evidence, ...] = ()
+    match condition:
+        case Is(_, expected):
+            truth = view.value is expected if isinstance(view.value, bool) else None
+        case Compare(_, op, threshold):
+            number = _as_int(view.value)
+            truth = None if number is None else _compare(op, number, threshold)
+        case Includes(_, values):
+            choices = _as_choices(view.value)
+            truth = None if choices is None else bool(choices.intersection(values))
+        case CountOf(_, values, at_least):
+            choices = _as_choices(view.value)
+            truth = None if choices is None else len(choices.intersection(values)) >= at_least
+        case RiseFromPrevious(item, by):
+            number = _as_int(view.value)
+            attribute = PREVIOUS_VALUE_FIELDS.get(item)
+            previous = _as_int(getattr(history, attribute)) if attribute else None
+            # No previous completed check-in: a rise cannot be judged, so the rule cannot fire.
+            truth = None if number is None or previous is None else number - previous >= by
+            if previous is not None and attribute is not None:
+                extra = (_history_evidence(attribute, previous),)
+        case _:
+            assert_never(condition)
+    return _UNKNOWN if truth is None else _Outcome(truth, (_evidence(view), *extra))
+
+
+def _compare(op: Literal["gte", "lte", "eq"], number: int, threshold: int) -> bool:
+    if op == "gte":
+        return number >= threshold
+    if op == "lte":
+        return number <= threshold
+    return number == threshold
+
+
+def _history_evidence(name: str, value: int) -> Evidence:
+    return Evidence(item_code=None, question=None, raw_text=None, value={name: value})
+
+
+def _join(outcomes: Iterable[_Outcome]) -> tuple[Evidence, ...]:
+    return tuple(e for o in outcomes for e in o.evidence)
+
+
+# --- Warning phrases ----------------------------------------------------------------------------
+#
+# Matching is on words after normalisation (below). A phrase matches where its words appear in order;
+# the phrase's LAST word may run on, so "numb" matches "numbness", "fall" matches "falling" and the
+# Spanish stem "entumecid" matches "entumecido/a". That is where prefix matching goes wrong: "numb"
+# also matches "number", "fell" matches "fellow", "fall" matches "fallopian". We keep prefix matching
+# because a missed warning (silent) is worse than an extra same-day read (visible), and the ruleset
+# lists such words under `not_warning_words` so that they alone never match. Earlier words of a
+# phrase must match whole. Negation is not understood: "no numbness" still matches "numb" (errs safe).
+
+# Removed, not turned into spaces, so "can't" == "cant". The acute accent and prime are typed as
+# apostrophes on some phones; the acute must go before NFKD or it decomposes to space + combining mark.
+_APOSTROPHES = str.maketrans("", "", "'\u2019\u2018\u02bc`\u00b4\u2032")
+_WORD = re.compile(r"[^\W_]+")
+# "can not" / "cannot" / "can t" all read as "cant"; same for the other common "n't" forms.
+_NOT_FORMS = {
+    "can": "cant",
+    "will": "wont",
+    "do": "dont",
+    "does": "doesnt",
+    "did": "didnt",
+    "could": "couldnt",
+    "would": "wouldnt",
+    "should": "shouldnt",
+    "is": "isnt",
+    "are": "arent",
+    "was": "wasnt",
+    "were": "werent",
+    "has": "hasnt",
+    "have": "havent",
+    "had": "hadnt",
+    "must": "mustnt",
+}
+_CONTRACTED = frozenset(_NOT_FORMS.values())
+
+
+def _normalise(text: str) -> tuple[str, ...]:
+    """Lower-case, accent-folded words with apostrophes removed and "X not" joined to "Xnt"."""
+    folded = unicodedata.normalize("NFKD", text.translate(_APOSTROPHES).casefold())
+    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    words = _WORD.findall(folded)
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        following = words[i + 1] if i + 1 < len(words) else None
+        if word == "cannot":
+            out.append("cant")
+        elif following == "not" and word in _NOT_FORMS:
+            out.append(_NOT_FORMS[word])
+            i += 1
+        elif following == "t" and word + "t" in _CONTRACTED:  # "can t": apostrophe typed as a space
+            out.append(word + "t")
+            i += 1
+        else:
+            out.append(word)
+        i += 1
+    return tuple(out)
+
+
+def phrase_problem(phrase: str, *, single_word: bool = False) -> str | None:
+    """Why a configured phrase could never match as intended, or None if it is fine (for the loader)."""
+    words = _normalise(phrase)
+    if not words:
+        return f"phrase {phrase!r} has no letters or digits left after normalisation"
+    if single_word and len(words) != 1:
+        return f"{phrase!r} must be a single word"
+    return None
+
+
+def not_warning_word_problem(word: str, phrases: Iterable[str]) -> str | None:
+    """Why a not-warning word would have no effect (it extends no phrase's last word), or None."""
+    problem = phrase_problem(word, single_word=True)
+    if problem:
+        return problem
+    (normalised,) = _normalise(word)
+    for phrase in phrases:
+        words = _normalise(phrase)
+        if words and normalised != words[-1] and normalised.startswith(words[-1]):
+            return None
+    return f"{word!r} does not extend the last word of any warning phrase, so it has no effect"
+
+
+def _contains(words: tuple[str, ...], phrase: tuple[str, ...], not_warning: frozenset[str]) -> bool:
+    if not phrase:
+        return False
+    *head, last = phrase
+    width = len(phrase)
+    for start in range(len(words) - width + 1):
+        if list(words[start : start + width - 1]) != head:
+            continue
+        word = words[start + width - 1]
+        if word == last or (word.startswith(last) and word not in not_warning):
+            return True
+    return False
+
+
+def _warning_matches(text: str, ruleset: Ruleset) -> list[tuple[str, str]]:
+    """(language, phrase) for every configured phrase in the text; every language is checked."""
+    words = _normalise(text)
+    matches: list[tuple[str, str]] = []
+    for language, phrases in ruleset.warning_phrases.items():
+        exempt = ruleset.not_warning_words.get(language, ())
+        not_warning = frozenset(w for word in exempt for w in _normalise(word))
+        matches.extend((language, p) for p in phrases if _contains(words, _normalise(p), not_warning))
+    return matches
+
+
+def _describe_matches(matches: list[tuple[str, str]]) -> str:
+    if not matches:
+        return "No warning phrase matched."
+    listed = ", ".join(f'"{phrase}" ({language})' for language, phrase in matches)
+    return f"Warning phrase matched: {listed}."

@@ -1,0 +1,235 @@
+"""Findings → alerts: open, merge or raise (one open alert per patient and category).
+
+DB-facing: it uses pro_service's models and outbound queue. The clinical judgement is in `alerts.rules`
+(pure); this module only records it, and hands new or more urgent alerts to `alerts.notify`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from alerts.rules import AnswerView, Finding, History, Urgency, callback_request, evaluate, evaluate_message
+from pro_service.models import (
+    Alert,
+    AlertEvent,
+    AlertStatus,
+    Answer,
+    AnswerStatus,
+    CheckIn,
+    CheckInStatus,
+    Message,
+    Patient,
+)
+from pro_service.runtime import Runtime
+
+URGENCY_RANK = {Urgency.URGENT: 3, Urgency.SAME_DAY: 2, Urgency.ROUTINE: 1}
+_REF_ALPHABET = "ACDEFHJKMNPRTUVWXY3479"  # no look-alikes (0/O, 1/I/L, 5/S, 8/B, 2/Z)
+
+
+def new_ref() -> str:
+    return "".join(secrets.choice(_REF_ALPHABET) for _ in range(6))
+
+
+def _evidence(finding: Finding, **extra: Any) -> list[dict[str, Any]]:
+    out = []
+    for ev in finding.evidence:
+        item = asdict(ev)
+        item.update(rule_id=finding.rule_id, ruleset=finding.ruleset, ruleset_version=finding.ruleset_version)
+        item.update(extra)
+        out.append(item)
+    return out
+
+
+def _key(ev: dict[str, Any]) -> tuple[Any, ...]:
+    return (ev.get("rule_id"), ev.get("item_code"), ev.get("check_in_id"), ev.get("message_id"))
+
+
+def upsert_alert(
+    session: Session,
+    rt: Runtime,
+    patient_id: int,
+    finding: Finding,
+    *,
+    check_in_id: int | None = None,
+    message_id: int | None = None,
+) -> Alert:
+    """Record a finding: a new alert, or new evidence on the open one. Urgency only ever rises."""
+    from alerts import notify
+
+    now = rt.now()
+    evidence = _evidence(finding, check_in_id=check_in_id, message_id=message_id)
+    rank = URGENCY_RANK[finding.urgency]
+    alert = session.scalar(
+        select(Alert)
+        .where(
+            Alert.patient_id == patient_id,
+            Alert.category == finding.category,
+            Alert.status != AlertStatus.RESOLVED,
+        )
+        .with_for_update()
+    )
+    if alert is None:
+        alert = Alert(
+            ref=new_ref(),
+            patient_id=patient_id,
+            check_in_id=check_in_id,
+            category=finding.category,
+            urgency=finding.urgency.value,
+            urgency_rank=rank,
+            status=AlertStatus.OPEN,
+            ruleset=finding.ruleset,
+            ruleset_version=finding.ruleset_version,
+            rule_ids=[finding.rule_id],
+            evidence=evidence,
+            opened_at=now,
+            updated_at=now,
+        )
+        try:
+            with session.begin_nested():
+                session.add(alert)
+                session.flush()
+        except IntegrityError:
+            # Another worker opened it a moment ago (the partial unique index): merge into theirs.
+            return upsert_alert(
+                session, rt, patient_id, finding, check_in_id=check_in_id, message_id=message_id
+            )
+        session.add(
+            AlertEvent(
+                alert_id=alert.id,
+                kind="opened",
+                created_at=now,
+                detail={"urgency": finding.urgency.value, "rule_id": finding.rule_id},
+            )
+        )
+        notify.alert_raised(session, rt, alert, previous_rank=0)
+        return alert
+
+    known = {_key(ev) for ev in alert.evidence}
+    fresh = [ev for ev in evidence if _key(ev) not in known]
+    if fresh:
+        alert.evidence = [*alert.evidence, *fresh]
+        if finding.rule_id not in alert.rule_ids:
+            alert.rule_ids = [*alert.rule_ids, finding.rule_id]
+        session.add(
+            AlertEvent(
+                alert_id=alert.id,
+                kind="evidence_added",
+                created_at=now,
+                detail={"rule_id": finding.rule_id, "count": len(fresh)},
+            )
+        )
+    if rank > alert.urgency_rank:
+        previous = alert.urgency_rank
+        session.add(
+            AlertEvent(
+                alert_id=alert.id,
+                kind="urgency_raised",
+                created_at=now,
+                detail={"from": alert.urgency, "to": finding.urgency.value},
+            )
+        )
+        alert.urgency, alert.urgency_rank = finding.urgency.value, rank
+        alert.ruleset, alert.ruleset_version = finding.ruleset, finding.ruleset_version
+        notify.alert_raised(session, rt, alert, previous_rank=previous)
+    alert.updated_at = now
+    return alert
+
+
+def _views(answers: list[Answer]) -> dict[str, AnswerView]:
+    return {
+        a.item_code: AnswerView(a.item_code, a.status.value, a.value, a.raw_text, a.question) for a in answers
+    }
+
+
+def history_for(session: Session, check_in: CheckIn) -> History:
+    previous = session.scalar(
+        select(CheckIn)
+        .where(
+            CheckIn.patient_id == check_in.patient_id,
+            CheckIn.id < check_in.id,
+            CheckIn.status == CheckInStatus.COMPLETED,
+        )
+        .order_by(CheckIn.id.desc())
+        .limit(1)
+    )
+    previous_pain = None
+    if previous is not None:
+        pain = next((a for a in previous.answers if a.item_code == "pain_worst"), None)
+        if pain is not None and pain.status == AnswerStatus.ANSWERED and isinstance(pain.value, int):
+            previous_pain = pain.value
+    # Scheduled check-ins in a row, newest first up to this one, that expired with nothing answered.
+    recent = session.scalars(
+        select(CheckIn)
+        .where(
+            CheckIn.patient_id == check_in.patient_id,
+            CheckIn.id <= check_in.id,
+            CheckIn.schedule_id.is_not(None),
+            CheckIn.status.in_((CheckInStatus.COMPLETED, CheckInStatus.EXPIRED)),
+        )
+        .order_by(CheckIn.id.desc())
+        .limit(10)
+    ).all()
+    streak = 0
+    for past in recent:
+        unanswered = past.status == CheckInStatus.EXPIRED and not any(
+            a.status in (AnswerStatus.ANSWERED, AnswerStatus.UNREADABLE) for a in past.answers
+        )
+        if not unanswered:
+            break
+        streak += 1
+    return History(previous_pain_worst=previous_pain, consecutive_expired_unanswered=streak)
+
+
+def score_check_in(session: Session, rt: Runtime, check_in_id: int) -> list[Alert]:
+    """Evaluate a check-in's answers (all rules once closed, early ones while open) and record alerts."""
+    check_in = session.get(CheckIn, check_in_id)
+    if check_in is None:
+        return []
+    session.scalar(select(Patient.id).where(Patient.id == check_in.patient_id).with_for_update())
+    session.refresh(check_in)
+    complete = not check_in.status.is_open
+    findings = evaluate(
+        _views(list(check_in.answers)), history_for(session, check_in), rt.ruleset, complete=complete
+    )
+    alerts = [upsert_alert(session, rt, check_in.patient_id, f, check_in_id=check_in.id) for f in findings]
+    if complete and check_in.scored_at is None:
+        check_in.scored_at = rt.now()
+    return alerts
+
+
+def record_patient_message(
+    session: Session, rt: Runtime, patient: Patient, message: Message, *, source: str
+) -> Alert:
+    text = message.body or ""
+    if not text.strip() and message.num_media:
+        text = f"[{message.num_media} picture(s) or file(s), no text]"
+    finding = evaluate_message(text, rt.ruleset, source=source)
+    return upsert_alert(session, rt, patient.id, finding, message_id=message.id)
+
+
+def record_callback_request(session: Session, rt: Runtime, patient: Patient, message: Message) -> Alert:
+    return upsert_alert(
+        session, rt, patient.id, callback_request(rt.ruleset, message.body or ""), message_id=message.id
+    )
+
+
+def closed_unscored(session: Session, before: datetime, limit: int = 200) -> list[int]:
+    """Closed check-ins never scored (a lost score task): the sweep re-publishes them."""
+    return list(
+        session.scalars(
+            select(CheckIn.id)
+            .where(
+                CheckIn.status.in_((CheckInStatus.COMPLETED, CheckInStatus.EXPIRED)),
+                CheckIn.scored_at.is_(None),
+                CheckIn.closed_at < before,
+            )
+            .limit(limit)
+        )
+    )

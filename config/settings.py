@@ -1,0 +1,121 @@
+"""Typed settings, read from the environment once at start-up.
+
+A bad or missing value stops start-up with a message naming the variable (`SettingsError`).
+Tests build `Settings(...)` directly instead of editing `os.environ`.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = f"sqlite:///{ROOT / 'var' / 'pro-service.sqlite3'}"
+
+
+class SettingsError(RuntimeError):
+    """Start-up configuration problem; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=True, extra="ignore", frozen=True)
+
+    DATABASE_URL: str = DEFAULT_DATABASE_URL
+    # Unset = the embedded default: Celery on an SQLite-backed broker, no server to install.
+    REDIS_URL: str | None = None
+    SECRET_KEY: str = Field(min_length=16)
+
+    SMS_BACKEND: Literal["outbox", "twilio"] = "outbox"
+    TWILIO_ACCOUNT_SID: str | None = None
+    TWILIO_AUTH_TOKEN: str | None = None
+    TWILIO_FROM_NUMBER: str | None = None
+    TWILIO_MESSAGING_SERVICE_SID: str | None = None
+    TWILIO_API_BASE_URL: str = "https://api.twilio.com"
+    # Seconds a question may wait in Twilio's queue before it is dropped rather than delivered late.
+    TWILIO_VALIDITY_PERIOD: int = Field(default=14400, ge=1, le=36000)
+    PUBLIC_BASE_URL: str = "http://127.0.0.1:5000"
+
+    # Reliability knobs.
+    SWEEP_STUCK_AFTER_SECONDS: int = Field(default=60, ge=1)
+    BROKER_TIMEOUT_SECONDS: float = Field(default=2.0, gt=0, le=30)
+    SEND_RATE_PER_SECOND: float = Field(default=10.0, gt=0)
+    BEAT_TICK_SECONDS: float = Field(default=15.0, gt=0)
+
+    # Check-in timing (issue: SMS check-ins).
+    REMINDER_AFTER_MINUTES: int = Field(default=240, ge=1)
+    CHECK_IN_EXPIRES_AFTER_MINUTES: int = Field(default=1440, ge=1)
+    CATCH_UP_WINDOW_MINUTES: int = Field(default=360, ge=1)
+    QUIET_HOURS_START: time = time(21, 0)
+    QUIET_HOURS_END: time = time(8, 0)
+
+    CLINIC_PHONE: str = "the clinic"
+    CONFIG_DIR: Path = ROOT / "config"
+    LOG_LEVEL: str = "INFO"
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("redis://", "rediss://")):
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return value
+
+    @field_validator("PUBLIC_BASE_URL", "TWILIO_API_BASE_URL")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _twilio_complete(self) -> Settings:
+        if self.SMS_BACKEND == "twilio":
+            for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
+                if not getattr(self, name):
+                    raise ValueError(f"{name} is required when SMS_BACKEND=twilio")
+            if not (self.TWILIO_FROM_NUMBER or self.TWILIO_MESSAGING_SERVICE_SID):
+                raise ValueError(
+                    "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID is required when SMS_BACKEND=twilio"
+                )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.DATABASE_URL.startswith("sqlite")
+
+    @property
+    def webhook_auth_token(self) -> str:
+        """The token inbound webhooks are signed with.
+
+        With the outbox backend the patient-phone simulator signs its posts the same way Twilio would, so the
+        webhook never runs unverified; without a Twilio token it signs with a key derived from SECRET_KEY.
+        """
+        if self.TWILIO_AUTH_TOKEN:
+            return self.TWILIO_AUTH_TOKEN
+        return "outbox-" + self.SECRET_KEY[:24]
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; raise SettingsError naming the variable on a bad value."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            problems.append(f"{name}: {error['msg']}")
+        raise SettingsError("Invalid configuration: " + "; ".join(problems)) from None

@@ -1,0 +1,64 @@
+"""pro-service: SMS check-ins for patients with bone metastases, red flags, and nurse alerts.
+
+`create_app(settings)` is the one way in, for the web, the CLI and the Celery worker. Nothing runs at import.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, g
+
+from config.settings import Settings, load_settings
+from pro_service.runtime import Runtime, build_runtime
+from pro_service.sms.gateway import SmsGateway
+
+
+def create_app(settings: Settings | None = None, *, gateway: SmsGateway | None = None) -> Flask:
+    settings = settings or load_settings()
+    logging.basicConfig(level=settings.LOG_LEVEL)
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=settings.SECRET_KEY, MAX_CONTENT_LENGTH=1024 * 1024, JSON_SORT_KEYS=False)
+    runtime = build_runtime(settings, gateway=gateway)
+    app.extensions["pro"] = runtime
+
+    from pro_service.web import api, health, twilio
+
+    app.register_blueprint(twilio.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+
+    _register_error_handlers(app)
+
+    @app.teardown_appcontext
+    def _close_session(_exc: BaseException | None) -> None:
+        session = g.pop("db_session", None)
+        if session is not None:
+            session.close()
+
+    return app
+
+
+def _register_error_handlers(app: Flask) -> None:
+    """Under /api every error is JSON; a database outage is a 503 so Twilio and clients retry."""
+    from flask import jsonify, request
+    from sqlalchemy.exc import OperationalError
+    from werkzeug.exceptions import HTTPException
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        if request.path.startswith("/api/"):
+            name = (exc.name or "error").lower().replace(" ", "_")
+            return jsonify({"error": name, "detail": exc.description}), exc.code or 500
+        return exc
+
+    @app.errorhandler(OperationalError)
+    def _database_down(_exc: OperationalError) -> Any:
+        logging.getLogger(__name__).error("database unavailable")
+        return jsonify({"error": "service_unavailable", "detail": "the database is unavailable"}), 503
+
+
+def runtime_of(app: Flask) -> Runtime:
+    runtime: Runtime = app.extensions["pro"]
+    return runtime

@@ -1,0 +1,109 @@
+"""`pro-service …`: schema, users, tokens, the demo, and the embedded all-in-one runner."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from config.settings import SettingsError, load_settings
+from pro_service.models import StaffRole
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def main() -> None:
+    """pro-service: SMS check-ins, red flags and nurse alerts for patients with bone metastases."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Create or upgrade the schema (Alembic)."""
+    from pro_service.migrate import upgrade
+
+    upgrade(_settings().DATABASE_URL, revision)
+    click.echo("database schema is up to date")
+
+
+@main.command("create-token")
+@click.option("--name", required=True, help="Who uses it, e.g. 'ehr-integration'.")
+@click.option("--role", type=click.Choice([r.value for r in StaffRole]), required=True)
+def create_token_command(name: str, role: str) -> None:
+    """Create an API token; the token is printed once, as the last line."""
+    from pro_service.runtime import build_runtime
+    from pro_service.services.tokens import create_token
+
+    rt = build_runtime(_settings())
+    with rt.sessions() as session, session.begin():
+        new = create_token(session, name=name, role=StaffRole(role))
+    click.echo(f"token {new.id} for {name} ({role}); store it now, it is not shown again:")
+    click.echo(new.token)
+
+
+@main.command("create-user")
+@click.option("--email", required=True)
+@click.option("--name", default=None)
+@click.option("--role", type=click.Choice([r.value for r in StaffRole]), required=True)
+@click.option("--phone", default=None, help="E.164 number for pages.")
+@click.password_option()
+def create_user_command(email: str, name: str | None, role: str, phone: str | None, password: str) -> None:
+    """Create a staff account (the first admin, say)."""
+    from pro_service.runtime import build_runtime
+    from pro_service.services.staff import StaffError, create_staff
+
+    rt = build_runtime(_settings())
+    try:
+        with rt.sessions() as session, session.begin():
+            staff = create_staff(
+                session, email=email, name=name or email, role=StaffRole(role), phone=phone, password=password
+            )
+    except StaffError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created {role} {staff.email} (id {staff.id})")
+
+
+@main.command("demo")
+def demo_command() -> None:
+    """Seed demo staff, a care team and patients with some history (idempotent)."""
+    from pro_service.demo import seed
+    from pro_service.runtime import build_runtime
+
+    rt = build_runtime(_settings())
+    for line in seed(rt):
+        click.echo(line)
+
+
+@main.command("tick")
+def tick_command() -> None:
+    """Run one beat tick now, in this process (operators: after an outage, to catch up at once)."""
+    from pro_service.runtime import build_runtime
+    from pro_service.services.sweeps import tick
+
+    rt = build_runtime(_settings())
+    click.echo(str(tick(rt, rt.now())))
+
+
+@main.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+def run_command(host: str, port: int) -> None:
+    """The embedded default on one machine: schema, demo data, web, worker and beat."""
+    from pro_service.embedded import run_all
+
+    sys.exit(run_all(_settings(), host, port))
+
+
+if __name__ == "__main__":
+    main()

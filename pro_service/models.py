@@ -1,0 +1,449 @@
+"""SQLAlchemy 2 typed models.
+
+State machines live beside their tables as enums whose docstrings list the next states; the allowed
+transitions are enforced in one place each (`MessageStatus.can_move_to`, `AlertStatus`, check-in services).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on PostgreSQL and SQLite alike (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime stored; use timezone-aware UTC")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}  # noqa: RUF012  (SQLAlchemy reads it)
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    # Stored as plain strings (no PG enum types): adding a state is a code change, not a migration.
+    return Enum(cls, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
+
+
+class StaffRole(enum.StrEnum):
+    NURSE = "nurse"
+    ADMIN = "admin"
+
+
+class PatientStatus(enum.StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    DISCHARGED = "discharged"
+
+
+class CheckInStatus(enum.StrEnum):
+    """pending → in_progress → completed | expired | cancelled.
+
+    pending: materialised, first question not yet sent (waiting out quiet hours). in_progress: a question is
+    out. completed: every item answered or skipped. expired: deadline passed; unanswered items are `missing`.
+    cancelled: the patient opted out or was discharged.
+    """
+
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_open(self) -> bool:
+        return self in (CheckInStatus.PENDING, CheckInStatus.IN_PROGRESS)
+
+
+OPEN_CHECK_IN_STATUSES = ("pending", "in_progress")
+
+
+class AnswerStatus(enum.StrEnum):
+    ANSWERED = "answered"
+    UNREADABLE = "unreadable"  # two misses: raw text kept, a nurse reviews it
+    MISSING = "missing"  # the check-in expired before it was answered
+    SKIPPED = "skipped"  # skip logic
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class MessageStatus(enum.StrEnum):
+    """Inbound: received → processed. Outbound: queued → sending → sent → delivered | undelivered | failed.
+
+    Provider callbacks may arrive out of order; a status only moves forward (a late `sent` never overwrites
+    `delivered`). `failed` is also where a send ends that we will not retry (opted out, invalid number).
+    """
+
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    QUEUED = "queued"
+    SENDING = "sending"
+    ACCEPTED = "accepted"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def can_move_to(self, new: MessageStatus) -> bool:
+        return _OUTBOUND_RANK.get(new, -1) > _OUTBOUND_RANK.get(self, -1)
+
+
+_OUTBOUND_RANK = {
+    MessageStatus.QUEUED: 0,
+    MessageStatus.SENDING: 1,
+    MessageStatus.ACCEPTED: 2,
+    MessageStatus.SENT: 3,
+    MessageStatus.DELIVERED: 4,
+    MessageStatus.UNDELIVERED: 4,
+    MessageStatus.FAILED: 4,
+    MessageStatus.CANCELLED: 4,
+}
+
+
+class MessageKind(enum.StrEnum):
+    REPLY = "reply"  # inbound from a patient
+    QUESTION = "question"
+    REPROMPT = "reprompt"
+    REMINDER = "reminder"
+    ACKNOWLEDGEMENT = "acknowledgement"
+    SAFETY = "safety"
+    HELP = "help"
+    OPT_OUT = "opt_out"
+    OPT_IN = "opt_in"
+    CLOSING = "closing"
+    PAGE = "page"
+    STAFF_REPLY = "staff_reply"  # inbound from a staff phone (ACK <ref>)
+    UNKNOWN_SENDER = "unknown_sender"
+
+
+class AlertStatus(enum.StrEnum):
+    """open → acknowledged → resolved; open → resolved is allowed (resolved by a nurse who acted)."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class CareTeam(Base):
+    __tablename__ = "care_teams"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    phone: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    patients: Mapped[list[Patient]] = relationship(back_populates="care_team")
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    role: Mapped[StaffRole] = mapped_column(_enum(StaffRole))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    phone: Mapped[str | None] = mapped_column(String(32), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CareTeamMember(Base):
+    __tablename__ = "care_team_members"
+
+    care_team_id: Mapped[int] = mapped_column(
+        ForeignKey("care_teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mrn: Mapped[str] = mapped_column(String(64), unique=True)
+    given_name: Mapped[str] = mapped_column(String(120))
+    family_name: Mapped[str] = mapped_column(String(120))
+    phone: Mapped[str] = mapped_column(String(32), unique=True)  # E.164
+    timezone: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    care_team_id: Mapped[int] = mapped_column(ForeignKey("care_teams.id"), index=True)
+    status: Mapped[PatientStatus] = mapped_column(_enum(PatientStatus), default=PatientStatus.ACTIVE)
+    sms_consent: Mapped[bool] = mapped_column(Boolean, default=True)
+    consent_at: Mapped[datetime | None]
+    opted_out_at: Mapped[datetime | None]
+    # Set when the provider says the number cannot receive SMS; an administrator must fix the record.
+    phone_problem: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    care_team: Mapped[CareTeam] = relationship(back_populates="patients")
+
+    @property
+    def can_receive_sms(self) -> bool:
+        return (
+            self.sms_consent
+            and self.opted_out_at is None
+            and self.status != PatientStatus.DISCHARGED
+            and self.phone_problem is None
+        )
+
+
+class Schedule(Base):
+    __tablename__ = "schedules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    instrument_code: Mapped[str] = mapped_column(String(64))
+    rrule: Mapped[str] = mapped_column(String(500))
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Materialisation cursor: occurrences at or before this instant have been considered.
+    last_considered_at: Mapped[datetime | None]
+
+
+class CheckIn(Base):
+    __tablename__ = "check_ins"
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "scheduled_for", name="uq_check_ins_schedule_due"),
+        # One open check-in per patient, enforced by the database.
+        Index(
+            "uq_check_ins_one_open_per_patient",
+            "patient_id",
+            unique=True,
+            postgresql_where=text("status IN ('pending', 'in_progress')"),
+            sqlite_where=text("status IN ('pending', 'in_progress')"),
+        ),
+        Index("ix_check_ins_status_deadlines", "status", "next_deadline_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    schedule_id: Mapped[int | None] = mapped_column(ForeignKey("schedules.id", ondelete="SET NULL"))
+    instrument_code: Mapped[str] = mapped_column(String(64))
+    instrument_version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[CheckInStatus] = mapped_column(_enum(CheckInStatus), default=CheckInStatus.PENDING)
+    scheduled_for: Mapped[datetime | None]
+    send_after: Mapped[datetime | None]  # quiet hours push the first question here
+    started_at: Mapped[datetime | None]
+    current_item: Mapped[str | None] = mapped_column(String(64))
+    misses_on_current: Mapped[int] = mapped_column(Integer, default=0)
+    last_question_at: Mapped[datetime | None]
+    reminder_sent_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    # The earliest of the timers beat must look at (send, reminder, expiry): one indexed column to sweep.
+    next_deadline_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    scored_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    answers: Mapped[list[Answer]] = relationship(back_populates="check_in", order_by="Answer.id")
+
+
+class Answer(Base):
+    __tablename__ = "answers"
+    __table_args__ = (UniqueConstraint("check_in_id", "item_code", name="uq_answers_check_in_item"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    check_in_id: Mapped[int] = mapped_column(ForeignKey("check_ins.id", ondelete="CASCADE"), index=True)
+    item_code: Mapped[str] = mapped_column(String(64))
+    status: Mapped[AnswerStatus] = mapped_column(_enum(AnswerStatus))
+    value: Mapped[Any | None] = mapped_column(JSON)
+    raw_text: Mapped[str | None] = mapped_column(Text)
+    question: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    answered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    check_in: Mapped[CheckIn] = relationship(back_populates="answers")
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_patient_created", "patient_id", "id"),
+        Index("ix_messages_direction_status", "direction", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    direction: Mapped[Direction] = mapped_column(_enum(Direction))
+    kind: Mapped[MessageKind] = mapped_column(_enum(MessageKind))
+    status: Mapped[MessageStatus] = mapped_column(_enum(MessageStatus))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="SET NULL"))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    check_in_id: Mapped[int | None] = mapped_column(ForeignKey("check_ins.id", ondelete="SET NULL"))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
+    item_code: Mapped[str | None] = mapped_column(String(64))
+    from_number: Mapped[str] = mapped_column(String(32))
+    to_number: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text, default="")
+    num_media: Mapped[int] = mapped_column(Integer, default=0)
+    media: Mapped[list[Any] | None] = mapped_column(JSON)
+    twilio_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Idempotency for outbound rows created by tasks that may run twice (e.g. "page:<alert>:<level>:<staff>").
+    dedup_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_message: Mapped[str | None] = mapped_column(String(500))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    valid_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    processed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (
+        # One ongoing alert per (patient, category); new evidence is merged into it.
+        Index(
+            "uq_alerts_one_open_per_category",
+            "patient_id",
+            "category",
+            unique=True,
+            postgresql_where=text("status IN ('open', 'acknowledged')"),
+            sqlite_where=text("status IN ('open', 'acknowledged')"),
+        ),
+        Index("ix_alerts_status_urgency_opened", "status", "urgency_rank", "opened_at"),
+        Index("ix_alerts_escalation", "status", "next_escalation_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(String(16), unique=True)  # short, PHI-free reference used in pages
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    check_in_id: Mapped[int | None] = mapped_column(ForeignKey("check_ins.id", ondelete="SET NULL"))
+    category: Mapped[str] = mapped_column(String(64))
+    urgency: Mapped[str] = mapped_column(String(16))
+    urgency_rank: Mapped[int] = mapped_column(Integer)  # 3 urgent, 2 same_day, 1 routine: sortable
+    status: Mapped[AlertStatus] = mapped_column(_enum(AlertStatus), default=AlertStatus.OPEN)
+    ruleset: Mapped[str] = mapped_column(String(64))
+    ruleset_version: Mapped[int] = mapped_column(Integer)
+    rule_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    evidence: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    resolved_at: Mapped[datetime | None]
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    outcome: Mapped[str | None] = mapped_column(String(64))
+    outcome_note: Mapped[str | None] = mapped_column(Text)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    next_escalation_at: Mapped[datetime | None]
+    safety_message_sent: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    events: Mapped[list[AlertEvent]] = relationship(back_populates="alert", order_by="AlertEvent.id")
+
+
+class AlertEvent(Base):
+    __tablename__ = "alert_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # opened, evidence_added, urgency_raised, paged, ...
+    actor_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    actor: Mapped[str] = mapped_column(String(120), default="system")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    alert: Mapped[Alert] = relationship(back_populates="events")
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_patient_at", "patient_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(160))  # "staff:12", "token:3 (ehr)", "system"
+    action: Mapped[str] = mapped_column(String(64))  # view_patient, create_patient, acknowledge_alert, ...
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str | None] = mapped_column(String(64))
+    patient_id: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    role: Mapped[StaffRole] = mapped_column(_enum(StaffRole))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex; the token is never stored
+    prefix: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class OnCallShift(Base):
+    """Who is paged for a care team, at which escalation level, between two instants.
+
+    Level 1 is paged first; each unacknowledged deadline moves the alert to the next level that has
+    someone on shift. Rotas are entered in the team's time zone and stored in UTC.
+    """
+
+    __tablename__ = "on_call_shifts"
+    __table_args__ = (Index("ix_on_call_team_window", "care_team_id", "starts_at", "ends_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    care_team_id: Mapped[int] = mapped_column(ForeignKey("care_teams.id", ondelete="CASCADE"))
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"))
+    level: Mapped[int] = mapped_column(Integer, default=1)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]

@@ -1,0 +1,88 @@
+"""Everything a request or a task needs, built once per process from Settings (nothing at import)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from celery import Celery
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.escalation import EscalationPolicy, load_policy
+from alerts.ruleset import Ruleset, load_rulesets
+from config.settings import Settings
+from pro_service.db import make_engine, make_session_factory
+from pro_service.instruments import InstrumentRegistry, load_instruments
+from pro_service.queue import TaskQueue, make_celery
+from pro_service.sms.gateway import SmsGateway
+from pro_service.sms.outbox import OutboxGateway
+from pro_service.texts import Texts, load_texts
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    celery: Celery
+    tasks: TaskQueue
+    gateway: SmsGateway
+    instruments: InstrumentRegistry
+    rulesets: dict[tuple[str, int], Ruleset]
+    texts: Texts
+    policy: EscalationPolicy
+    clock: Callable[[], datetime] = field(default=_utcnow)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    @property
+    def ruleset(self) -> Ruleset:
+        """The active ruleset: the highest version (an alert records the one that fired it)."""
+        return max(self.rulesets.values(), key=lambda r: r.version)
+
+    def status_callback_url(self, message_id: int) -> str:
+        return f"{self.settings.PUBLIC_BASE_URL}/twilio/status?mid={message_id}"
+
+
+def make_gateway(settings: Settings) -> SmsGateway:
+    if settings.SMS_BACKEND == "twilio":
+        from pro_service.sms.twilio_gateway import TwilioGateway
+
+        assert settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN  # checked by Settings
+        return TwilioGateway(
+            account_sid=settings.TWILIO_ACCOUNT_SID,
+            auth_token=settings.TWILIO_AUTH_TOKEN,
+            api_base_url=settings.TWILIO_API_BASE_URL,
+            from_number=settings.TWILIO_FROM_NUMBER,
+            messaging_service_sid=settings.TWILIO_MESSAGING_SERVICE_SID,
+        )
+    return OutboxGateway()
+
+
+def build_runtime(settings: Settings, *, gateway: SmsGateway | None = None) -> Runtime:
+    engine = make_engine(settings.DATABASE_URL)
+    sessions = make_session_factory(engine)
+    celery = make_celery(settings)
+    tasks = TaskQueue(celery)
+    tasks.install(sessions)
+    instruments = load_instruments(settings.CONFIG_DIR / "instruments")
+    rulesets = load_rulesets(settings.CONFIG_DIR / "rules", instruments.item_kinds())
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        celery=celery,
+        tasks=tasks,
+        gateway=gateway or make_gateway(settings),
+        instruments=instruments,
+        rulesets=rulesets,
+        texts=load_texts(settings.CONFIG_DIR / "texts.yaml"),
+        policy=load_policy(settings.CONFIG_DIR / "escalation.yaml"),
+    )

@@ -1,0 +1,272 @@
+"""Check-ins: start one, apply a reply, and the timers beat sweeps (first send, reminder, expiry).
+
+The conversation itself is pure (`pro_service.conversation`); this module loads its state, persists the
+step and queues what it says to send. Timers are columns (`next_deadline_at`), never countdown tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pro_service import conversation
+from pro_service.instruments import Instrument
+from pro_service.models import (
+    OPEN_CHECK_IN_STATUSES,
+    Answer,
+    AnswerStatus,
+    CheckIn,
+    CheckInStatus,
+    Message,
+    MessageKind,
+    Patient,
+    PatientStatus,
+    Schedule,
+)
+from pro_service.runtime import Runtime
+from pro_service.scheduling import QuietHours, send_time
+from pro_service.services.outbound import queue_to_patient
+
+log = logging.getLogger(__name__)
+
+
+class CheckInError(ValueError):
+    """A check-in cannot start (unknown instrument, patient cannot receive, one already open)."""
+
+
+def quiet_hours(rt: Runtime) -> QuietHours:
+    return QuietHours(rt.settings.QUIET_HOURS_START, rt.settings.QUIET_HOURS_END)
+
+
+def open_check_in(session: Session, patient_id: int) -> CheckIn | None:
+    return session.scalar(
+        select(CheckIn).where(CheckIn.patient_id == patient_id, CheckIn.status.in_(OPEN_CHECK_IN_STATUSES))
+    )
+
+
+def instrument_of(rt: Runtime, check_in: CheckIn) -> Instrument:
+    return rt.instruments.get(check_in.instrument_code, check_in.instrument_version)
+
+
+def start_now(session: Session, rt: Runtime, patient: Patient, instrument_code: str) -> CheckIn:
+    """Start a check-in at once (a staff or API request): the first question goes out now."""
+    instrument = rt.instruments.latest(instrument_code)
+    if instrument is None:
+        raise CheckInError(f"unknown instrument {instrument_code!r}")
+    if not patient.can_receive_sms:
+        raise CheckInError("the patient cannot receive SMS (opted out, discharged or a number problem)")
+    if open_check_in(session, patient.id) is not None:
+        raise CheckInError("the patient already has an open check-in")
+    check_in = CheckIn(
+        patient_id=patient.id,
+        instrument_code=instrument.code,
+        instrument_version=instrument.version,
+        status=CheckInStatus.PENDING,
+        created_at=rt.now(),
+    )
+    session.add(check_in)
+    session.flush()
+    send_first_question(session, rt, check_in, patient)
+    return check_in
+
+
+def send_first_question(session: Session, rt: Runtime, check_in: CheckIn, patient: Patient) -> None:
+    instrument = instrument_of(rt, check_in)
+    now = rt.now()
+    step = conversation.start(instrument, patient.language)
+    check_in.status = CheckInStatus.IN_PROGRESS
+    check_in.started_at = now
+    check_in.expires_at = now + timedelta(minutes=rt.settings.CHECK_IN_EXPIRES_AFTER_MINUTES)
+    _apply_step(session, rt, check_in, patient, step, now)
+
+
+def apply_reply(session: Session, rt: Runtime, check_in: CheckIn, patient: Patient, message: Message) -> None:
+    """One reply to the item last asked; the caller holds the patient's lock."""
+    instrument = instrument_of(rt, check_in)
+    assert check_in.current_item is not None
+    item = instrument.item(check_in.current_item)
+    state = conversation.State(
+        current_item=check_in.current_item,
+        misses_on_current=check_in.misses_on_current,
+        answers={a.item_code: conversation.KnownAnswer(a.status, a.value) for a in check_in.answers},
+    )
+    step = conversation.advance(
+        instrument,
+        patient.language,
+        state,
+        message.body,
+        reprompt_text(rt, item.kind, item, patient.language),
+    )
+    message.check_in_id = check_in.id
+    message.item_code = check_in.current_item
+    _apply_step(session, rt, check_in, patient, step, rt.now(), message_id=message.id)
+
+
+def reprompt_text(rt: Runtime, kind: str, item: object, language: str) -> str:
+    from pro_service.instruments import Item
+
+    assert isinstance(item, Item)
+    if kind == "integer":
+        return rt.texts.get("reprompt_integer", language, minimum=item.minimum, maximum=item.maximum)
+    if kind == "multi_choice":
+        key = "reprompt_multi_choice_none" if item.none_allowed else "reprompt_multi_choice"
+        return rt.texts.get(key, language)
+    return rt.texts.get(f"reprompt_{kind}", language)
+
+
+def _apply_step(
+    session: Session,
+    rt: Runtime,
+    check_in: CheckIn,
+    patient: Patient,
+    step: conversation.Step,
+    now: datetime,
+    message_id: int | None = None,
+) -> None:
+    for stored in step.answers:
+        session.add(
+            Answer(
+                check_in_id=check_in.id,
+                item_code=stored.item_code,
+                status=AnswerStatus(stored.status),
+                value=stored.value,
+                raw_text=stored.raw_text,
+                question=stored.question,
+                message_id=message_id if stored.raw_text is not None else None,
+                answered_at=now,
+            )
+        )
+    session.flush()
+    session.expire(check_in, ["answers"])
+    for out in step.send:
+        kind = MessageKind.QUESTION if out.kind == "question" else MessageKind.REPROMPT
+        queue_to_patient(
+            session,
+            rt,
+            patient,
+            kind,
+            out.text,
+            check_in_id=check_in.id,
+            item_code=out.item_code,
+            valid_for=timedelta(seconds=rt.settings.TWILIO_VALIDITY_PERIOD),
+        )
+    check_in.current_item = step.current_item
+    check_in.misses_on_current = step.misses_on_current
+    if step.send:
+        check_in.last_question_at = now
+        if any(out.kind == "question" for out in step.send):
+            check_in.reminder_sent_at = None
+    if step.completed:
+        close(session, rt, check_in, CheckInStatus.COMPLETED, now)
+        closing = rt.texts.get("closing", patient.language, clinic_phone=_clinic_phone(rt, patient))
+        queue_to_patient(session, rt, patient, MessageKind.CLOSING, closing, check_in_id=check_in.id)
+    else:
+        _set_deadline(rt, check_in)
+    if step.answers:
+        # Urgent rules fire on the answer that triggers them, not at the end of the check-in.
+        rt.tasks.after_commit(session, "pro.score_check_in", check_in.id)
+
+
+def _clinic_phone(rt: Runtime, patient: Patient) -> str:
+    return patient.care_team.phone or rt.settings.CLINIC_PHONE
+
+
+def close(session: Session, rt: Runtime, check_in: CheckIn, status: CheckInStatus, now: datetime) -> None:
+    check_in.status = status
+    check_in.closed_at = now
+    check_in.current_item = None
+    check_in.next_deadline_at = None
+    rt.tasks.after_commit(session, "pro.score_check_in", check_in.id)
+
+
+def _set_deadline(rt: Runtime, check_in: CheckIn) -> None:
+    deadlines = [d for d in (check_in.expires_at,) if d is not None]
+    if check_in.reminder_sent_at is None and check_in.last_question_at is not None:
+        deadlines.append(check_in.last_question_at + timedelta(minutes=rt.settings.REMINDER_AFTER_MINUTES))
+    check_in.next_deadline_at = min(deadlines) if deadlines else None
+
+
+def expire(session: Session, rt: Runtime, check_in: CheckIn, now: datetime) -> None:
+    """Keep what was answered; the unanswered items are recorded as missing."""
+    instrument = instrument_of(rt, check_in)
+    known = {a.item_code: conversation.KnownAnswer(a.status, a.value) for a in check_in.answers}
+    for stored in conversation.expire(instrument, known):
+        session.add(
+            Answer(
+                check_in_id=check_in.id,
+                item_code=stored.item_code,
+                status=AnswerStatus(stored.status),
+                answered_at=now,
+            )
+        )
+    close(session, rt, check_in, CheckInStatus.EXPIRED, now)
+
+
+def run_deadlines(session: Session, rt: Runtime, now: datetime, limit: int = 500) -> int:
+    """Beat's sweep of check-in timers: first send after quiet hours, reminder, expiry. Returns rows seen."""
+    query = (
+        select(CheckIn)
+        .where(CheckIn.status.in_(OPEN_CHECK_IN_STATUSES), CheckIn.next_deadline_at <= now)
+        .order_by(CheckIn.next_deadline_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    handled = 0
+    for check_in in session.scalars(query).all():
+        patient = session.get(Patient, check_in.patient_id, with_for_update=True)
+        assert patient is not None
+        handled += 1
+        if check_in.status == CheckInStatus.PENDING:
+            _send_when_due(session, rt, check_in, patient, now)
+        elif check_in.expires_at is not None and check_in.expires_at <= now:
+            expire(session, rt, check_in, now)
+        else:
+            _remind(session, rt, check_in, patient, now)
+    return handled
+
+
+def _send_when_due(session: Session, rt: Runtime, check_in: CheckIn, patient: Patient, now: datetime) -> None:
+    # Still due? Checked again at send time: the patient may have opted out or the window passed.
+    window = timedelta(minutes=rt.settings.CATCH_UP_WINDOW_MINUTES)
+    stale = check_in.scheduled_for is not None and now - check_in.scheduled_for > window + timedelta(hours=12)
+    schedule = session.get(Schedule, check_in.schedule_id) if check_in.schedule_id else None
+    if (
+        not patient.can_receive_sms
+        or patient.status != PatientStatus.ACTIVE
+        or stale
+        or (schedule is not None and not schedule.active)
+    ):
+        check_in.status = CheckInStatus.CANCELLED
+        check_in.closed_at = now
+        check_in.next_deadline_at = None
+        return
+    send_first_question(session, rt, check_in, patient)
+
+
+def _remind(session: Session, rt: Runtime, check_in: CheckIn, patient: Patient, now: datetime) -> None:
+    if check_in.reminder_sent_at is not None or check_in.current_item is None:
+        _set_deadline(rt, check_in)
+        return
+    allowed = send_time(now, patient.timezone, quiet_hours(rt))
+    if allowed > now:
+        # Inside quiet hours: remind when they end, if the check-in is still open then.
+        check_in.next_deadline_at = min(allowed, check_in.expires_at or allowed)
+        return
+    instrument = instrument_of(rt, check_in)
+    question = instrument.render_question(check_in.current_item, patient.language)
+    text = rt.texts.get("reminder_prefix", patient.language) + question
+    queue_to_patient(
+        session,
+        rt,
+        patient,
+        MessageKind.REMINDER,
+        text,
+        check_in_id=check_in.id,
+        item_code=check_in.current_item,
+        valid_for=timedelta(seconds=rt.settings.TWILIO_VALIDITY_PERIOD),
+    )
+    check_in.reminder_sent_at = now
+    _set_deadline(rt, check_in)

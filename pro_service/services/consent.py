@@ -1,0 +1,62 @@
+"""Opt-out and opt-in: recorded with time; an opted-out patient gets nothing more (but the confirmation)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pro_service.models import CheckIn, CheckInStatus, MessageKind, Patient
+from pro_service.runtime import Runtime
+from pro_service.services.audit import record
+
+
+def clinic_phone(rt: Runtime, patient: Patient) -> str:
+    return patient.care_team.phone or rt.settings.CLINIC_PHONE
+
+
+def opt_out(session: Session, rt: Runtime, patient: Patient, *, source: str, confirm: bool = True) -> None:
+    now = rt.now()
+    if patient.opted_out_at is None:
+        patient.opted_out_at = now
+        record(
+            session,
+            actor="patient",
+            action="opt_out",
+            subject=("patient", patient.id),
+            patient_id=patient.id,
+            detail={"source": source},
+            at=now,
+        )
+    for check_in in session.scalars(
+        select(CheckIn).where(
+            CheckIn.patient_id == patient.id, CheckIn.status.in_(("pending", "in_progress"))
+        )
+    ):
+        check_in.status = CheckInStatus.CANCELLED
+        check_in.closed_at = now
+        check_in.next_deadline_at = None
+    if confirm:
+        from pro_service.services.outbound import queue_to_patient
+
+        text = rt.texts.get("opt_out", patient.language, clinic_phone=clinic_phone(rt, patient))
+        queue_to_patient(session, rt, patient, MessageKind.OPT_OUT, text)
+
+
+def opt_in(session: Session, rt: Runtime, patient: Patient, *, source: str) -> None:
+    from pro_service.services.outbound import queue_to_patient
+
+    now = rt.now()
+    if patient.opted_out_at is not None:
+        patient.opted_out_at = None
+        patient.sms_consent = True
+        patient.consent_at = now
+        record(
+            session,
+            actor="patient",
+            action="opt_in",
+            subject=("patient", patient.id),
+            patient_id=patient.id,
+            detail={"source": source},
+            at=now,
+        )
+    queue_to_patient(session, rt, patient, MessageKind.OPT_IN, rt.texts.get("opt_in", patient.language))

@@ -1,0 +1,159 @@
+"""Inbound SMS: store first (the webhook), then process a patient's replies in arrival order (a worker).
+
+`store_inbound` is the webhook's whole job: one indexed lookup and one INSERT … ON CONFLICT DO NOTHING on
+the MessageSid, committed before Twilio gets its 200. `process_patient` runs under the patient's row lock
+and handles that patient's unprocessed messages oldest first, so two workers never interleave one patient.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from pro_service.models import (
+    CheckInStatus,
+    Direction,
+    Message,
+    MessageKind,
+    MessageStatus,
+    Patient,
+    StaffUser,
+)
+from pro_service.replies import AnswerSpec, Keyword, Parsed, classify_keyword, parse_reply
+from pro_service.runtime import Runtime
+from pro_service.services import check_ins
+from pro_service.services.consent import clinic_phone, opt_in, opt_out
+from pro_service.services.outbound import queue_to_patient
+
+log = logging.getLogger(__name__)
+
+_YES_NO = AnswerSpec(kind="yes_no")
+
+
+@dataclass(frozen=True)
+class Stored:
+    message_id: int | None  # None: a repeat delivery of a MessageSid we already have
+    patient_id: int | None
+    staff_id: int | None
+
+
+def _media(form: Mapping[str, str]) -> tuple[int, list[dict[str, str]] | None]:
+    try:
+        count = max(0, min(int(form.get("NumMedia", "0") or 0), 10))
+    except ValueError:
+        count = 0
+    media = [
+        {"url": form.get(f"MediaUrl{i}", ""), "content_type": form.get(f"MediaContentType{i}", "")}
+        for i in range(count)
+    ]
+    return count, media or None
+
+
+def store_inbound(session: Session, rt: Runtime, form: Mapping[str, str]) -> Stored:
+    """Insert the message (idempotent on MessageSid) and name whose it is. The caller commits."""
+    sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()[:64]
+    sender = (form.get("From") or "").strip()[:32]
+    patient_id = session.scalar(select(Patient.id).where(Patient.phone == sender)) if sender else None
+    staff_id = None
+    kind = MessageKind.REPLY
+    if patient_id is None:
+        staff_id = session.scalar(select(StaffUser.id).where(StaffUser.phone == sender)) if sender else None
+        kind = MessageKind.STAFF_REPLY if staff_id is not None else MessageKind.UNKNOWN_SENDER
+    num_media, media = _media(form)
+    now = rt.now()
+    values: dict[str, Any] = {
+        "direction": Direction.INBOUND.value,
+        "kind": kind.value,
+        "status": MessageStatus.RECEIVED.value,
+        "patient_id": patient_id,
+        "staff_id": staff_id,
+        "from_number": sender,
+        "to_number": (form.get("To") or "")[:32],
+        "body": form.get("Body") or "",
+        "num_media": num_media,
+        "media": media,
+        "twilio_sid": sid or None,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(Message).values(**values).on_conflict_do_nothing().returning(Message.id)
+    message_id = session.execute(statement).scalar()
+    if message_id is not None:
+        if patient_id is not None:
+            rt.tasks.after_commit(session, "pro.process_inbound", patient_id)
+        elif staff_id is not None:
+            rt.tasks.after_commit(session, "pro.process_staff_inbound", message_id)
+    return Stored(message_id, patient_id, staff_id)
+
+
+def process_patient(session: Session, rt: Runtime, patient_id: int) -> int:
+    """Handle the patient's unprocessed messages in arrival order, under the patient's row lock."""
+    patient = session.scalar(select(Patient).where(Patient.id == patient_id).with_for_update())
+    if patient is None:
+        return 0
+    pending = session.scalars(
+        select(Message)
+        .where(
+            Message.patient_id == patient_id,
+            Message.direction == Direction.INBOUND,
+            Message.status == MessageStatus.RECEIVED,
+        )
+        .order_by(Message.id)
+    ).all()
+    for message in pending:
+        _handle(session, rt, patient, message)
+        message.status = MessageStatus.PROCESSED
+        message.processed_at = rt.now()
+    return len(pending)
+
+
+def _handle(session: Session, rt: Runtime, patient: Patient, message: Message) -> None:
+    from alerts import triage
+
+    text = message.body or ""
+    keyword = classify_keyword(text)
+    if keyword is Keyword.STOP:
+        opt_out(session, rt, patient, source=f"message {message.id}")
+        return
+    if keyword is Keyword.START or (
+        patient.opted_out_at is not None and parse_reply(text, _YES_NO) == Parsed(True)
+    ):
+        opt_in(session, rt, patient, source=f"message {message.id}")
+        return
+    if keyword is Keyword.HELP:
+        help_text = rt.texts.get("help", patient.language, clinic_phone=clinic_phone(rt, patient))
+        queue_to_patient(session, rt, patient, MessageKind.HELP, help_text)
+        return
+    if keyword is Keyword.NURSE:
+        triage.record_callback_request(session, rt, patient, message)
+        queue_to_patient(
+            session, rt, patient, MessageKind.ACKNOWLEDGEMENT, rt.texts.get("callback", patient.language)
+        )
+        return
+
+    check_in = check_ins.open_check_in(session, patient.id)
+    if (
+        patient.opted_out_at is None
+        and check_in is not None
+        and check_in.status == CheckInStatus.IN_PROGRESS
+        and check_in.current_item is not None
+        and text.strip()
+    ):
+        check_ins.apply_reply(session, rt, check_in, patient, message)
+        return
+
+    # Outside a check-in (or a photo with no text, or from an opted-out patient): a message for the care
+    # team. It is kept, shown on the timeline and triaged; the patient is told how to reach the clinic.
+    triage.record_patient_message(session, rt, patient, message, source="message")
+    if patient.opted_out_at is None:
+        ack = rt.texts.get("acknowledgement", patient.language, clinic_phone=clinic_phone(rt, patient))
+        queue_to_patient(session, rt, patient, MessageKind.ACKNOWLEDGEMENT, ack)

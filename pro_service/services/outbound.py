@@ -1,0 +1,234 @@
+"""Outbound SMS: queue a row, then send it once.
+
+A row is the unit of work: `queue_*` inserts it (status queued) and asks for `pro.send_message` after
+commit; `send_message` claims it (queued → sending, committed) before calling the gateway, so a task that
+runs twice sends once. A row left in `sending` by a crash is reconciled against the provider by the sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pro_service.models import Direction, Message, MessageKind, MessageStatus, Patient, StaffUser
+from pro_service.runtime import Runtime
+from pro_service.sms.gateway import INVALID_NUMBER_CODES, UNSUBSCRIBED, SendError
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+# Sent even to an opted-out patient: the confirmation of the opt-out itself (carriers expect one).
+ALLOWED_WHEN_OPTED_OUT = frozenset({MessageKind.OPT_OUT})
+
+
+def sender_number(rt: Runtime) -> str:
+    return rt.settings.TWILIO_FROM_NUMBER or rt.settings.TWILIO_MESSAGING_SERVICE_SID or "+15550000000"
+
+
+def queue_to_patient(
+    session: Session,
+    rt: Runtime,
+    patient: Patient,
+    kind: MessageKind,
+    body: str,
+    *,
+    check_in_id: int | None = None,
+    item_code: str | None = None,
+    alert_id: int | None = None,
+    dedup_key: str | None = None,
+    valid_for: timedelta | None = None,
+) -> Message | None:
+    """Queue a text for a patient; None when they must not get it (opted out, discharged, bad number)."""
+    if not patient.can_receive_sms and kind not in ALLOWED_WHEN_OPTED_OUT:
+        log.info("not queued: patient cannot receive SMS", extra={"patient_id": patient.id, "kind": kind})
+        return None
+    return _queue(
+        session,
+        rt,
+        Message(
+            direction=Direction.OUTBOUND,
+            kind=kind,
+            status=MessageStatus.QUEUED,
+            patient_id=patient.id,
+            check_in_id=check_in_id,
+            item_code=item_code,
+            alert_id=alert_id,
+            from_number=sender_number(rt),
+            to_number=patient.phone,
+            body=body,
+            dedup_key=dedup_key,
+            valid_until=(rt.now() + valid_for) if valid_for else None,
+        ),
+    )
+
+
+def queue_to_staff(
+    session: Session,
+    rt: Runtime,
+    staff: StaffUser,
+    body: str,
+    *,
+    alert_id: int | None,
+    dedup_key: str,
+    kind: MessageKind = MessageKind.PAGE,
+) -> Message | None:
+    if not staff.phone:
+        return None
+    return _queue(
+        session,
+        rt,
+        Message(
+            direction=Direction.OUTBOUND,
+            kind=kind,
+            status=MessageStatus.QUEUED,
+            staff_id=staff.id,
+            alert_id=alert_id,
+            from_number=sender_number(rt),
+            to_number=staff.phone,
+            body=body,
+            dedup_key=dedup_key,
+        ),
+    )
+
+
+def _queue(session: Session, rt: Runtime, message: Message) -> Message | None:
+    if message.dedup_key is not None:
+        existing = session.scalar(select(Message).where(Message.dedup_key == message.dedup_key))
+        if existing is not None:
+            return None  # already queued by an earlier run of the same task
+    message.created_at = rt.now()
+    message.next_attempt_at = rt.now()
+    session.add(message)
+    session.flush()
+    rt.tasks.after_commit(session, "pro.send_message", message.id)
+    return message
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    status: str  # sent | skipped | retry | failed
+    reason: str = ""
+    retry_in: float | None = None
+
+
+def backoff(attempts: int) -> float:
+    return float(min(2 ** max(attempts - 1, 0), 300))
+
+
+def claim(session: Session, rt: Runtime, message_id: int) -> Message | None:
+    """queued → sending, committed by the caller before the gateway is called. None if not ours to send."""
+    message = session.scalar(select(Message).where(Message.id == message_id).with_for_update())
+    if message is None or message.direction != Direction.OUTBOUND or message.status != MessageStatus.QUEUED:
+        return None
+    now = rt.now()
+    if message.next_attempt_at is not None and message.next_attempt_at > now:
+        return None
+    if message.valid_until is not None and message.valid_until < now:
+        message.status = MessageStatus.CANCELLED
+        message.error_message = "no longer valid when its turn came"
+        return None
+    if message.patient_id is not None and message.kind not in ALLOWED_WHEN_OPTED_OUT:
+        patient = session.get(Patient, message.patient_id)
+        if patient is None or not patient.can_receive_sms:
+            message.status = MessageStatus.CANCELLED
+            message.error_message = "patient cannot receive SMS"
+            return None
+    message.status = MessageStatus.SENDING
+    message.attempts += 1
+    message.updated_at = now
+    return message
+
+
+def deliver(session: Session, rt: Runtime, message: Message) -> SendOutcome:
+    """Call the gateway for a claimed row and record the result (the caller commits)."""
+    validity = None
+    if message.valid_until is not None:
+        validity = max(1, min(36000, int((message.valid_until - rt.now()).total_seconds())))
+    try:
+        result = rt.gateway.send(
+            to=message.to_number,
+            body=message.body,
+            status_callback=rt.status_callback_url(message.id),
+            validity_period=validity,
+        )
+    except SendError as exc:
+        return _record_failure(session, rt, message, exc)
+    message.twilio_sid = result.sid
+    try:
+        new_status = MessageStatus(result.status)
+    except ValueError:
+        new_status = MessageStatus.SENT
+    message.status = new_status if MessageStatus.SENDING.can_move_to(new_status) else MessageStatus.ACCEPTED
+    message.sent_at = rt.now()
+    message.error_code = None
+    message.error_message = None
+    return SendOutcome("sent")
+
+
+def _record_failure(session: Session, rt: Runtime, message: Message, exc: SendError) -> SendOutcome:
+    message.error_code = exc.code
+    message.error_message = str(exc)[:500]
+    if exc.retryable and message.attempts < MAX_ATTEMPTS:
+        delay = backoff(message.attempts)
+        message.status = MessageStatus.QUEUED
+        message.next_attempt_at = rt.now() + timedelta(seconds=delay)
+        return SendOutcome("retry", f"provider error {exc.code or exc.http_status}", delay)
+    message.status = MessageStatus.FAILED
+    if message.patient_id is not None:
+        apply_provider_error(session, rt, message.patient_id, exc.code)
+    log.warning("send failed", extra={"message_id": message.id, "code": exc.code})
+    return SendOutcome("failed", f"provider error {exc.code or exc.http_status}")
+
+
+def apply_provider_error(session: Session, rt: Runtime, patient_id: int, code: int | None) -> None:
+    """21610: the patient unsubscribed at the carrier → opted out. Invalid numbers → flag for an admin."""
+    from pro_service.services.consent import opt_out
+
+    patient = session.get(Patient, patient_id)
+    if patient is None or code is None:
+        return
+    if code == UNSUBSCRIBED:
+        opt_out(session, rt, patient, source=f"provider error {code}", confirm=False)
+    elif code in INVALID_NUMBER_CODES and patient.phone_problem is None:
+        patient.phone_problem = f"provider error {code}: number cannot receive SMS"
+
+
+def send_message(rt: Runtime, message_id: int) -> SendOutcome:
+    """The whole send of one row, in two transactions: claim, then deliver and record."""
+    with rt.sessions() as session, session.begin():
+        message = claim(session, rt, message_id)
+        if message is None:
+            return SendOutcome("skipped", "not queued, not due, or recipient cannot receive")
+    # The rate limit is shared by all workers (Redis); wait for a slot outside any transaction.
+    from pro_service.services.ratelimit import acquire_send_slot
+
+    acquire_send_slot(rt)
+    with rt.sessions() as session, session.begin():
+        message = session.get(Message, message_id, with_for_update=True)
+        assert message is not None
+        return deliver(session, rt, message)
+
+
+def reconcile_stuck_sending(session: Session, rt: Runtime, message: Message, now: datetime) -> None:
+    """A row left in `sending` by a dead worker: adopt the provider's copy if it went out, else requeue."""
+    since = (message.updated_at or message.created_at) - timedelta(minutes=5)
+    try:
+        sent = rt.gateway.recent_to(message.to_number, since)
+    except Exception:
+        log.warning("could not reconcile a stuck send; will try again", extra={"message_id": message.id})
+        return
+    for candidate in sent:
+        if candidate.body == message.body:
+            taken = session.scalar(select(Message.id).where(Message.twilio_sid == candidate.sid))
+            if taken is None:
+                message.twilio_sid = candidate.sid
+                message.status = MessageStatus.SENT
+                message.sent_at = candidate.date_created or now
+                return
+    message.status = MessageStatus.QUEUED
+    message.next_attempt_at = now
+    rt.tasks.after_commit(session, "pro.send_message", message.id)

@@ -1,0 +1,60 @@
+"""The sender's messages-per-second cap, shared by every worker through Redis.
+
+Each send reserves the next free slot (a GCRA "theoretical arrival time" kept in one Redis key, advanced
+atomically by a Lua script on Redis' own clock) and waits for it. No bursts: slots are 1/rate apart.
+Without Redis (the embedded default, one worker) the same rule runs in-process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import cache
+
+import redis
+
+from pro_service.runtime import Runtime
+
+KEY = "pro:ratelimit:sms"
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+redis.call('SET', KEYS[1], tat + interval, 'PX', 60000)
+return tat - now
+"""
+
+_local_lock = threading.Lock()
+_local_next = 0.0
+
+
+@cache
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+
+def acquire_send_slot(rt: Runtime) -> float:
+    """Block until this process may send one message; returns the seconds waited."""
+    interval = 1.0 / rt.settings.SEND_RATE_PER_SECOND
+    if rt.settings.REDIS_URL:
+        try:
+            reply = _client(rt.settings.REDIS_URL).eval(_RESERVE, 1, KEY, str(int(interval * 1_000_000)))
+            wait_us = int(reply)  # type: ignore[arg-type]  # sync client: an int, not an Awaitable
+        except redis.RedisError:
+            wait_us = int(_local_wait(interval) * 1_000_000)
+    else:
+        wait_us = int(_local_wait(interval) * 1_000_000)
+    if wait_us > 0:
+        time.sleep(wait_us / 1_000_000)
+    return wait_us / 1_000_000
+
+
+def _local_wait(interval: float) -> float:
+    global _local_next
+    with _local_lock:
+        now = time.monotonic()
+        slot = max(now, _local_next)
+        _local_next = slot + interval
+        return slot - now

@@ -1,0 +1,108 @@
+"""Beat's tick: everything time-driven, from rows. Run twice at once and nothing happens twice
+(unique keys, row locks with SKIP LOCKED, status checks); a lost broker message is found here again."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from alerts import notify, triage
+from pro_service.models import Direction, Message, MessageKind, MessageStatus
+from pro_service.runtime import Runtime
+from pro_service.services import check_ins, dispatch
+from pro_service.services.outbound import reconcile_stuck_sending
+
+log = logging.getLogger(__name__)
+SENDING_STUCK_AFTER = timedelta(minutes=5)
+
+
+@dataclass
+class TickReport:
+    materialised: int = 0
+    deadlines: int = 0
+    escalated: int = 0
+    republished: dict[str, int] = field(default_factory=dict)
+
+
+def republish_stuck(session: Session, rt: Runtime, now: datetime) -> dict[str, int]:
+    """Rows whose task the broker may have lost: publish again (the tasks are idempotent)."""
+    older = now - timedelta(seconds=rt.settings.SWEEP_STUCK_AFTER_SECONDS)
+    counts: dict[str, int] = {}
+    patients = session.scalars(
+        select(Message.patient_id)
+        .where(
+            Message.direction == Direction.INBOUND,
+            Message.status == MessageStatus.RECEIVED,
+            Message.patient_id.is_not(None),
+            Message.created_at < older,
+        )
+        .distinct()
+        .limit(1000)
+    ).all()
+    for patient_id in patients:
+        rt.tasks.after_commit(session, "pro.process_inbound", patient_id)
+    counts["inbound_patients"] = len(patients)
+    staff_msgs = session.scalars(
+        select(Message.id)
+        .where(
+            Message.direction == Direction.INBOUND,
+            Message.kind == MessageKind.STAFF_REPLY,
+            Message.status == MessageStatus.RECEIVED,
+            Message.created_at < older,
+        )
+        .limit(1000)
+    ).all()
+    for message_id in staff_msgs:
+        rt.tasks.after_commit(session, "pro.process_staff_inbound", message_id)
+    counts["staff_inbound"] = len(staff_msgs)
+    outbound = session.scalars(
+        select(Message.id)
+        .where(
+            Message.direction == Direction.OUTBOUND,
+            Message.status == MessageStatus.QUEUED,
+            Message.next_attempt_at <= now,
+            Message.updated_at < older,
+        )
+        .order_by(Message.id)
+        .limit(5000)
+    ).all()
+    for message_id in outbound:
+        rt.tasks.after_commit(session, "pro.send_message", message_id)
+    counts["outbound"] = len(outbound)
+    sending = session.scalars(
+        select(Message)
+        .where(
+            Message.direction == Direction.OUTBOUND,
+            Message.status == MessageStatus.SENDING,
+            Message.updated_at < now - SENDING_STUCK_AFTER,
+        )
+        .limit(100)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for message in sending:
+        reconcile_stuck_sending(session, rt, message, now)
+    counts["sending_reconciled"] = len(sending)
+    unscored = triage.closed_unscored(session, older)
+    for check_in_id in unscored:
+        rt.tasks.after_commit(session, "pro.score_check_in", check_in_id)
+    counts["unscored"] = len(unscored)
+    return counts
+
+
+def tick(rt: Runtime, now: datetime) -> TickReport:
+    """One beat: materialise due check-ins, run check-in timers, escalate, re-publish what is stuck.
+    Each part is its own transaction so one failing does not hold back the others."""
+    report = TickReport()
+    with rt.sessions() as session, session.begin():
+        report.materialised = dispatch.materialise_due(session, rt, now)
+    with rt.sessions() as session, session.begin():
+        report.deadlines = check_ins.run_deadlines(session, rt, now)
+    with rt.sessions() as session, session.begin():
+        report.escalated = notify.escalate_due(session, rt, now)
+    with rt.sessions() as session, session.begin():
+        report.republished = republish_stuck(session, rt, now)
+    return report

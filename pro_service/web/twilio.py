@@ -1,0 +1,90 @@
+"""Twilio webhooks: inbound SMS and delivery status. Verify, store, commit, then answer.
+
+Signatures are checked against the public URL Twilio called (PUBLIC_BASE_URL + path + query), not the URL
+Flask sees behind a proxy. Twilio does not redeliver a failed inbound webhook, so a database error answers
+5xx (visible in Twilio's console) and the reconciliation job can fetch the message later.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+from twilio.request_validator import RequestValidator
+
+from pro_service.models import Direction, Message, MessageStatus
+from pro_service.services.inbound import store_inbound
+from pro_service.services.outbound import apply_provider_error
+from pro_service.web.common import db, runtime
+
+log = logging.getLogger(__name__)
+bp = Blueprint("twilio", __name__, url_prefix="/twilio")
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+def _public_url() -> str:
+    query = request.query_string.decode("latin-1")
+    return runtime().settings.PUBLIC_BASE_URL + request.path + (f"?{query}" if query else "")
+
+
+def _signed() -> bool:
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature:
+        return False
+    validator = RequestValidator(runtime().settings.webhook_auth_token)
+    try:
+        return bool(validator.validate(_public_url(), request.form, signature))
+    except (ValueError, TypeError, UnicodeError):
+        return False
+
+
+def _forbidden() -> ResponseReturnValue:
+    return Response("invalid signature", status=403, mimetype="text/plain")
+
+
+@bp.post("/sms")
+def inbound_sms() -> ResponseReturnValue:
+    if not _signed():
+        log.warning("inbound webhook refused: bad signature")
+        return _forbidden()
+    session = db()
+    stored = store_inbound(session, runtime(), request.form)
+    session.commit()  # stored before we acknowledge; the worker is woken after this commit
+    log.info("inbound stored", extra={"message_id": stored.message_id, "patient_id": stored.patient_id})
+    return Response(EMPTY_TWIML, status=200, mimetype="text/xml")
+
+
+@bp.post("/status")
+def status_callback() -> ResponseReturnValue:
+    if not _signed():
+        return _forbidden()
+    try:
+        message_id = int(request.args.get("mid", ""))
+    except ValueError:
+        return Response("", status=204)
+    new_raw = (request.form.get("MessageStatus") or request.form.get("SmsStatus") or "").lower()
+    try:
+        new = MessageStatus(new_raw)
+    except ValueError:
+        return Response("", status=204)  # a status we do not track (e.g. "read"): nothing to record
+    session = db()
+    rt = runtime()
+    message = session.scalar(select(Message).where(Message.id == message_id).with_for_update())
+    if message is None or message.direction != Direction.OUTBOUND:
+        session.rollback()
+        return Response("", status=204)
+    sid = request.form.get("MessageSid")
+    if sid and message.twilio_sid not in (None, sid):
+        session.rollback()
+        return Response("", status=204)  # a callback for another message: ignore
+    if message.status.can_move_to(new):
+        message.status = new
+        code = request.form.get("ErrorCode")
+        if code and code.isdigit():
+            message.error_code = int(code)
+            if message.patient_id is not None:
+                apply_provider_error(session, rt, message.patient_id, int(code))
+    session.commit()
+    return Response("", status=204)

@@ -1,0 +1,326 @@
+"""Test harness: real PostgreSQL and Redis, a real Celery worker, a local Twilio-compatible server.
+
+Each test session creates its own PostgreSQL database (migrated with Alembic) and uses its own Redis db
+number; tables are truncated between tests (e2e tests need committed rows a worker can see, so a
+rolled-back transaction per test would not be honest here).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from twilio.request_validator import RequestValidator
+from werkzeug.serving import make_server
+
+from pro_service.models import utcnow
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+ACCOUNT_SID = "AC" + "0" * 31 + "1"
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+FROM_NUMBER = "+15005550006"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(
+    condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, message: str = "condition"
+) -> Any:
+    """Poll until `condition()` is truthy, at most `timeout` seconds; return its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    name = f"pro_test_{os.getpid()}_{secrets.token_hex(3)}"
+    try:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        pytest.exit(f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({exc}); run `make test`", returncode=3)
+    url = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+    from pro_service.migrate import upgrade
+
+    upgrade(url)
+    yield url
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    # A db number per test session (1–15), picked so two concurrent runs rarely share; flushed first.
+    db = 1 + (os.getpid() % 15)
+    url = f"{REDIS_BASE}/{db}"
+    client = redis.Redis.from_url(url, socket_connect_timeout=3)
+    try:
+        client.flushdb()
+    except redis.RedisError as exc:
+        pytest.exit(f"Redis is not reachable at {REDIS_BASE} ({exc}); run `make test`", returncode=3)
+    finally:
+        client.close()
+    return url
+
+
+@pytest.fixture(scope="session")
+def twilio_server() -> Iterator[Any]:
+    from pro_service.sms.twilio_server import TwilioServer, TwilioServerState
+
+    server = TwilioServer(TwilioServerState(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN), port=0)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def web_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def settings_env(pg_url: str, redis_url: str, twilio_server: Any, web_port: int) -> dict[str, str]:
+    """The environment of the real processes (worker, web) — the same names an operator sets."""
+    return {
+        "DATABASE_URL": pg_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": "test-secret-key-" + "x" * 16,
+        "SMS_BACKEND": "twilio",
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_FROM_NUMBER": FROM_NUMBER,
+        "TWILIO_API_BASE_URL": twilio_server.url,
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}",
+        "SWEEP_STUCK_AFTER_SECONDS": "1",
+        "SEND_RATE_PER_SECOND": "50",
+        "CLINIC_PHONE": "+1 555 0100",
+        "BEAT_TICK_SECONDS": "3600",
+    }
+
+
+@pytest.fixture(scope="session")
+def settings(settings_env: dict[str, str]) -> Any:
+    from config.settings import Settings
+
+    return Settings(**settings_env)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def app(settings: Any) -> Any:
+    from pro_service import create_app
+
+    flask_app = create_app(settings)
+    flask_app.testing = True
+    return flask_app
+
+
+@pytest.fixture(scope="session")
+def rt(app: Any) -> Iterator[Any]:
+    from pro_service import runtime_of
+
+    runtime = runtime_of(app)
+    yield runtime
+    runtime.engine.dispose()
+
+
+TABLES = (
+    "alert_events",
+    "answers",
+    "messages",
+    "alerts",
+    "check_ins",
+    "schedules",
+    "on_call_shifts",
+    "care_team_members",
+    "patients",
+    "staff_users",
+    "care_teams",
+    "audit_log",
+    "api_tokens",
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Truncate tables and clear the Twilio server before each integration test."""
+    if "pg_url" not in request.fixturenames and not request.node.get_closest_marker("integration"):
+        yield
+        return
+    rt_ = request.getfixturevalue("rt")
+    server = request.getfixturevalue("twilio_server")
+    wait_until_broker_idle(request.getfixturevalue("redis_url"))
+    # Ids keep growing across tests (no RESTART IDENTITY): a late task from an earlier test finds no row.
+    truncate = text(f"TRUNCATE {', '.join(TABLES)} CASCADE")
+
+    def truncated() -> bool:
+        try:
+            with rt_.engine.begin() as conn:
+                conn.execute(text("SET LOCAL lock_timeout = '2s'"))
+                conn.execute(truncate)
+        except OperationalError:
+            return False  # a worker task still holds a lock; try again
+        return True
+
+    wait_for(truncated, timeout=30, interval=0.2, message="tables to be truncated")
+    server.state.clear()
+    rt_.clock = utcnow
+    yield
+
+
+def wait_until_broker_idle(url: str, timeout: float = 30.0) -> None:
+    """No task waiting in a queue and none taken but unacknowledged (acks_late): the worker is idle."""
+    from pro_service.queue import QUEUES
+
+    client = redis.Redis.from_url(url)
+    try:
+
+        def idle() -> bool:
+            return sum(client.llen(q) for q in QUEUES) == 0 and client.hlen("unacked") == 0
+
+        wait_for(idle, timeout=timeout, message="the worker to finish the previous test's tasks")
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+class Signer:
+    def __init__(self, public_base: str, token: str) -> None:
+        self.public_base = public_base
+        self.validator = RequestValidator(token)
+
+    def headers(self, path: str, params: dict[str, str]) -> dict[str, str]:
+        return {"X-Twilio-Signature": self.validator.compute_signature(self.public_base + path, params)}
+
+
+@pytest.fixture
+def signer(settings: Any) -> Signer:
+    return Signer(settings.PUBLIC_BASE_URL, settings.webhook_auth_token)
+
+
+@pytest.fixture
+def sms(client: Any, signer: Signer) -> Callable[..., Any]:
+    """Deliver an inbound SMS to the webhook as Twilio would, signed."""
+
+    def send(from_: str, body: str, sid: str | None = None, **extra: str) -> Any:
+        params = {
+            "MessageSid": sid or "SM" + secrets.token_hex(16),
+            "AccountSid": ACCOUNT_SID,
+            "From": from_,
+            "To": FROM_NUMBER,
+            "Body": body,
+            "NumMedia": "0",
+            **extra,
+        }
+        return client.post("/twilio/sms", data=params, headers=signer.headers("/twilio/sms", params))
+
+    return send
+
+
+@pytest.fixture
+def admin_token(rt: Any) -> str:
+    from pro_service.models import StaffRole
+    from pro_service.services.tokens import create_token
+
+    with rt.sessions() as session, session.begin():
+        return create_token(session, name="test-admin", role=StaffRole.ADMIN).token
+
+
+@pytest.fixture
+def nurse_token(rt: Any) -> str:
+    from pro_service.models import StaffRole
+    from pro_service.services.tokens import create_token
+
+    with rt.sessions() as session, session.begin():
+        return create_token(session, name="test-nurse", role=StaffRole.NURSE).token
+
+
+@pytest.fixture
+def api(client: Any, admin_token: str) -> Callable[..., Any]:
+    def call(method: str, path: str, json: Any = None, token: str | None = None) -> Any:
+        headers = {"Authorization": f"Bearer {token or admin_token}"}
+        return client.open(path, method=method, json=json, headers=headers)
+
+    return call
+
+
+@pytest.fixture(scope="session")
+def live_server(app: Any, web_port: int) -> Iterator[str]:
+    """The app on a real port, so the Twilio server's status callbacks reach it."""
+    server = make_server("127.0.0.1", web_port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{web_port}"
+    server.shutdown()
+    thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def worker(settings_env: dict[str, str], rt: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker process, started with the documented command and settings."""
+    env = {**os.environ, **settings_env, "PYTHONUNBUFFERED": "1"}
+    log_path = ROOT / "var" / f"test-worker-{os.getpid()}.log"
+    log_path.parent.mkdir(exist_ok=True)
+    log_file = log_path.open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers",
+            "worker",
+            "--loglevel=INFO",
+            "--concurrency=2",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            f"test-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError("worker exited:\n" + log_path.read_text(errors="replace")[-3000:])
+        return b"ready." in log_path.read_bytes()
+
+    wait_for(ready, timeout=60, message="the Celery worker to start")
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log_file.close()

@@ -1,0 +1,54 @@
+"""Small builders for integration tests (real database rows through the real services)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pro_service.models import CareTeam, CareTeamMember, Patient, StaffRole, StaffUser
+from pro_service.services.patients import create_care_team, enrol_patient
+from pro_service.services.staff import create_staff
+
+
+def make_team(rt: Any, name: str = "Breast oncology", timezone: str = "America/New_York") -> int:
+    with rt.sessions() as session, session.begin():
+        team: CareTeam = create_care_team(session, name=name, timezone=timezone, phone="+1 555 0100")
+        return team.id
+
+
+def make_patient(
+    rt: Any,
+    team_id: int,
+    *,
+    phone: str = "+15551230001",
+    mrn: str = "MRN001",
+    language: str = "en",
+    timezone: str = "America/New_York",
+) -> int:
+    with rt.sessions() as session, session.begin():
+        patient: Patient = enrol_patient(
+            session,
+            mrn=mrn,
+            given_name="Ana",
+            family_name="Lopez",
+            phone=phone,
+            timezone=timezone,
+            language=language,
+            care_team_id=team_id,
+        )
+        return patient.id
+
+
+def make_nurse(
+    rt: Any, team_id: int, *, email: str = "nurse@example.org", phone: str = "+15557770001"
+) -> int:
+    with rt.sessions() as session, session.begin():
+        staff: StaffUser = create_staff(
+            session,
+            email=email,
+            name="Nurse Kim",
+            role=StaffRole.NURSE,
+            phone=phone,
+            password="correct horse battery",
+        )
+        session.add(CareTeamMember(care_team_id=team_id, staff_id=staff.id))
+        return staff.id

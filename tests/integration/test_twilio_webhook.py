@@ -1,0 +1,176 @@
+"""The inbound webhook: verify, store, commit, then 200 — and nothing from an unsigned request."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from pro_service.models import Direction, Message, MessageStatus
+from tests.conftest import ACCOUNT_SID, FROM_NUMBER
+from tests.integration.helpers import make_patient, make_team
+
+pytestmark = pytest.mark.integration
+
+
+def _count(rt: Any) -> int:
+    with rt.sessions() as session:
+        return session.scalar(select(func.count()).select_from(Message).where(Message.direction == "inbound"))
+
+
+def test_missing_signature_is_refused_and_nothing_stored(client: Any, rt: Any) -> None:
+    response = client.post("/twilio/sms", data={"MessageSid": "SM1", "From": "+15551230001", "Body": "yes"})
+    assert response.status_code == 403
+    assert _count(rt) == 0
+
+
+def test_wrong_signature_is_refused(client: Any, rt: Any, signer: Any) -> None:
+    params = {"MessageSid": "SM1", "From": "+15551230001", "Body": "yes"}
+    headers = signer.headers("/twilio/sms", {**params, "Body": "no"})  # signed over different content
+    assert client.post("/twilio/sms", data=params, headers=headers).status_code == 403
+    assert _count(rt) == 0
+
+
+def test_signature_over_the_internal_url_is_refused(client: Any, rt: Any) -> None:
+    # Behind a proxy Flask sees http://localhost/...; Twilio signs the public URL. Only that one counts.
+    from twilio.request_validator import RequestValidator
+
+    params = {"MessageSid": "SM1", "From": "+15551230001", "Body": "yes"}
+    sig = RequestValidator(rt.settings.webhook_auth_token).compute_signature(
+        "http://localhost/twilio/sms", params
+    )
+    assert client.post("/twilio/sms", data=params, headers={"X-Twilio-Signature": sig}).status_code == 403
+
+
+def test_signed_message_is_stored_then_acknowledged_with_empty_twiml(sms: Any, rt: Any) -> None:
+    team = make_team(rt)
+    patient = make_patient(rt, team)
+    response = sms("+15551230001", "my back hurts", sid="SMabc")
+    assert response.status_code == 200
+    assert response.mimetype == "text/xml"
+    assert b"<Response></Response>" in response.data
+    with rt.sessions() as session:
+        message = session.scalar(select(Message).where(Message.twilio_sid == "SMabc"))
+        assert message is not None
+        assert (message.direction, message.patient_id, message.body) == (
+            Direction.INBOUND,
+            patient,
+            "my back hurts",
+        )
+        # received, or already processed if the session's worker is running: stored either way
+        assert message.status in (MessageStatus.RECEIVED, MessageStatus.PROCESSED)
+
+
+def test_repeated_message_sid_stores_one_row_and_still_answers_200(sms: Any, rt: Any) -> None:
+    make_patient(rt, make_team(rt))
+    assert sms("+15551230001", "7", sid="SMdup").status_code == 200
+    assert sms("+15551230001", "7", sid="SMdup").status_code == 200
+    assert _count(rt) == 1
+
+
+def test_unknown_sender_is_kept(sms: Any, rt: Any) -> None:
+    assert sms("+15559990000", "who is this?").status_code == 200
+    with rt.sessions() as session:
+        message = session.scalar(select(Message))
+        assert message is not None and message.patient_id is None and message.kind == "unknown_sender"
+
+
+def test_mms_without_text_is_kept(sms: Any, rt: Any) -> None:
+    make_patient(rt, make_team(rt))
+    response = sms(
+        "+15551230001",
+        "",
+        NumMedia="1",
+        MediaUrl0="https://api.twilio.com/m/ME1",
+        MediaContentType0="image/jpeg",
+    )
+    assert response.status_code == 200
+    with rt.sessions() as session:
+        message = session.scalar(select(Message))
+        assert message is not None and message.num_media == 1
+        assert message.media == [{"url": "https://api.twilio.com/m/ME1", "content_type": "image/jpeg"}]
+
+
+def test_broker_unreachable_at_ingest_still_stores_and_answers_fast(settings: Any, signer: Any) -> None:
+    """With Redis down the webhook must not hang: the row is stored, 200 returned, the sweep re-publishes."""
+    from pro_service import create_app, runtime_of
+
+    broken = settings.model_copy(update={"REDIS_URL": "redis://127.0.0.1:1/0"})
+    app = create_app(broken)
+    rt = runtime_of(app)
+    make_patient(rt, make_team(rt))
+    params = {
+        "MessageSid": "SMoutage",
+        "AccountSid": ACCOUNT_SID,
+        "From": "+15551230001",
+        "To": FROM_NUMBER,
+        "Body": "yes",
+    }
+    started = time.monotonic()
+    response = app.test_client().post(
+        "/twilio/sms", data=params, headers=signer.headers("/twilio/sms", params)
+    )
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert elapsed < settings.BROKER_TIMEOUT_SECONDS + 1.5
+    assert _count(rt) == 1
+    rt.engine.dispose()
+
+
+def test_status_callback_only_moves_forward(client: Any, rt: Any, signer: Any) -> None:
+    team = make_team(rt)
+    patient_id = make_patient(rt, team)
+    with rt.sessions() as session, session.begin():
+        message = Message(
+            direction="outbound",
+            kind="question",
+            status="sent",
+            patient_id=patient_id,
+            from_number=FROM_NUMBER,
+            to_number="+15551230001",
+            body="1/9 ...",
+            twilio_sid="SMout",
+        )
+        session.add(message)
+        session.flush()
+        mid = message.id
+
+    def callback(status: str, **extra: str) -> int:
+        path = f"/twilio/status?mid={mid}"
+        params = {"MessageSid": "SMout", "MessageStatus": status, "AccountSid": ACCOUNT_SID, **extra}
+        return int(client.post(path, data=params, headers=signer.headers(path, params)).status_code)
+
+    assert callback("delivered") == 204
+    assert callback("sent") == 204  # late and out of order
+    with rt.sessions() as session:
+        assert session.get(Message, mid).status == MessageStatus.DELIVERED  # type: ignore[union-attr]
+    path = f"/twilio/status?mid={mid}"
+    unsigned = client.post(path, data={"MessageSid": "SMout", "MessageStatus": "failed"})
+    assert unsigned.status_code == 403
+
+
+def test_status_callback_21610_opts_the_patient_out(client: Any, rt: Any, signer: Any) -> None:
+    from pro_service.models import Patient
+
+    patient_id = make_patient(rt, make_team(rt))
+    with rt.sessions() as session, session.begin():
+        message = Message(
+            direction="outbound",
+            kind="question",
+            status="sent",
+            patient_id=patient_id,
+            from_number=FROM_NUMBER,
+            to_number="+15551230001",
+            body="x",
+            twilio_sid="SMx",
+        )
+        session.add(message)
+        session.flush()
+        mid = message.id
+    path = f"/twilio/status?mid={mid}"
+    params = {"MessageSid": "SMx", "MessageStatus": "failed", "ErrorCode": "21610"}
+    assert client.post(path, data=params, headers=signer.headers(path, params)).status_code == 204
+    with rt.sessions() as session:
+        assert session.get(Patient, patient_id).opted_out_at is not None  # type: ignore[union-attr]
