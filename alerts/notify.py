@@ -117,7 +117,10 @@ def page_next_level(session: Session, rt: Runtime, alert: Alert, now: datetime) 
         if queued is not None:
             paged.append(staff.id)
     if not paged:
+        # Nobody with a phone to page: say so loudly (log and event); the dashboard shows it and the
+        # escalation deadline stays set, so the next tick tries again once a rota or phone exists.
         log.error("alert could not page anyone", extra={"alert_id": alert.id})
+        session.add(AlertEvent(alert_id=alert.id, kind="nobody_paged", created_at=now, detail={"step": step}))
     alert.escalation_level = step
     session.add(
         AlertEvent(

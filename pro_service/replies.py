@@ -393,7 +393,7 @@ _KEYWORDS: dict[str, Keyword] = {
     word: keyword
     for keyword, words in (
         (Keyword.STOP, "stop stopall unsubscribe cancel end quit optout revoke revocar"),
-        # Not "alto" or "baja": they also mean "high" and "low", a plausible one-word answer to a pain question.
+        # Not "alto" or "baja": they also mean "high" and "low", a plausible one-word pain answer.
         (Keyword.STOP, "parar pare para paren cancelar detener"),
         (Keyword.START, "start unstop subscribe resume restart optin comenzar inicio iniciar reanudar"),
         (Keyword.HELP, "help info information ayuda informacion"),

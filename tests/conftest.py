@@ -192,12 +192,19 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
 
 
+WORKER_RUNNING = threading.Event()
+
+
 def wait_until_broker_idle(url: str, timeout: float = 30.0) -> None:
-    """No task waiting in a queue and none taken but unacknowledged (acks_late): the worker is idle."""
+    """Between tests: with the worker running, wait until no task is queued and none is taken but
+    unacknowledged (acks_late), so the next test starts quiet; without it, drop what earlier tests queued."""
     from pro_service.queue import QUEUES
 
     client = redis.Redis.from_url(url)
     try:
+        if not WORKER_RUNNING.is_set():
+            client.delete(*QUEUES)
+            return
 
         def idle() -> bool:
             return sum(client.llen(q) for q in QUEUES) == 0 and client.hlen("unacked") == 0
@@ -317,7 +324,9 @@ def worker(settings_env: dict[str, str], rt: Any) -> Iterator[subprocess.Popen[b
         return b"ready." in log_path.read_bytes()
 
     wait_for(ready, timeout=60, message="the Celery worker to start")
+    WORKER_RUNNING.set()
     yield proc
+    WORKER_RUNNING.clear()
     proc.terminate()
     try:
         proc.wait(20)

@@ -70,12 +70,20 @@ def test_full_check_in_in_english_with_forgiving_replies(api: Any, rt: Any, phon
     closing = phone.reply("No thanks")
     assert "Thank you" in closing[0]
 
-    result = wait_for(lambda: (r := api("GET", f"/api/v1/check-ins/{check_in}").json)["status"] == "completed"
-                      and r, message="the check-in to complete")
+    result = wait_for(
+        lambda: (r := api("GET", f"/api/v1/check-ins/{check_in}").json)["status"] == "completed" and r,
+        message="the check-in to complete",
+    )
     values = {code: a["value"] for code, a in result["answers"].items()}
     assert values == {
-        "pain_new": True, "pain_worst": 7, "pain_site": [1, 3], "pain_at_rest": False,
-        "sudden_immobile": False, "neuro": False, "bladder_bowel": False, "calcium_sx": [1, 3, 4],
+        "pain_new": True,
+        "pain_worst": 7,
+        "pain_site": [1, 3],
+        "pain_at_rest": False,
+        "sudden_immobile": False,
+        "neuro": False,
+        "bladder_bowel": False,
+        "calcium_sx": [1, 3, 4],
         "anything_else": None,
     }
     assert result["answers"]["pain_worst"]["raw_text"] == "7/10"
@@ -102,7 +110,9 @@ def test_full_check_in_in_spanish(api: Any, rt: Any, phone: Phone) -> None:
     closing = phone.reply("me duele la cadera por la noche")
     assert closing[0].startswith("Gracias")
     answers = wait_for(
-        lambda: (r := api("GET", f"/api/v1/check-ins/{check_in}").json)["status"] == "completed" and r["answers"],
+        lambda: (
+            (r := api("GET", f"/api/v1/check-ins/{check_in}").json)["status"] == "completed" and r["answers"]
+        ),
         message="completion",
     )
     assert answers["pain_new"]["value"] is True
@@ -110,9 +120,13 @@ def test_full_check_in_in_spanish(api: Any, rt: Any, phone: Phone) -> None:
     assert answers["pain_site"]["value"] == [1, 3]
     assert answers["calcium_sx"]["value"] == []
     assert answers["anything_else"]["value"] == "me duele la cadera por la noche"
-    categories = wait_for(lambda: {a["category"] for a in _alerts(api, patient)} >= {
-        "new_bone_pain", "patient_message"} and {a["category"] for a in _alerts(api, patient)},
-        message="alerts")
+    categories = wait_for(
+        lambda: (
+            {a["category"] for a in _alerts(api, patient)} >= {"new_bone_pain", "patient_message"}
+            and {a["category"] for a in _alerts(api, patient)}
+        ),
+        message="alerts",
+    )
     assert "new_bone_pain" in categories  # new pain, worse at rest: same day
 
 
@@ -141,8 +155,10 @@ def test_stop_mid_check_in_opts_out_and_nothing_more_is_sent(api: Any, rt: Any, 
     assert api("GET", f"/api/v1/patients/{patient}").json["opted_out_at"] is not None
     # Anything more from them is kept for the care team, but they get no reply.
     assert phone.sms(PHONE, "7").status_code == 200
-    wait_for(lambda: any(a["category"] == "patient_message" for a in _alerts(api, patient)),
-             message="the message to reach the care team")
+    wait_for(
+        lambda: any(a["category"] == "patient_message" for a in _alerts(api, patient)),
+        message="the message to reach the care team",
+    )
     refused = api("POST", f"/api/v1/patients/{patient}/check-ins", {"instrument": "sre-weekly"})
     assert refused.status_code == 409
     assert len(phone.inbox()) == 3

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -822,10 +820,9 @@ def test_any_in_range_digit_reply_reads_back(value: int, decoration: str) -> Non
     assert parse_reply(decoration.format(value), SCORE) == Parsed(value)
 
 
-def test_long_replies_are_fast() -> None:
-    long_text = "my pain was 7 and then the nurse said stop but no " * 200  # ~10,000 characters
-    started = time.perf_counter()
+def test_long_replies_are_read_without_error() -> None:
+    # How fast is measured by benchmarks/bench_parsing.py; here, that a 10,000-character reply is handled.
+    long_text = "my pain was 7 and then the nurse said stop but no " * 200
     for spec in ALL_SPECS:
-        parse_reply(long_text, spec)
-    classify_keyword(long_text)
-    assert time.perf_counter() - started < 1.0
+        assert isinstance(parse_reply(long_text, spec), (Parsed, Unreadable))
+    assert classify_keyword(long_text) is None
