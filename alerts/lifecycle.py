@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pro_service.metrics import TIME_TO_ACK
 from pro_service.models import Alert, AlertEvent, AlertStatus
 
 OUTCOMES = {
@@ -33,6 +34,7 @@ def acknowledge(
         return False
     alert.status = AlertStatus.ACKNOWLEDGED
     alert.acknowledged_at = now
+    TIME_TO_ACK.labels(alert.urgency).observe(max(0.0, (now - alert.opened_at).total_seconds()))
     alert.acknowledged_by_id = staff_id
     alert.next_escalation_at = None
     alert.updated_at = now

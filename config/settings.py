@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     BROKER_TIMEOUT_SECONDS: float = Field(default=2.0, gt=0, le=30)
     SEND_RATE_PER_SECOND: float = Field(default=10.0, gt=0)
     BEAT_TICK_SECONDS: float = Field(default=15.0, gt=0)
+    RECONCILE_EVERY_SECONDS: float = Field(default=300.0, gt=0)
 
     # Check-in timing (issue: SMS check-ins).
     REMINDER_AFTER_MINUTES: int = Field(default=240, ge=1)
@@ -53,6 +54,9 @@ class Settings(BaseSettings):
     QUIET_HOURS_END: time = time(8, 0)
 
     CLINIC_PHONE: str = "the clinic"
+    # Optional: POST signed alert events (opened, acknowledged, resolved) to the hospital's system.
+    EVENT_WEBHOOK_URL: str | None = None
+    EVENT_WEBHOOK_SECRET: str | None = None
     CONFIG_DIR: Path = ROOT / "config"
     LOG_LEVEL: str = "INFO"
 
@@ -91,6 +95,15 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID is required when SMS_BACKEND=twilio"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _event_webhook_complete(self) -> Settings:
+        if self.EVENT_WEBHOOK_URL:
+            if not self.EVENT_WEBHOOK_URL.startswith(("http://", "https://")):
+                raise ValueError("EVENT_WEBHOOK_URL must start with http:// or https://")
+            if not self.EVENT_WEBHOOK_SECRET or len(self.EVENT_WEBHOOK_SECRET) < 16:
+                raise ValueError("EVENT_WEBHOOK_SECRET (16+ characters) is required with EVENT_WEBHOOK_URL")
         return self
 
     @property

@@ -17,19 +17,28 @@ from pro_service.sms.gateway import SmsGateway
 
 def create_app(settings: Settings | None = None, *, gateway: SmsGateway | None = None) -> Flask:
     settings = settings or load_settings()
-    logging.basicConfig(level=settings.LOG_LEVEL)
-    app = Flask(__name__)
+    from pro_service import observability
+
+    observability.configure_logging(settings.LOG_LEVEL)
+    app = Flask(__name__, static_folder="web/static", template_folder="web/templates")
     app.config.update(SECRET_KEY=settings.SECRET_KEY, MAX_CONTENT_LENGTH=1024 * 1024, JSON_SORT_KEYS=False)
     runtime = build_runtime(settings, gateway=gateway)
     app.extensions["pro"] = runtime
 
-    from pro_service.web import api, health, twilio
+    from pro_service.web import admin, api, auth, dashboard, health, security, simulator, twilio
 
     app.register_blueprint(twilio.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(simulator.bp)
 
     _register_error_handlers(app)
+    observability.init_app(app)
+    # Staff pages: session cookie flags, CSRF (not on /twilio or /api), sign-in required, security headers.
+    security.init_app(app, settings, exempt=(twilio.bp, api.bp))
 
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:

@@ -26,6 +26,8 @@ ROUTES = {
     "pro.send_message": "send",
     "pro.score_check_in": "score",
     "pro.tick": "beat",
+    "pro.reconcile_inbound": "beat",
+    "pro.deliver_event": "notify",
 }
 
 
@@ -68,7 +70,12 @@ def make_celery(settings: Settings) -> Celery:
         task_default_queue="beat",
         task_routes={name: {"queue": queue} for name, queue in ROUTES.items()},
         beat_schedule={
-            "tick": {"task": "pro.tick", "schedule": settings.BEAT_TICK_SECONDS, "options": {"expires": 60}}
+            "tick": {"task": "pro.tick", "schedule": settings.BEAT_TICK_SECONDS, "options": {"expires": 60}},
+            "reconcile-inbound": {
+                "task": "pro.reconcile_inbound",
+                "schedule": settings.RECONCILE_EVERY_SECONDS,
+                "options": {"expires": 300},
+            },
         },
         timezone="UTC",
         worker_hijack_root_logger=False,

@@ -74,7 +74,7 @@ def build_runtime(settings: Settings, *, gateway: SmsGateway | None = None) -> R
     tasks.install(sessions)
     instruments = load_instruments(settings.CONFIG_DIR / "instruments")
     rulesets = load_rulesets(settings.CONFIG_DIR / "rules", instruments.item_kinds())
-    return Runtime(
+    runtime = Runtime(
         settings=settings,
         engine=engine,
         sessions=sessions,
@@ -86,3 +86,7 @@ def build_runtime(settings: Settings, *, gateway: SmsGateway | None = None) -> R
         texts=load_texts(settings.CONFIG_DIR / "texts.yaml"),
         policy=load_policy(settings.CONFIG_DIR / "escalation.yaml"),
     )
+    from pro_service.services import event_webhook
+
+    event_webhook.install(runtime, sessions)
+    return runtime

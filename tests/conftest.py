@@ -148,21 +148,10 @@ def rt(app: Any) -> Iterator[Any]:
     runtime.engine.dispose()
 
 
-TABLES = (
-    "alert_events",
-    "answers",
-    "messages",
-    "alerts",
-    "check_ins",
-    "schedules",
-    "on_call_shifts",
-    "care_team_members",
-    "patients",
-    "staff_users",
-    "care_teams",
-    "audit_log",
-    "api_tokens",
-)
+def _tables() -> str:
+    from pro_service.models import Base
+
+    return ", ".join(table.name for table in Base.metadata.sorted_tables)
 
 
 @pytest.fixture(autouse=True)
@@ -175,7 +164,7 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     server = request.getfixturevalue("twilio_server")
     wait_until_broker_idle(request.getfixturevalue("redis_url"))
     # Ids keep growing across tests (no RESTART IDENTITY): a late task from an earlier test finds no row.
-    truncate = text(f"TRUNCATE {', '.join(TABLES)} CASCADE")
+    truncate = text(f"TRUNCATE {_tables()} CASCADE")
 
     def truncated() -> bool:
         try:

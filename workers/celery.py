@@ -6,9 +6,13 @@ one place where building at import is right, because Celery's command line impor
 
 from __future__ import annotations
 
-from celery.signals import worker_process_init
+import time
+from typing import Any
+
+from celery.signals import task_failure, task_postrun, task_prerun, worker_process_init
 
 from pro_service import create_app, runtime_of
+from pro_service.metrics import TASK_DURATION, TASK_FAILURES
 
 flask_app = create_app()
 runtime = runtime_of(flask_app)
@@ -23,3 +27,23 @@ tasks.register(app, runtime)
 def _fresh_connections(**_: object) -> None:
     # A forked child must not share the parent's database connections.
     runtime.engine.dispose(close=False)
+
+
+_started: dict[str, float] = {}
+
+
+@task_prerun.connect
+def _task_started(task_id: str, **_: Any) -> None:
+    _started[task_id] = time.perf_counter()
+
+
+@task_postrun.connect
+def _task_finished(task_id: str, task: Any, **_: Any) -> None:
+    began = _started.pop(task_id, None)
+    if began is not None:
+        TASK_DURATION.labels(task.name).observe(time.perf_counter() - began)
+
+
+@task_failure.connect
+def _task_failed(sender: Any = None, **_: Any) -> None:
+    TASK_FAILURES.labels(getattr(sender, "name", "unknown")).inc()

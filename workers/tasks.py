@@ -14,7 +14,7 @@ from celery import Celery, Task
 
 from alerts import triage
 from pro_service.runtime import Runtime
-from pro_service.services import inbound, outbound, staff_inbound, sweeps
+from pro_service.services import event_webhook, inbound, outbound, reconcile, staff_inbound, sweeps
 
 log = logging.getLogger(__name__)
 
@@ -59,3 +59,14 @@ def register(app: Celery, rt: Runtime) -> None:
             "escalated": report.escalated,
             **report.republished,
         }
+
+    @app.task(name="pro.reconcile_inbound", acks_late=True)
+    def reconcile_inbound() -> int:
+        return reconcile.reconcile_inbound(rt, rt.now())
+
+    @app.task(name="pro.deliver_event", bind=True, acks_late=True)
+    def deliver_event(self: Task, event_id: int) -> str:
+        outcome = event_webhook.deliver(rt, event_id)
+        if outcome == "retry":
+            self.apply_async(args=[event_id], countdown=5)  # fast path; the row's next_attempt_at decides
+        return outcome

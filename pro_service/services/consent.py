@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -12,6 +14,17 @@ from pro_service.services.audit import record
 
 def clinic_phone(rt: Runtime, patient: Patient) -> str:
     return patient.care_team.phone or rt.settings.CLINIC_PHONE
+
+
+def cancel_open_check_ins(session: Session, patient: Patient, now: datetime) -> None:
+    for check_in in session.scalars(
+        select(CheckIn).where(
+            CheckIn.patient_id == patient.id, CheckIn.status.in_(("pending", "in_progress"))
+        )
+    ):
+        check_in.status = CheckInStatus.CANCELLED
+        check_in.closed_at = now
+        check_in.next_deadline_at = None
 
 
 def opt_out(session: Session, rt: Runtime, patient: Patient, *, source: str, confirm: bool = True) -> None:

@@ -50,16 +50,22 @@ def _media(form: Mapping[str, str]) -> tuple[int, list[dict[str, str]] | None]:
     except ValueError:
         count = 0
     media = [
-        {"url": form.get(f"MediaUrl{i}", ""), "content_type": form.get(f"MediaContentType{i}", "")}
+        {"url": _text(form, f"MediaUrl{i}", 2000), "content_type": _text(form, f"MediaContentType{i}", 100)}
         for i in range(count)
     ]
     return count, media or None
 
 
+def _text(form: Mapping[str, str], name: str, limit: int | None = None) -> str:
+    # PostgreSQL text cannot hold NUL; keep everything else exactly as sent.
+    value = (form.get(name) or "").replace("\x00", "\ufffd")
+    return value[:limit] if limit else value
+
+
 def store_inbound(session: Session, rt: Runtime, form: Mapping[str, str]) -> Stored:
     """Insert the message (idempotent on MessageSid) and name whose it is. The caller commits."""
-    sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()[:64]
-    sender = (form.get("From") or "").strip()[:32]
+    sid = (_text(form, "MessageSid") or _text(form, "SmsSid")).strip()[:64]
+    sender = _text(form, "From").strip()[:32]
     patient_id = session.scalar(select(Patient.id).where(Patient.phone == sender)) if sender else None
     staff_id = None
     kind = MessageKind.REPLY
@@ -75,8 +81,8 @@ def store_inbound(session: Session, rt: Runtime, form: Mapping[str, str]) -> Sto
         "patient_id": patient_id,
         "staff_id": staff_id,
         "from_number": sender,
-        "to_number": (form.get("To") or "")[:32],
-        "body": form.get("Body") or "",
+        "to_number": _text(form, "To", 32),
+        "body": _text(form, "Body"),
         "num_media": num_media,
         "media": media,
         "twilio_sid": sid or None,

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from pro_service.instruments import LANGUAGES
 from pro_service.models import CareTeam, Patient
+from pro_service.runtime import Runtime
 from pro_service.scheduling import ScheduleError, validate_timezone
 
 
@@ -86,3 +87,32 @@ def enrol_patient(
     session.add(patient)
     session.flush()
     return patient
+
+
+def update_patient(session: Session, rt: Runtime, patient: Patient, **changes: object) -> None:
+    """Edit a patient's record; pausing stops schedules, discharging also cancels what is open."""
+    from pro_service.models import PatientStatus
+    from pro_service.services.consent import cancel_open_check_ins
+
+    if "phone" in changes and changes["phone"] is not None:
+        phone = normalise_phone(str(changes["phone"]))
+        other = session.scalar(select(Patient.id).where(Patient.phone == phone, Patient.id != patient.id))
+        if other is not None:
+            raise Conflict("another patient has this phone number")
+        patient.phone = phone
+        patient.phone_problem = None  # a corrected number gets a fresh start
+    if changes.get("timezone") is not None:
+        patient.timezone = check_timezone(str(changes["timezone"]))
+    if changes.get("care_team_id") is not None:
+        team_id = int(str(changes["care_team_id"]))
+        if session.get(CareTeam, team_id) is None:
+            raise EnrolmentError("care_team_id", f"no care team {team_id}")
+        patient.care_team_id = team_id
+    for name in ("given_name", "family_name", "language"):
+        if changes.get(name) is not None:
+            setattr(patient, name, changes[name])
+    if changes.get("status") is not None:
+        patient.status = PatientStatus(str(changes["status"]))
+        if patient.status != PatientStatus.ACTIVE:
+            cancel_open_check_ins(session, patient, rt.now())
+    patient.updated_at = rt.now()

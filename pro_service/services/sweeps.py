@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from alerts import notify, triage
 from pro_service.models import Direction, Message, MessageKind, MessageStatus
 from pro_service.runtime import Runtime
-from pro_service.services import check_ins, dispatch
+from pro_service.services import check_ins, dispatch, event_webhook
 from pro_service.services.outbound import reconcile_stuck_sending
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,10 @@ def republish_stuck(session: Session, rt: Runtime, now: datetime) -> dict[str, i
     for check_in_id in unscored:
         rt.tasks.after_commit(session, "pro.score_check_in", check_in_id)
     counts["unscored"] = len(unscored)
+    events = event_webhook.due(session, now)
+    for event_id in events:
+        rt.tasks.after_commit(session, "pro.deliver_event", event_id)
+    counts["events"] = len(events)
     return counts
 
 

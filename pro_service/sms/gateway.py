@@ -38,6 +38,18 @@ class SentMessage:
     date_created: datetime | None
 
 
+@dataclass(frozen=True)
+class ReceivedSms:
+    """An inbound message as the provider lists it (for reconciliation of missed webhooks)."""
+
+    sid: str
+    from_: str
+    to: str
+    body: str
+    num_media: int
+    date_sent: datetime | None
+
+
 class SmsGateway(Protocol):
     def send(
         self, *, to: str, body: str, status_callback: str | None, validity_period: int | None
@@ -45,4 +57,8 @@ class SmsGateway(Protocol):
 
     def recent_to(self, to: str, since: datetime) -> list[SentMessage]:
         """Messages sent to `to` since `since` (did a send interrupted by a crash go out?)."""
+        ...
+
+    def recent_inbound(self, since: datetime) -> list[ReceivedSms]:
+        """Inbound messages the provider received since `since` (Twilio does not redeliver a webhook)."""
         ...

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pro_service.sms.gateway import SendResult, SentMessage
+from pro_service.sms.gateway import ReceivedSms, SendResult, SentMessage
 
 
 class OutboxGateway:
@@ -17,4 +17,8 @@ class OutboxGateway:
 
     def recent_to(self, to: str, since: datetime) -> list[SentMessage]:
         # An outbox send cannot be half done: it never reached anyone, so nothing to reconcile.
+        return []
+
+    def recent_inbound(self, since: datetime) -> list[ReceivedSms]:
+        # The simulator posts straight to the webhook; there is no provider-side copy to reconcile with.
         return []

@@ -7,7 +7,7 @@ from typing import Any
 
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
-from pro_service.sms.gateway import SendError, SendResult, SentMessage
+from pro_service.sms.gateway import ReceivedSms, SendError, SendResult, SentMessage
 from pro_service.sms.twilio_client import make_twilio_client
 
 
@@ -51,4 +51,21 @@ class TwilioGateway:
         return [
             SentMessage(sid=str(m.sid), to=str(m.to), body=str(m.body or ""), date_created=m.date_created)
             for m in found
+        ]
+
+    def recent_inbound(self, since: datetime) -> list[ReceivedSms]:
+        params: dict[str, Any] = {"date_sent_after": since, "page_size": 200, "limit": 5000}
+        if self._from:
+            params["to"] = self._from
+        return [
+            ReceivedSms(
+                sid=str(m.sid),
+                from_=str(m.from_ or ""),
+                to=str(m.to or ""),
+                body=str(m.body or ""),
+                num_media=int(m.num_media or 0),
+                date_sent=m.date_sent,
+            )
+            for m in self._client.messages.stream(**params)
+            if str(m.direction) == "inbound"
         ]

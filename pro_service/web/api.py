@@ -1,43 +1,63 @@
 """REST API v1: bearer tokens, JSON in and out, errors as {"error", "detail"} with a 4xx status.
 
-Views are thin: validate the body (pydantic), call a service, shape the answer. Every read of a patient's
-record is written to the audit log.
+Every view is declared with `route(...)`: it authenticates the token and checks the role, validates the
+body and query string with the pydantic models in `schemas`, owns the unit of work (commit, or rollback on
+error), replays `Idempotency-Key` retries, and registers the operation for /api/v1/openapi.json. Views stay
+thin: they call a service and return a response model. Every read of a patient's record is audited.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import date
+import hashlib
+from datetime import UTC
+from collections.abc import Callable, Sequence
 from functools import wraps
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from flask import Blueprint, g, jsonify, request
 from flask.typing import ResponseReturnValue
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
 
-from alerts.lifecycle import OUTCOMES, AlertActionError, acknowledge, add_note, resolve
+from alerts.lifecycle import AlertActionError, acknowledge, add_note, resolve
 from pro_service.models import (
     Alert,
     AlertStatus,
     ApiToken,
+    AuditLog,
+    CareTeam,
+    CareTeamMember,
     CheckIn,
+    IdempotencyKey,
     Message,
+    OnCallShift,
     Patient,
+    PatientStatus,
     Schedule,
     StaffRole,
+    StaffUser,
 )
 from pro_service.scheduling import ScheduleError, validate_rrule
 from pro_service.services import tokens
 from pro_service.services.audit import record
 from pro_service.services.check_ins import CheckInError, start_now
-from pro_service.services.patients import Conflict, EnrolmentError, create_care_team, enrol_patient
-from pro_service.web import serialize
+from pro_service.services.patients import (
+    Conflict,
+    EnrolmentError,
+    create_care_team,
+    enrol_patient,
+    normalise_phone,
+)
+from pro_service.services.staff import StaffError, create_staff
+from pro_service.web import openapi, serialize
+from pro_service.web import schemas as s
 from pro_service.web.common import db, json_error, runtime
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
 M = TypeVar("M", bound=BaseModel)
+ANY_STAFF = (StaffRole.NURSE, StaffRole.ADMIN)
+ADMIN = (StaffRole.ADMIN,)
 
 
 class ApiError(Exception):
@@ -52,36 +72,40 @@ def _api_error(exc: ApiError) -> ResponseReturnValue:
     return json_error(exc.status, exc.error, exc.detail)
 
 
-def requires(*roles: StaffRole) -> Callable[[F], F]:
-    def decorate(view: F) -> F:
+def _authenticate(roles: Sequence[StaffRole]) -> ApiToken:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthorized", "send Authorization: Bearer <token>")
+    row = tokens.authenticate(db(), token.strip())
+    if row is None:
+        raise ApiError(401, "unauthorized", "unknown or revoked token")
+    if row.role not in roles:
+        raise ApiError(403, "forbidden", f"this needs the role {' or '.join(r.value for r in roles)}")
+    g.api_token = row
+    return row
+
+
+def requires(
+    *roles: StaffRole,
+) -> Callable[[Callable[..., ResponseReturnValue]], Callable[..., ResponseReturnValue]]:
+    """Bearer-token guard for views outside this module (e.g. /fhir)."""
+
+    def decorate(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
-            header = request.headers.get("Authorization", "")
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not token:
-                raise ApiError(401, "unauthorized", "send Authorization: Bearer <token>")
-            row = tokens.authenticate(db(), token.strip())
-            if row is None:
-                raise ApiError(401, "unauthorized", "unknown or revoked token")
-            if row.role not in roles:
-                raise ApiError(403, "forbidden", f"this needs the role {' or '.join(r.value for r in roles)}")
-            g.api_token = row
+            _authenticate(roles)
             return view(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        return wrapper
 
     return decorate
 
 
-ANY_STAFF = (StaffRole.NURSE, StaffRole.ADMIN)
+def _errors(exc: ValidationError, where: str) -> list[dict[str, str]]:
+    return [{"field": ".".join(str(p) for p in e["loc"]) or where, "message": e["msg"]} for e in exc.errors()]
 
 
-def actor() -> str:
-    token: ApiToken = g.api_token
-    return f"token:{token.id}"
-
-
-def body(model: type[M]) -> M:
+def _body(model: type[M]) -> M:
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "send a JSON body with Content-Type: application/json")
     data = request.get_json(silent=True)
@@ -90,8 +114,122 @@ def body(model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        detail = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
-        raise ApiError(400, "validation_failed", detail) from None
+        raise ApiError(400, "validation_failed", _errors(exc, "body")) from None
+
+
+def _query(model: type[M]) -> M:
+    values: dict[str, Any] = {}
+    for name in request.args:
+        if name not in model.model_fields:
+            raise ApiError(400, "invalid_parameter", [{"field": name, "message": "unknown query parameter"}])
+        values[name] = request.args.get(name)
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_parameter", _errors(exc, "query")) from None
+
+
+def _dump(result: BaseModel | None) -> Any:
+    return None if result is None else result.model_dump(mode="json", exclude_none=False)
+
+
+def _replay(token: ApiToken, key: str, fingerprint: str) -> ResponseReturnValue | None:
+    stored = db().scalar(
+        select(IdempotencyKey).where(IdempotencyKey.token_id == token.id, IdempotencyKey.key == key)
+    )
+    if stored is None:
+        return None
+    if stored.request_hash != fingerprint:
+        raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request")
+    return (jsonify(stored.response), stored.status_code) if stored.response is not None else ("", 204)
+
+
+def route(
+    method: str,
+    rule: str,
+    *,
+    summary: str,
+    roles: Sequence[StaffRole] = ANY_STAFF,
+    tag: str,
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+    status: int = 200,
+    idempotent: bool = False,
+    errors: tuple[int, ...] = (400, 401, 403, 404),
+) -> Callable[[Callable[..., BaseModel | None]], Callable[..., ResponseReturnValue]]:
+    openapi.REGISTRY.append(
+        openapi.Operation(
+            method=method,
+            rule=rule,
+            summary=summary,
+            roles=tuple(r.value for r in roles),
+            tag=tag,
+            body=body,
+            query=query,
+            response=response,
+            status=status,
+            idempotent=idempotent,
+            errors=errors,
+        )
+    )
+
+    def decorate(view: Callable[..., BaseModel | None]) -> Callable[..., ResponseReturnValue]:
+        @wraps(view)
+        def wrapper(**path: Any) -> ResponseReturnValue:
+            for name, value in path.items():
+                if isinstance(value, int) and value > s.MAX_ID:
+                    raise ApiError(404, "not_found", f"no {name.removesuffix('_id')} {value}")
+            token = _authenticate(roles)
+            kwargs: dict[str, Any] = dict(path)
+            if body is not None:
+                kwargs["data"] = _body(body)
+            if query is not None:
+                kwargs["query"] = _query(query)
+            key = request.headers.get("Idempotency-Key", "").strip() if idempotent else ""
+            fingerprint = ""
+            if key:
+                if len(key) > 200:
+                    raise ApiError(400, "invalid_header", "Idempotency-Key is at most 200 characters")
+                fingerprint = hashlib.sha256(
+                    f"{method} {request.path} ".encode() + request.get_data()
+                ).hexdigest()
+                replay = _replay(token, key, fingerprint)
+                if replay is not None:
+                    return replay
+            result = view(**kwargs)
+            payload = _dump(result)
+            if key:
+                db().add(
+                    IdempotencyKey(
+                        token_id=token.id,
+                        key=key,
+                        method=method,
+                        path=request.path[:300],
+                        request_hash=fingerprint,
+                        status_code=status,
+                        response=payload,
+                        created_at=runtime().now(),
+                    )
+                )
+            try:
+                db().commit()
+            except IntegrityError:
+                db().rollback()
+                raise ApiError(409, "conflict", "a concurrent request changed this; retry") from None
+            if payload is None:
+                return "", status
+            return jsonify(payload), status
+
+        bp.add_url_rule(rule, endpoint=view.__name__, view_func=wrapper, methods=[method])
+        return wrapper
+
+    return decorate
+
+
+def actor() -> str:
+    token: ApiToken = g.api_token
+    return f"token:{token.id}"
 
 
 def audit(action: str, subject: tuple[str, object], patient_id: int | None, **detail: Any) -> None:
@@ -107,290 +245,510 @@ def audit(action: str, subject: tuple[str, object], patient_id: int | None, **de
     )
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class CareTeamIn(_In):
-    name: str = Field(min_length=1, max_length=120)
-    timezone: str = Field(default="UTC", max_length=64)
-    phone: str | None = Field(default=None, max_length=32)
-
-
-class PatientIn(_In):
-    mrn: str = Field(min_length=1, max_length=64)
-    given_name: str = Field(min_length=1, max_length=120)
-    family_name: str = Field(min_length=1, max_length=120)
-    phone: str = Field(min_length=3, max_length=32)
-    timezone: str = Field(max_length=64)
-    language: Literal["en", "es"] = "en"
-    care_team_id: int = Field(ge=1, le=2**31 - 1)
-    sms_consent: bool = True
-
-
-class CheckInIn(_In):
-    instrument: str = Field(min_length=1, max_length=64)
-
-
-class ScheduleIn(_In):
-    instrument: str = Field(min_length=1, max_length=64)
-    rrule: str = Field(min_length=1, max_length=500)
-    start_date: date
-    end_date: date | None = None
-    active: bool = True
-
-
-class SchedulePatch(_In):
-    rrule: str | None = Field(default=None, min_length=1, max_length=500)
-    start_date: date | None = None
-    end_date: date | None = None
-    active: bool | None = None
-
-
-class ResolveIn(_In):
-    outcome: Literal[tuple(OUTCOMES)]  # type: ignore[valid-type]
-    note: str | None = Field(default=None, max_length=4000)
-
-
-class NoteIn(_In):
-    note: str = Field(min_length=1, max_length=4000)
-
-
-def _get(model: type[Any], ident: int, what: str) -> Any:
-    if ident > 2**31 - 1:
-        raise ApiError(404, "not_found", f"no {what} {ident}")
-    row = db().get(model, ident)
+def _get(model: type[Any], ident: int, what: str, *, lock: bool = False) -> Any:
+    row = db().get(model, ident, with_for_update=lock)
     if row is None:
         raise ApiError(404, "not_found", f"no {what} {ident}")
     return row
 
 
-def _int_arg(name: str) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit() or int(raw) > 2**31 - 1:
-        raise ApiError(400, "invalid_parameter", f"{name} must be a positive integer")
-    return int(raw)
+def _invalid(field: str, message: str) -> ApiError:
+    return ApiError(400, "validation_failed", [{"field": field, "message": message}])
 
 
-def _limit() -> int:
-    limit = _int_arg("limit") or 100
-    if not 1 <= limit <= 500:
-        raise ApiError(400, "invalid_parameter", "limit must be between 1 and 500")
-    return limit
+def _page(query: Select[Any], page: s.Page) -> tuple[list[Any], bool]:
+    rows = list(db().scalars(query.offset((page.page - 1) * page.page_size).limit(page.page_size + 1)))
+    return rows[: page.page_size], len(rows) > page.page_size
 
 
-@bp.post("/care-teams")
-@requires(StaffRole.ADMIN)
-def create_team() -> ResponseReturnValue:
-    data = body(CareTeamIn)
+# ---- the contract --------
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> ResponseReturnValue:
+    """Public: the contract is not a secret (every operation in it still needs a token)."""
+    return jsonify(openapi.build(bp.url_prefix or ""))
+
+
+# ---- care teams, staff, rota --------
+
+
+@route(
+    "POST",
+    "/care-teams",
+    summary="Create a care team",
+    roles=ADMIN,
+    tag="care teams",
+    body=s.CareTeamIn,
+    response=s.CareTeamOut,
+    status=201,
+    idempotent=True,
+    errors=(401, 403, 409),
+)
+def create_team(data: s.CareTeamIn) -> s.CareTeamOut:
     try:
         team = create_care_team(db(), name=data.name, timezone=data.timezone, phone=data.phone)
     except EnrolmentError as exc:
-        raise ApiError(400, "validation_failed", [{"field": exc.field, "message": exc.message}]) from None
+        raise _invalid(exc.field, exc.message) from None
     except Conflict as exc:
         raise ApiError(409, "conflict", str(exc)) from None
     audit("create_care_team", ("care_team", team.id), None)
-    db().commit()
-    return jsonify(serialize.care_team(team)), 201
+    return serialize.care_team(team)
 
 
-@bp.post("/patients")
-@requires(StaffRole.ADMIN)
-def create_patient() -> ResponseReturnValue:
-    data = body(PatientIn)
-    try:
-        patient = enrol_patient(db(), **data.model_dump())
-    except EnrolmentError as exc:
-        raise ApiError(400, "validation_failed", [{"field": exc.field, "message": exc.message}]) from None
-    except Conflict as exc:
-        raise ApiError(409, "conflict", str(exc)) from None
-    audit("create_patient", ("patient", patient.id), patient.id)
-    db().commit()
-    return jsonify(serialize.patient(patient)), 201
+@route(
+    "GET",
+    "/care-teams",
+    summary="List care teams",
+    tag="care teams",
+    response=s.CareTeamList,
+    errors=(401, 403),
+)
+def list_teams() -> s.CareTeamList:
+    teams = db().scalars(select(CareTeam).order_by(CareTeam.id)).all()
+    return s.CareTeamList(care_teams=[serialize.care_team(t) for t in teams])
 
 
-@bp.get("/patients/<int:patient_id>")
-@requires(*ANY_STAFF)
-def get_patient(patient_id: int) -> ResponseReturnValue:
-    patient: Patient = _get(Patient, patient_id, "patient")
-    audit("view_patient", ("patient", patient.id), patient.id)
-    db().commit()
-    return jsonify(serialize.patient(patient))
-
-
-@bp.post("/patients/<int:patient_id>/check-ins")
-@requires(*ANY_STAFF)
-def start_check_in(patient_id: int) -> ResponseReturnValue:
-    data = body(CheckInIn)
-    session = db()
-    patient = None
-    if patient_id <= 2**31 - 1:
-        patient = session.scalar(select(Patient).where(Patient.id == patient_id).with_for_update())
-    if patient is None:
-        raise ApiError(404, "not_found", f"no patient {patient_id}")
-    try:
-        check_in = start_now(session, runtime(), patient, data.instrument)
-    except CheckInError as exc:
-        status = 404 if "unknown instrument" in str(exc) else 409
-        raise ApiError(status, "not_found" if status == 404 else "conflict", str(exc)) from None
-    audit("start_check_in", ("check_in", check_in.id), patient.id)
-    session.commit()
-    return jsonify(serialize.check_in(check_in)), 201
-
-
-@bp.get("/check-ins/<int:check_in_id>")
-@requires(*ANY_STAFF)
-def get_check_in(check_in_id: int) -> ResponseReturnValue:
-    check_in: CheckIn = _get(CheckIn, check_in_id, "check-in")
-    audit("view_check_in", ("check_in", check_in.id), check_in.patient_id)
-    db().commit()
-    return jsonify(serialize.check_in(check_in))
-
-
-@bp.get("/instruments")
-@requires(*ANY_STAFF)
-def list_instruments() -> ResponseReturnValue:
-    return jsonify({"instruments": [serialize.instrument(i) for i in runtime().instruments.by_key.values()]})
-
-
-@bp.get("/alerts")
-@requires(*ANY_STAFF)
-def list_alerts() -> ResponseReturnValue:
-    query = select(Alert).order_by(Alert.urgency_rank.desc(), Alert.opened_at, Alert.id)
-    patient_id = _int_arg("patient_id")
-    if patient_id is not None:
-        query = query.where(Alert.patient_id == patient_id)
-    status = request.args.get("status")
-    if status:
-        try:
-            query = query.where(Alert.status == AlertStatus(status))
-        except ValueError:
-            raise ApiError(
-                400, "invalid_parameter", f"status must be one of {', '.join(AlertStatus)}"
-            ) from None
-    alerts = db().scalars(query.limit(_limit())).all()
-    audit("list_alerts", ("alert", None), patient_id, status=status)
-    db().commit()
-    return jsonify({"alerts": [serialize.alert(a) for a in alerts]})
-
-
-@bp.get("/alerts/<int:alert_id>")
-@requires(*ANY_STAFF)
-def get_alert(alert_id: int) -> ResponseReturnValue:
-    alert: Alert = _get(Alert, alert_id, "alert")
-    audit("view_alert", ("alert", alert.id), alert.patient_id)
-    db().commit()
-    return jsonify(serialize.alert(alert, with_events=True))
-
-
-def _alert_for_update(alert_id: int) -> Alert:
-    if alert_id > 2**31 - 1:
-        raise ApiError(404, "not_found", f"no alert {alert_id}")
-    alert = db().scalar(select(Alert).where(Alert.id == alert_id).with_for_update())
-    if alert is None:
-        raise ApiError(404, "not_found", f"no alert {alert_id}")
-    return alert
-
-
-@bp.post("/alerts/<int:alert_id>/acknowledge")
-@requires(*ANY_STAFF)
-def acknowledge_alert(alert_id: int) -> ResponseReturnValue:
-    alert = _alert_for_update(alert_id)
-    if alert.status == AlertStatus.RESOLVED:
-        raise ApiError(409, "conflict", "the alert is resolved")
-    acknowledge(db(), alert, staff_id=None, actor=actor(), now=runtime().now(), via="api")
-    audit("acknowledge_alert", ("alert", alert.id), alert.patient_id)
-    db().commit()
-    return jsonify(serialize.alert(alert, with_events=True))
-
-
-@bp.post("/alerts/<int:alert_id>/resolve")
-@requires(*ANY_STAFF)
-def resolve_alert(alert_id: int) -> ResponseReturnValue:
-    data = body(ResolveIn)
-    alert = _alert_for_update(alert_id)
-    try:
-        resolve(
-            db(),
-            alert,
-            staff_id=None,
-            actor=actor(),
-            now=runtime().now(),
-            outcome=data.outcome,
-            note=data.note,
-        )
-    except AlertActionError as exc:
-        raise ApiError(409, "conflict", str(exc)) from None
-    audit("resolve_alert", ("alert", alert.id), alert.patient_id, outcome=data.outcome)
-    db().commit()
-    return jsonify(serialize.alert(alert, with_events=True))
-
-
-@bp.post("/alerts/<int:alert_id>/notes")
-@requires(*ANY_STAFF)
-def note_alert(alert_id: int) -> ResponseReturnValue:
-    data = body(NoteIn)
-    alert = _alert_for_update(alert_id)
-    add_note(db(), alert, staff_id=None, actor=actor(), now=runtime().now(), note=data.note)
-    audit("note_alert", ("alert", alert.id), alert.patient_id)
-    db().commit()
-    return jsonify(serialize.alert(alert, with_events=True)), 201
-
-
-@bp.get("/messages")
-@requires(*ANY_STAFF)
-def list_messages() -> ResponseReturnValue:
-    patient_id = _int_arg("patient_id")
-    if patient_id is None:
-        raise ApiError(400, "invalid_parameter", "patient_id is required")
-    rows = (
+@route(
+    "GET",
+    "/care-teams/<int:team_id>/members",
+    summary="Members of a care team",
+    tag="care teams",
+    response=s.StaffList,
+)
+def list_members(team_id: int) -> s.StaffList:
+    _get(CareTeam, team_id, "care team")
+    staff = (
         db()
         .scalars(
-            select(Message)
-            .where(Message.patient_id == patient_id)
-            .order_by(Message.id.desc())
-            .limit(_limit())
+            select(StaffUser)
+            .join(CareTeamMember, CareTeamMember.staff_id == StaffUser.id)
+            .where(CareTeamMember.care_team_id == team_id)
+            .order_by(StaffUser.id)
         )
         .all()
     )
-    audit("view_messages", ("patient", patient_id), patient_id)
-    db().commit()
-    return jsonify({"messages": [serialize.message(m) for m in rows]})
+    return s.StaffList(staff=[serialize.staff(m) for m in staff])
 
 
-@bp.get("/patients/<int:patient_id>/schedules")
-@requires(*ANY_STAFF)
-def list_schedules(patient_id: int) -> ResponseReturnValue:
+@route(
+    "POST",
+    "/care-teams/<int:team_id>/members",
+    summary="Add a member to a care team",
+    roles=ADMIN,
+    tag="care teams",
+    body=s.MemberIn,
+    status=204,
+    errors=(401, 403, 404),
+)
+def add_member(team_id: int, data: s.MemberIn) -> None:
+    _get(CareTeam, team_id, "care team")
+    _get(StaffUser, data.staff_id, "staff member")
+    if db().get(CareTeamMember, (team_id, data.staff_id)) is None:
+        db().add(CareTeamMember(care_team_id=team_id, staff_id=data.staff_id))
+    audit("add_team_member", ("care_team", team_id), None, staff_id=data.staff_id)
+
+
+@route(
+    "DELETE",
+    "/care-teams/<int:team_id>/members/<int:staff_id>",
+    summary="Remove a member",
+    roles=ADMIN,
+    tag="care teams",
+    status=204,
+)
+def remove_member(team_id: int, staff_id: int) -> None:
+    member = db().get(CareTeamMember, (team_id, staff_id))
+    if member is None:
+        raise ApiError(404, "not_found", f"staff {staff_id} is not a member of care team {team_id}")
+    db().delete(member)
+    audit("remove_team_member", ("care_team", team_id), None, staff_id=staff_id)
+
+
+@route(
+    "GET",
+    "/care-teams/<int:team_id>/on-call",
+    summary="On-call rota of a care team",
+    tag="care teams",
+    response=s.ShiftList,
+)
+def list_shifts(team_id: int) -> s.ShiftList:
+    _get(CareTeam, team_id, "care team")
+    rows = (
+        db()
+        .scalars(
+            select(OnCallShift)
+            .where(OnCallShift.care_team_id == team_id)
+            .order_by(OnCallShift.starts_at, OnCallShift.level)
+        )
+        .all()
+    )
+    return s.ShiftList(shifts=[serialize.shift(r) for r in rows])
+
+
+@route(
+    "POST",
+    "/care-teams/<int:team_id>/on-call",
+    summary="Add an on-call shift",
+    roles=ADMIN,
+    tag="care teams",
+    body=s.ShiftIn,
+    response=s.ShiftOut,
+    status=201,
+    idempotent=True,
+)
+def add_shift(team_id: int, data: s.ShiftIn) -> s.ShiftOut:
+    _get(CareTeam, team_id, "care team")
+    _get(StaffUser, data.staff_id, "staff member")
+    if data.starts_at.tzinfo is None or data.ends_at.tzinfo is None:
+        raise _invalid("starts_at", "give times with a UTC offset, e.g. 2026-12-01T08:00:00-05:00")
+    if data.ends_at <= data.starts_at:
+        raise _invalid("ends_at", "must be after starts_at")
+    shift = OnCallShift(
+        care_team_id=team_id,
+        staff_id=data.staff_id,
+        level=data.level,
+        starts_at=data.starts_at.astimezone(UTC),
+        ends_at=data.ends_at.astimezone(UTC),
+    )
+    db().add(shift)
+    db().flush()
+    audit("add_on_call_shift", ("care_team", team_id), None, shift_id=shift.id)
+    return serialize.shift(shift)
+
+
+@route(
+    "DELETE",
+    "/care-teams/<int:team_id>/on-call/<int:shift_id>",
+    summary="Remove an on-call shift",
+    roles=ADMIN,
+    tag="care teams",
+    status=204,
+)
+def remove_shift(team_id: int, shift_id: int) -> None:
+    shift: OnCallShift = _get(OnCallShift, shift_id, "shift")
+    if shift.care_team_id != team_id:
+        raise ApiError(404, "not_found", f"no shift {shift_id} in care team {team_id}")
+    db().delete(shift)
+    audit("remove_on_call_shift", ("care_team", team_id), None, shift_id=shift_id)
+
+
+@route(
+    "GET", "/staff", summary="List staff", roles=ADMIN, tag="staff", response=s.StaffList, errors=(401, 403)
+)
+def list_staff() -> s.StaffList:
+    return s.StaffList(
+        staff=[serialize.staff(m) for m in db().scalars(select(StaffUser).order_by(StaffUser.id))]
+    )
+
+
+@route(
+    "POST",
+    "/staff",
+    summary="Create a staff account",
+    roles=ADMIN,
+    tag="staff",
+    body=s.StaffIn,
+    response=s.StaffOut,
+    status=201,
+    idempotent=True,
+    errors=(401, 403, 409),
+)
+def create_staff_member(data: s.StaffIn) -> s.StaffOut:
+    try:
+        staff = create_staff(
+            db(),
+            email=data.email,
+            name=data.name,
+            role=StaffRole(data.role),
+            phone=data.phone,
+            password=data.password,
+        )
+    except StaffError as exc:
+        field, _, message = str(exc).partition(": ")
+        if "already has an account" in message:
+            raise ApiError(409, "conflict", str(exc)) from None
+        raise _invalid(field, message) from None
+    audit("create_staff", ("staff", staff.id), None)
+    return serialize.staff(staff)
+
+
+@route(
+    "PATCH",
+    "/staff/<int:staff_id>",
+    summary="Update or deactivate a staff account",
+    roles=ADMIN,
+    tag="staff",
+    body=s.StaffPatch,
+    response=s.StaffOut,
+    errors=(400, 401, 403, 404, 409),
+)
+def update_staff(staff_id: int, data: s.StaffPatch) -> s.StaffOut:
+    staff: StaffUser = _get(StaffUser, staff_id, "staff member", lock=True)
+    if data.name is not None:
+        staff.name = data.name
+    if "phone" in data.model_fields_set:
+        try:
+            phone = normalise_phone(data.phone) if data.phone else None
+        except EnrolmentError as exc:
+            raise _invalid("phone", exc.message) from None
+        other = db().scalar(select(StaffUser.id).where(StaffUser.phone == phone, StaffUser.id != staff.id))
+        if phone and other is not None:
+            raise ApiError(409, "conflict", "another staff member has this phone")
+        staff.phone = phone
+    if data.active is not None:
+        staff.active = data.active
+    audit("update_staff", ("staff", staff.id), None, fields=sorted(data.model_fields_set))
+    return serialize.staff(staff)
+
+
+# ---- tokens --------
+
+
+@route(
+    "GET",
+    "/tokens",
+    summary="List API tokens (never the secrets)",
+    roles=ADMIN,
+    tag="tokens",
+    response=s.TokenList,
+    errors=(401, 403),
+)
+def list_tokens() -> s.TokenList:
+    return s.TokenList(
+        tokens=[serialize.token(t) for t in db().scalars(select(ApiToken).order_by(ApiToken.id))]
+    )
+
+
+@route(
+    "POST",
+    "/tokens",
+    summary="Create an API token (shown once)",
+    roles=ADMIN,
+    tag="tokens",
+    body=s.TokenIn,
+    response=s.NewTokenOut,
+    status=201,
+    errors=(401, 403),
+)
+def create_api_token(data: s.TokenIn) -> s.NewTokenOut:
+    new = tokens.create_token(db(), name=data.name, role=StaffRole(data.role))
+    audit("create_token", ("token", new.id), None)
+    row: ApiToken = _get(ApiToken, new.id, "token")
+    return s.NewTokenOut(**serialize.token(row).model_dump(), token=new.token)
+
+
+@route(
+    "DELETE", "/tokens/<int:token_id>", summary="Revoke an API token", roles=ADMIN, tag="tokens", status=204
+)
+def revoke_token(token_id: int) -> None:
+    _get(ApiToken, token_id, "token")
+    tokens.revoke(db(), token_id)
+    audit("revoke_token", ("token", token_id), None)
+
+
+# ---- patients --------
+
+
+@route(
+    "POST",
+    "/patients",
+    summary="Enrol a patient",
+    roles=ADMIN,
+    tag="patients",
+    body=s.PatientIn,
+    response=s.PatientOut,
+    status=201,
+    idempotent=True,
+    errors=(401, 403, 409),
+)
+def create_patient(data: s.PatientIn) -> s.PatientOut:
+    try:
+        patient = enrol_patient(db(), **data.model_dump())
+    except EnrolmentError as exc:
+        raise _invalid(exc.field, exc.message) from None
+    except Conflict as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    audit("create_patient", ("patient", patient.id), patient.id)
+    return serialize.patient(patient)
+
+
+@route(
+    "GET",
+    "/patients",
+    summary="Find patients",
+    tag="patients",
+    query=s.PatientQuery,
+    response=s.PatientList,
+    errors=(400, 401, 403),
+)
+def list_patients(query: s.PatientQuery) -> s.PatientList:
+    stmt = select(Patient).order_by(Patient.id)
+    if query.mrn:
+        stmt = stmt.where(Patient.mrn == query.mrn)
+    if query.care_team_id:
+        stmt = stmt.where(Patient.care_team_id == query.care_team_id)
+    if query.status:
+        stmt = stmt.where(Patient.status == PatientStatus(query.status))
+    rows, more = _page(stmt, query)
+    audit("list_patients", ("patient", None), None, count=len(rows))
+    return s.PatientList(
+        patients=[serialize.patient(p) for p in rows],
+        page=query.page,
+        page_size=query.page_size,
+        has_more=more,
+    )
+
+
+@route(
+    "GET", "/patients/<int:patient_id>", summary="A patient's record", tag="patients", response=s.PatientOut
+)
+def get_patient(patient_id: int) -> s.PatientOut:
+    patient: Patient = _get(Patient, patient_id, "patient")
+    audit("view_patient", ("patient", patient.id), patient.id)
+    return serialize.patient(patient)
+
+
+@route(
+    "PATCH",
+    "/patients/<int:patient_id>",
+    summary="Edit, pause or discharge a patient",
+    roles=ADMIN,
+    tag="patients",
+    body=s.PatientPatch,
+    response=s.PatientOut,
+    errors=(400, 401, 403, 404, 409),
+)
+def update_patient(patient_id: int, data: s.PatientPatch) -> s.PatientOut:
+    from pro_service.services.patients import update_patient as update
+
+    patient: Patient = _get(Patient, patient_id, "patient", lock=True)
+    try:
+        update(db(), runtime(), patient, **data.model_dump(exclude_unset=True))
+    except EnrolmentError as exc:
+        raise _invalid(exc.field, exc.message) from None
+    except Conflict as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    audit("update_patient", ("patient", patient.id), patient.id, fields=sorted(data.model_fields_set))
+    return serialize.patient(patient)
+
+
+@route(
+    "POST",
+    "/patients/<int:patient_id>/check-ins",
+    summary="Start a check-in now",
+    tag="check-ins",
+    body=s.CheckInIn,
+    response=s.CheckInOut,
+    status=201,
+    idempotent=True,
+    errors=(401, 403, 404, 409),
+)
+def start_check_in(patient_id: int, data: s.CheckInIn) -> s.CheckInOut:
+    patient: Patient = _get(Patient, patient_id, "patient", lock=True)
+    try:
+        check_in = start_now(db(), runtime(), patient, data.instrument)
+    except CheckInError as exc:
+        if "unknown instrument" in str(exc):
+            raise ApiError(404, "not_found", str(exc)) from None
+        raise ApiError(409, "conflict", str(exc)) from None
+    audit("start_check_in", ("check_in", check_in.id), patient.id)
+    return serialize.check_in(check_in)
+
+
+@route(
+    "GET",
+    "/check-ins",
+    summary="List check-ins",
+    tag="check-ins",
+    query=s.CheckInQuery,
+    response=s.CheckInList,
+    errors=(400, 401, 403),
+)
+def list_check_ins(query: s.CheckInQuery) -> s.CheckInList:
+    stmt = select(CheckIn).order_by(CheckIn.id.desc())
+    if query.patient_id:
+        stmt = stmt.where(CheckIn.patient_id == query.patient_id)
+    if query.status:
+        stmt = stmt.where(CheckIn.status == query.status)
+    rows, more = _page(stmt, query)
+    audit("list_check_ins", ("check_in", None), query.patient_id)
+    return s.CheckInList(
+        check_ins=[serialize.check_in(c) for c in rows],
+        page=query.page,
+        page_size=query.page_size,
+        has_more=more,
+    )
+
+
+@route(
+    "GET",
+    "/check-ins/<int:check_in_id>",
+    summary="A check-in with its answers",
+    tag="check-ins",
+    response=s.CheckInOut,
+)
+def get_check_in(check_in_id: int) -> s.CheckInOut:
+    check_in: CheckIn = _get(CheckIn, check_in_id, "check-in")
+    audit("view_check_in", ("check_in", check_in.id), check_in.patient_id)
+    return serialize.check_in(check_in)
+
+
+@route(
+    "GET",
+    "/instruments",
+    summary="Questionnaires and their versions",
+    tag="check-ins",
+    response=s.InstrumentList,
+    errors=(401, 403),
+)
+def list_instruments() -> s.InstrumentList:
+    registry = runtime().instruments
+    return s.InstrumentList(instruments=[serialize.instrument(i, registry) for i in registry.by_key.values()])
+
+
+# ---- schedules --------
+
+
+@route(
+    "GET",
+    "/patients/<int:patient_id>/schedules",
+    summary="A patient's schedules",
+    tag="schedules",
+    response=s.ScheduleList,
+)
+def list_schedules(patient_id: int) -> s.ScheduleList:
     patient: Patient = _get(Patient, patient_id, "patient")
     rows = db().scalars(select(Schedule).where(Schedule.patient_id == patient.id).order_by(Schedule.id)).all()
     audit("view_schedules", ("patient", patient.id), patient.id)
-    db().commit()
-    return jsonify({"schedules": [serialize.schedule(s, runtime().now(), patient.timezone) for s in rows]})
+    return s.ScheduleList(schedules=[serialize.schedule(x, runtime().now(), patient.timezone) for x in rows])
 
 
-def _check_schedule(
-    rrule: str | None, instrument: str | None, start: date | None, end: date | None
-) -> str | None:
+def _check_schedule(rrule: str | None, instrument: str | None, start: Any, end: Any) -> str | None:
     if instrument is not None and runtime().instruments.latest(instrument) is None:
-        raise ApiError(
-            400, "validation_failed", [{"field": "instrument", "message": f"unknown {instrument!r}"}]
-        )
+        raise _invalid("instrument", f"unknown instrument {instrument!r}")
     if start is not None and end is not None and end < start:
-        raise ApiError(400, "validation_failed", [{"field": "end_date", "message": "is before start_date"}])
+        raise _invalid("end_date", "is before start_date")
     if rrule is None:
         return None
     try:
         return validate_rrule(rrule)
     except ScheduleError as exc:
-        raise ApiError(400, "validation_failed", [{"field": "rrule", "message": str(exc)}]) from None
+        raise _invalid("rrule", str(exc)) from None
 
 
-@bp.post("/patients/<int:patient_id>/schedules")
-@requires(StaffRole.ADMIN)
-def create_schedule(patient_id: int) -> ResponseReturnValue:
-    data = body(ScheduleIn)
+@route(
+    "POST",
+    "/patients/<int:patient_id>/schedules",
+    summary="Add a schedule",
+    roles=ADMIN,
+    tag="schedules",
+    body=s.ScheduleIn,
+    response=s.ScheduleOut,
+    status=201,
+    idempotent=True,
+)
+def create_schedule(patient_id: int, data: s.ScheduleIn) -> s.ScheduleOut:
     patient: Patient = _get(Patient, patient_id, "patient")
     rrule = _check_schedule(data.rrule, data.instrument, data.start_date, data.end_date)
     assert rrule is not None
@@ -406,8 +764,7 @@ def create_schedule(patient_id: int) -> ResponseReturnValue:
     db().add(schedule)
     db().flush()
     audit("create_schedule", ("schedule", schedule.id), patient.id)
-    db().commit()
-    return jsonify(serialize.schedule(schedule, runtime().now(), patient.timezone)), 201
+    return serialize.schedule(schedule, runtime().now(), patient.timezone)
 
 
 def _schedule_of(patient_id: int, schedule_id: int) -> tuple[Patient, Schedule]:
@@ -418,10 +775,16 @@ def _schedule_of(patient_id: int, schedule_id: int) -> tuple[Patient, Schedule]:
     return patient, schedule
 
 
-@bp.patch("/patients/<int:patient_id>/schedules/<int:schedule_id>")
-@requires(StaffRole.ADMIN)
-def update_schedule(patient_id: int, schedule_id: int) -> ResponseReturnValue:
-    data = body(SchedulePatch)
+@route(
+    "PATCH",
+    "/patients/<int:patient_id>/schedules/<int:schedule_id>",
+    summary="Change or pause a schedule",
+    roles=ADMIN,
+    tag="schedules",
+    body=s.SchedulePatch,
+    response=s.ScheduleOut,
+)
+def update_schedule(patient_id: int, schedule_id: int, data: s.SchedulePatch) -> s.ScheduleOut:
     patient, schedule = _schedule_of(patient_id, schedule_id)
     start = data.start_date or schedule.start_date
     end = data.end_date if "end_date" in data.model_fields_set else schedule.end_date
@@ -432,15 +795,179 @@ def update_schedule(patient_id: int, schedule_id: int) -> ResponseReturnValue:
     if data.active is not None:
         schedule.active = data.active
     audit("update_schedule", ("schedule", schedule.id), patient.id)
-    db().commit()
-    return jsonify(serialize.schedule(schedule, runtime().now(), patient.timezone))
+    return serialize.schedule(schedule, runtime().now(), patient.timezone)
 
 
-@bp.delete("/patients/<int:patient_id>/schedules/<int:schedule_id>")
-@requires(StaffRole.ADMIN)
-def delete_schedule(patient_id: int, schedule_id: int) -> ResponseReturnValue:
+@route(
+    "DELETE",
+    "/patients/<int:patient_id>/schedules/<int:schedule_id>",
+    summary="Delete a schedule",
+    roles=ADMIN,
+    tag="schedules",
+    status=204,
+)
+def delete_schedule(patient_id: int, schedule_id: int) -> None:
     patient, schedule = _schedule_of(patient_id, schedule_id)
     db().delete(schedule)
     audit("delete_schedule", ("schedule", schedule_id), patient.id)
-    db().commit()
-    return "", 204
+
+
+# ---- alerts --------
+
+
+@route(
+    "GET",
+    "/alerts",
+    summary="Alerts, most urgent first, then oldest",
+    tag="alerts",
+    query=s.AlertQuery,
+    response=s.AlertList,
+    errors=(400, 401, 403),
+)
+def list_alerts(query: s.AlertQuery) -> s.AlertList:
+    stmt = select(Alert).order_by(Alert.urgency_rank.desc(), Alert.opened_at, Alert.id)
+    if query.patient_id is not None:
+        stmt = stmt.where(Alert.patient_id == query.patient_id)
+    if query.status:
+        stmt = stmt.where(Alert.status == AlertStatus(query.status))
+    if query.urgency:
+        stmt = stmt.where(Alert.urgency == query.urgency)
+    if query.category:
+        stmt = stmt.where(Alert.category == query.category)
+    rows, more = _page(stmt, query)
+    audit("list_alerts", ("alert", None), query.patient_id, status=query.status)
+    return s.AlertList(
+        alerts=[serialize.alert(a) for a in rows], page=query.page, page_size=query.page_size, has_more=more
+    )
+
+
+@route(
+    "GET",
+    "/alerts/<int:alert_id>",
+    summary="An alert with its evidence and events",
+    tag="alerts",
+    response=s.AlertOut,
+)
+def get_alert(alert_id: int) -> s.AlertOut:
+    alert: Alert = _get(Alert, alert_id, "alert")
+    audit("view_alert", ("alert", alert.id), alert.patient_id)
+    return serialize.alert(alert, with_events=True)
+
+
+@route(
+    "POST",
+    "/alerts/<int:alert_id>/acknowledge",
+    summary="Acknowledge (stops escalation)",
+    tag="alerts",
+    response=s.AlertOut,
+    idempotent=True,
+    errors=(401, 403, 404, 409),
+)
+def acknowledge_alert(alert_id: int) -> s.AlertOut:
+    alert: Alert = _get(Alert, alert_id, "alert", lock=True)
+    if alert.status == AlertStatus.RESOLVED:
+        raise ApiError(409, "conflict", "the alert is resolved")
+    acknowledge(db(), alert, staff_id=None, actor=actor(), now=runtime().now(), via="api")
+    audit("acknowledge_alert", ("alert", alert.id), alert.patient_id)
+    return serialize.alert(alert, with_events=True)
+
+
+@route(
+    "POST",
+    "/alerts/<int:alert_id>/resolve",
+    summary="Resolve with an outcome",
+    tag="alerts",
+    body=s.ResolveIn,
+    response=s.AlertOut,
+    idempotent=True,
+    errors=(401, 403, 404, 409),
+)
+def resolve_alert(alert_id: int, data: s.ResolveIn) -> s.AlertOut:
+    alert: Alert = _get(Alert, alert_id, "alert", lock=True)
+    try:
+        resolve(
+            db(),
+            alert,
+            staff_id=None,
+            actor=actor(),
+            now=runtime().now(),
+            outcome=data.outcome,
+            note=data.note,
+        )
+    except AlertActionError as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    audit("resolve_alert", ("alert", alert.id), alert.patient_id, outcome=data.outcome)
+    return serialize.alert(alert, with_events=True)
+
+
+@route(
+    "POST",
+    "/alerts/<int:alert_id>/notes",
+    summary="Add a note",
+    tag="alerts",
+    body=s.NoteIn,
+    response=s.AlertOut,
+    status=201,
+    idempotent=True,
+)
+def note_alert(alert_id: int, data: s.NoteIn) -> s.AlertOut:
+    alert: Alert = _get(Alert, alert_id, "alert", lock=True)
+    try:
+        add_note(db(), alert, staff_id=None, actor=actor(), now=runtime().now(), note=data.note)
+    except AlertActionError as exc:
+        raise _invalid("note", str(exc)) from None
+    audit("note_alert", ("alert", alert.id), alert.patient_id)
+    db().flush()
+    db().refresh(alert, ["events"])
+    return serialize.alert(alert, with_events=True)
+
+
+# ---- messages and audit --------
+
+
+@route(
+    "GET",
+    "/messages",
+    summary="A patient's message timeline, newest first",
+    tag="messages",
+    query=s.MessageQuery,
+    response=s.MessageList,
+    errors=(400, 401, 403),
+)
+def list_messages(query: s.MessageQuery) -> s.MessageList:
+    stmt = select(Message).where(Message.patient_id == query.patient_id).order_by(Message.id.desc())
+    rows, more = _page(stmt, query)
+    audit("view_messages", ("patient", query.patient_id), query.patient_id)
+    return s.MessageList(
+        messages=[serialize.message(m) for m in rows],
+        page=query.page,
+        page_size=query.page_size,
+        has_more=more,
+    )
+
+
+@route(
+    "GET",
+    "/audit",
+    summary="The audit log, newest first",
+    roles=ADMIN,
+    tag="audit",
+    query=s.AuditQuery,
+    response=s.AuditList,
+    errors=(400, 401, 403),
+)
+def list_audit(query: s.AuditQuery) -> s.AuditList:
+    stmt = select(AuditLog).order_by(AuditLog.id.desc())
+    if query.patient_id:
+        stmt = stmt.where(AuditLog.patient_id == query.patient_id)
+    if query.actor:
+        stmt = stmt.where(AuditLog.actor == query.actor)
+    if query.action:
+        stmt = stmt.where(AuditLog.action == query.action)
+    rows, more = _page(stmt, query)
+    return s.AuditList(
+        entries=[s.AuditOut.model_validate(r) for r in rows],
+        page=query.page,
+        page_size=query.page_size,
+        has_more=more,
+    )

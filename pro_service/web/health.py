@@ -38,3 +38,24 @@ def healthz() -> ResponseReturnValue:
     if problems:
         return jsonify({"status": "unavailable", "failing": sorted(problems), "detail": problems}), 503
     return jsonify({"status": "ok"}), 200
+
+
+@bp.get("/readyz")
+def readyz() -> ResponseReturnValue:
+    """Ready to take traffic: the database answers and its schema is at the code's migration head."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from pro_service.migrate import alembic_config
+
+    rt = runtime()
+    try:
+        with rt.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    except Exception as exc:
+        return jsonify({"status": "unavailable", "failing": ["database"], "detail": type(exc).__name__}), 503
+    head = ScriptDirectory.from_config(alembic_config(rt.settings.DATABASE_URL)).get_current_head()
+    if current != head:
+        detail = f"schema at {current}, code expects {head}: run `pro-service db upgrade`"
+        return jsonify({"status": "unavailable", "failing": ["schema"], "detail": detail}), 503
+    return jsonify({"status": "ready", "schema": current}), 200

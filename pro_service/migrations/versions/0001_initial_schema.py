@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 08:03:51.994284
+Create Date: 2026-11-25 08:22:23.465215
 """
 
 from __future__ import annotations
@@ -92,6 +92,26 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("care_team_id", "staff_id", name=op.f("pk_care_team_members")),
+    )
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("token_id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("method", sa.String(length=8), nullable=False),
+        sa.Column("path", sa.String(length=300), nullable=False),
+        sa.Column("request_hash", sa.String(length=64), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=False),
+        sa.Column("response", sa.JSON(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["token_id"],
+            ["api_tokens.id"],
+            name=op.f("fk_idempotency_keys_token_id_api_tokens"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_idempotency_keys")),
+        sa.UniqueConstraint("token_id", "key", name="uq_idempotency_keys_token_key"),
     )
     op.create_table(
         "on_call_shifts",
@@ -404,6 +424,26 @@ def upgrade() -> None:
         batch_op.create_index("ix_messages_patient_created", ["patient_id", "id"], unique=False)
 
     op.create_table(
+        "outbound_events",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("event_type", sa.String(length=64), nullable=False),
+        sa.Column("alert_id", sa.Integer(), nullable=True),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.String(length=300), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["alert_id"], ["alerts.id"], name=op.f("fk_outbound_events_alert_id_alerts"), ondelete="SET NULL"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbound_events")),
+    )
+    with op.batch_alter_table("outbound_events", schema=None) as batch_op:
+        batch_op.create_index("ix_outbound_events_status_next", ["status", "next_attempt_at"], unique=False)
+
+    op.create_table(
         "answers",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("check_in_id", sa.Integer(), nullable=False),
@@ -448,6 +488,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_answers_check_in_id"))
 
     op.drop_table("answers")
+    with op.batch_alter_table("outbound_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbound_events_status_next")
+
+    op.drop_table("outbound_events")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index("ix_messages_patient_created")
         batch_op.drop_index("ix_messages_direction_status")
@@ -490,6 +534,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_on_call_team_window")
 
     op.drop_table("on_call_shifts")
+    op.drop_table("idempotency_keys")
     op.drop_table("care_team_members")
     op.drop_table("staff_users")
     op.drop_table("care_teams")

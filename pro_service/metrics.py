@@ -1,0 +1,25 @@
+"""Prometheus metrics (no Flask or Celery here, so `alerts` may record into them)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+REQUEST_LATENCY = Histogram(
+    "pro_http_request_seconds",
+    "Web request latency",
+    ["endpoint", "method", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+TASK_DURATION = Histogram(
+    "pro_task_seconds",
+    "Celery task duration",
+    ["task"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+TASK_FAILURES = Counter("pro_task_failures_total", "Celery tasks that raised", ["task"])
+TIME_TO_ACK = Histogram(
+    "pro_alert_time_to_acknowledge_seconds",
+    "From alert opened to acknowledged",
+    ["urgency"],
+    buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400),
+)

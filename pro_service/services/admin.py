@@ -1,0 +1,362 @@
+"""Administration use cases: patients (edit, pause, discharge), schedules from a weekday/time picker,
+care teams and members, the on-call rota (entered in the team's time zone, stored in UTC), staff accounts
+and the audit log. Callers commit and write the audit row."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from argon2 import PasswordHasher
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from pro_service.instruments import LANGUAGES
+from pro_service.models import (
+    AuditLog,
+    CareTeam,
+    CareTeamMember,
+    CheckIn,
+    CheckInStatus,
+    OnCallShift,
+    Patient,
+    PatientStatus,
+    Schedule,
+    StaffUser,
+)
+from pro_service.scheduling import ScheduleError, validate_rrule
+from pro_service.services.patients import EnrolmentError, check_timezone, normalise_phone
+
+WEEKDAYS = (
+    ("MO", "Monday"),
+    ("TU", "Tuesday"),
+    ("WE", "Wednesday"),
+    ("TH", "Thursday"),
+    ("FR", "Friday"),
+    ("SA", "Saturday"),
+    ("SU", "Sunday"),
+)
+_hasher = PasswordHasher()
+
+
+class AdminError(ValueError):
+    """A form value that cannot be accepted; `field` names the form field for the message."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+# --- patients --------------------------------------------------------------------------------------
+
+
+def update_patient(
+    session: Session,
+    patient: Patient,
+    *,
+    given_name: str,
+    family_name: str,
+    phone: str,
+    timezone: str,
+    language: str,
+    care_team_id: int,
+    clear_phone_problem: bool = False,
+) -> list[str]:
+    """Edit the record; returns the names of the fields that changed (for the audit row, no values)."""
+    if not given_name.strip() or not family_name.strip():
+        raise AdminError("name", "given and family name are required")
+    phone = normalise_phone(phone)
+    check_timezone(timezone)
+    if language not in LANGUAGES:
+        raise AdminError("language", f"must be one of {', '.join(LANGUAGES)}")
+    if session.get(CareTeam, care_team_id) is None:
+        raise AdminError("care_team_id", "choose a care team")
+    other = session.scalar(select(Patient.id).where(Patient.phone == phone, Patient.id != patient.id))
+    if other is not None:
+        raise AdminError("phone", "another patient has this phone number")
+    changed = []
+    values = {
+        "given_name": given_name.strip(),
+        "family_name": family_name.strip(),
+        "phone": phone,
+        "timezone": timezone,
+        "language": language,
+        "care_team_id": care_team_id,
+    }
+    for name, value in values.items():
+        if getattr(patient, name) != value:
+            setattr(patient, name, value)
+            changed.append(name)
+    if "phone" in changed or clear_phone_problem:
+        if patient.phone_problem is not None:
+            patient.phone_problem = None
+            changed.append("phone_problem")
+    return changed
+
+
+def set_patient_status(session: Session, patient: Patient, status: PatientStatus, now: datetime) -> int:
+    """Pause, resume or discharge. Pausing or discharging cancels the open check-in; returns how many."""
+    patient.status = status
+    patient.updated_at = now
+    if status == PatientStatus.ACTIVE:
+        return 0
+    cancelled = 0
+    for check_in in session.scalars(
+        select(CheckIn).where(
+            CheckIn.patient_id == patient.id,
+            CheckIn.status.in_((CheckInStatus.PENDING, CheckInStatus.IN_PROGRESS)),
+        )
+    ):
+        check_in.status = CheckInStatus.CANCELLED
+        check_in.closed_at = now
+        check_in.next_deadline_at = None
+        check_in.current_item = None
+        cancelled += 1
+    return cancelled
+
+
+# --- schedules -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WeeklyPick:
+    days: tuple[str, ...]
+    hour: int
+    minute: int
+
+
+def weekly_rrule(days: list[str], at: str) -> str:
+    """Weekday boxes and a time (HH:MM) → FREQ=WEEKLY;BYDAY=MO,TH;BYHOUR=10;BYMINUTE=0, validated."""
+    order = [code for code, _ in WEEKDAYS]
+    picked = [d for d in order if d in set(days)]
+    if not picked:
+        raise AdminError("days", "tick at least one weekday")
+    try:
+        clock = time.fromisoformat(at)
+    except ValueError:
+        raise AdminError("time", "enter a time such as 10:00") from None
+    rule = f"FREQ=WEEKLY;BYDAY={','.join(picked)};BYHOUR={clock.hour};BYMINUTE={clock.minute}"
+    try:
+        return validate_rrule(rule)
+    except ScheduleError as exc:
+        raise AdminError("rrule", str(exc)) from None
+
+
+def parse_weekly(rrule: str) -> WeeklyPick | None:
+    """The picker's view of a rule it can show (weekly, days, one time); None for anything else."""
+    parts = dict(p.split("=", 1) for p in rrule.split(";") if "=" in p)
+    if parts.get("FREQ") != "WEEKLY" or set(parts) - {"FREQ", "BYDAY", "BYHOUR", "BYMINUTE", "BYSECOND"}:
+        return None
+    hours, minutes = parts.get("BYHOUR", ""), parts.get("BYMINUTE", "0")
+    if not hours.isdigit() or not minutes.isdigit():
+        return None
+    days = tuple(d for d in parts.get("BYDAY", "").split(",") if d in dict(WEEKDAYS))
+    return WeeklyPick(days, int(hours), int(minutes))
+
+
+def describe_rrule(rrule: str) -> str:
+    pick = parse_weekly(rrule)
+    if pick is None:
+        return rrule
+    names = dict(WEEKDAYS)
+    days = ", ".join(names[d] for d in pick.days) if pick.days else "every week"
+    return f"{days} at {pick.hour:02d}:{pick.minute:02d}"
+
+
+def save_schedule(
+    session: Session,
+    patient: Patient,
+    *,
+    schedule: Schedule | None,
+    instrument_code: str,
+    rrule: str,
+    start_date: date,
+    end_date: date | None,
+    active: bool,
+    now: datetime,
+) -> Schedule:
+    if end_date is not None and end_date < start_date:
+        raise AdminError("end_date", "is before the start date")
+    if schedule is None:
+        schedule = Schedule(patient_id=patient.id, created_at=now)
+        session.add(schedule)
+    schedule.instrument_code = instrument_code
+    schedule.rrule = rrule
+    schedule.start_date = start_date
+    schedule.end_date = end_date
+    schedule.active = active
+    session.flush()
+    return schedule
+
+
+# --- care teams and rota ---------------------------------------------------------------------------
+
+
+def save_care_team(
+    session: Session, team: CareTeam | None, *, name: str, timezone: str, phone: str | None
+) -> CareTeam:
+    name = name.strip()
+    if not name:
+        raise AdminError("name", "is required")
+    check_timezone(timezone)
+    if phone:
+        phone = normalise_phone(phone)
+    clash = select(CareTeam.id).where(CareTeam.name == name)
+    if team is not None:
+        clash = clash.where(CareTeam.id != team.id)
+    if session.scalar(clash) is not None:
+        raise AdminError("name", "another care team has this name")
+    if team is None:
+        team = CareTeam(name=name)
+        session.add(team)
+    team.name, team.timezone, team.phone = name, timezone, phone or None
+    session.flush()
+    return team
+
+
+def team_members(session: Session, team_id: int) -> list[StaffUser]:
+    return list(
+        session.scalars(
+            select(StaffUser)
+            .join(CareTeamMember, CareTeamMember.staff_id == StaffUser.id)
+            .where(CareTeamMember.care_team_id == team_id)
+            .order_by(StaffUser.name)
+        )
+    )
+
+
+def add_member(session: Session, team_id: int, staff_id: int) -> bool:
+    if session.get(StaffUser, staff_id) is None:
+        raise AdminError("staff_id", "choose a staff member")
+    if session.get(CareTeamMember, (team_id, staff_id)) is not None:
+        return False
+    session.add(CareTeamMember(care_team_id=team_id, staff_id=staff_id))
+    return True
+
+
+def remove_member(session: Session, team_id: int, staff_id: int) -> bool:
+    member = session.get(CareTeamMember, (team_id, staff_id))
+    if member is None:
+        return False
+    session.delete(member)
+    return True
+
+
+def local_to_utc(value: str, tz: str) -> datetime:
+    """An <input type=datetime-local> value in the team's zone → aware UTC. A time skipped by a DST
+    change moves forward; an ambiguous one is the first (fold=0), as schedules do."""
+    try:
+        naive = datetime.fromisoformat(value)
+    except ValueError:
+        raise AdminError("when", "enter a date and time") from None
+    if naive.tzinfo is not None:
+        raise AdminError("when", "enter the team's local time without a zone")
+    zone = ZoneInfo(tz)
+    return naive.replace(tzinfo=zone, fold=0).astimezone(UTC)
+
+
+def add_shift(
+    session: Session, team: CareTeam, *, staff_id: int, level: int, starts: str, ends: str
+) -> OnCallShift:
+    staff = session.get(StaffUser, staff_id)
+    if staff is None or not staff.active:
+        raise AdminError("staff_id", "choose an active staff member")
+    if not 1 <= level <= 5:
+        raise AdminError("level", "must be between 1 and 5")
+    starts_at, ends_at = local_to_utc(starts, team.timezone), local_to_utc(ends, team.timezone)
+    if ends_at <= starts_at:
+        raise AdminError("ends_at", "must be after the start")
+    if ends_at - starts_at > timedelta(days=31):
+        raise AdminError("ends_at", "a shift can be at most 31 days")
+    shift = OnCallShift(
+        care_team_id=team.id, staff_id=staff.id, level=level, starts_at=starts_at, ends_at=ends_at
+    )
+    session.add(shift)
+    session.flush()
+    return shift
+
+
+def shifts(session: Session, team_id: int, now: datetime, limit: int = 100) -> list[tuple[OnCallShift, str]]:
+    """Current and future shifts (and those ended in the last day), with the staff name."""
+    rows = session.execute(
+        select(OnCallShift, StaffUser.name)
+        .join(StaffUser, StaffUser.id == OnCallShift.staff_id)
+        .where(OnCallShift.care_team_id == team_id, OnCallShift.ends_at > now - timedelta(days=1))
+        .order_by(OnCallShift.starts_at, OnCallShift.level)
+        .limit(limit)
+    ).all()
+    return [(shift, name) for shift, name in rows]
+
+
+# --- staff -----------------------------------------------------------------------------------------
+
+
+def staff_list(session: Session) -> list[StaffUser]:
+    return list(session.scalars(select(StaffUser).order_by(StaffUser.active.desc(), StaffUser.name)))
+
+
+def set_active(session: Session, staff: StaffUser, active: bool) -> None:
+    staff.active = active
+
+
+def new_password() -> str:
+    """A temporary password shown once to the administrator: 4 groups of 4 unambiguous characters."""
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+    return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(4))
+
+
+def reset_password(staff: StaffUser, password: str) -> None:
+    if len(password) < 12:
+        raise AdminError("password", "use at least 12 characters")
+    staff.password_hash = _hasher.hash(password)
+
+
+def update_staff(session: Session, staff: StaffUser, *, name: str, phone: str | None) -> None:
+    if not name.strip():
+        raise AdminError("name", "is required")
+    if phone:
+        try:
+            phone = normalise_phone(phone)
+        except EnrolmentError as exc:
+            raise AdminError("phone", exc.message) from None
+        clash = session.scalar(select(StaffUser.id).where(StaffUser.phone == phone, StaffUser.id != staff.id))
+        if clash is not None:
+            raise AdminError("phone", "another account has this phone number")
+    staff.name, staff.phone = name.strip(), phone or None
+
+
+# --- audit log -------------------------------------------------------------------------------------
+
+
+@dataclass
+class AuditPage:
+    rows: list[AuditLog]
+    next_before: int | None
+
+
+def audit_page(
+    session: Session,
+    *,
+    patient_id: int | None = None,
+    actor: str | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> AuditPage:
+    """Newest first, paged by id (keyset: as fast on page 500 as on page 1)."""
+    stmt = select(AuditLog)
+    if patient_id is not None:
+        stmt = stmt.where(AuditLog.patient_id == patient_id)
+    if actor:
+        stmt = stmt.where(AuditLog.actor == actor)
+    if before_id is not None:
+        stmt = stmt.where(AuditLog.id < before_id)
+    rows = list(session.scalars(stmt.order_by(AuditLog.id.desc()).limit(limit + 1)))
+    return AuditPage(rows[:limit], rows[limit - 1].id if len(rows) > limit else None)
+
+
+def count_patients_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Patient.status, func.count()).group_by(Patient.status)).all()
+    return {status.value: int(count) for status, count in rows}

@@ -1,0 +1,429 @@
+"""Read models for the care-team dashboard: the triage queue, an alert with its context, patients.
+
+Built for scale (10,000 patients, 100,000 alerts): every list is one indexed query with a limit, joined
+up front (no query per row). The queue reads only open and acknowledged alerts through
+ix_alerts_status_urgency_opened; histories are bounded by date and count.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy.orm import Session, aliased, selectinload
+
+from pro_service.models import (
+    Alert,
+    AlertStatus,
+    Answer,
+    AnswerStatus,
+    CareTeam,
+    CheckIn,
+    CheckInStatus,
+    Message,
+    Patient,
+    Schedule,
+    StaffUser,
+)
+
+ACTIVE_STATUSES = (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
+URGENCIES = ("urgent", "same_day", "routine")
+QUEUE_LIMIT = 200
+TREND_WEEKS = 12
+# Yes/no items (and choice 5 of calcium_sx) shown as symptom flags under the pain trend.
+FLAG_ITEMS = (
+    ("neuro", "Weakness / numbness"),
+    ("bladder_bowel", "Bladder / bowel"),
+    ("sudden_immobile", "Sudden pain, can't bear weight"),
+    ("calcium_confused", "Confused / drowsy"),
+    ("pain_new", "New pain"),
+)
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    team_id: int | None = None
+    urgency: str | None = None
+    status: str | None = None  # "open" | "acknowledged" | None (both)
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    alert_id: int
+    ref: str
+    category: str
+    urgency: str
+    status: str
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    escalation_level: int
+    patient_id: int
+    patient_name: str
+    mrn: str
+    team_id: int
+    team_name: str
+    team_tz: str
+
+
+@dataclass
+class Queue:
+    rows: list[QueueRow]
+    counts: dict[str, int]  # by urgency, within the team/status filter (not the urgency filter)
+    open_counts: dict[str, int]  # of those, still open (nobody has acknowledged)
+    total: int
+    truncated: bool
+
+
+def _queue_base(stmt: Select[Any], filters: QueueFilters) -> Select[Any]:
+    statuses: Sequence[AlertStatus] = ACTIVE_STATUSES
+    if filters.status in ("open", "acknowledged"):
+        statuses = (AlertStatus(filters.status),)
+    stmt = stmt.where(Alert.status.in_(statuses))
+    if filters.team_id is not None:
+        stmt = stmt.where(Patient.care_team_id == filters.team_id)
+    return stmt
+
+
+def queue(session: Session, filters: QueueFilters, limit: int = QUEUE_LIMIT) -> Queue:
+    """Open and acknowledged alerts, most urgent first, then oldest; with counts per urgency."""
+    acker = aliased(StaffUser)
+    stmt = (
+        select(
+            Alert.id,
+            Alert.ref,
+            Alert.category,
+            Alert.urgency,
+            Alert.status,
+            Alert.opened_at,
+            Alert.acknowledged_at,
+            acker.name,
+            Alert.escalation_level,
+            Patient.id,
+            Patient.given_name,
+            Patient.family_name,
+            Patient.mrn,
+            CareTeam.id,
+            CareTeam.name,
+            CareTeam.timezone,
+        )
+        .join(Patient, Patient.id == Alert.patient_id)
+        .join(CareTeam, CareTeam.id == Patient.care_team_id)
+        .outerjoin(acker, acker.id == Alert.acknowledged_by_id)
+        .order_by(Alert.urgency_rank.desc(), Alert.opened_at, Alert.id)
+    )
+    stmt = _queue_base(stmt, filters)
+    if filters.urgency in URGENCIES:
+        stmt = stmt.where(Alert.urgency == filters.urgency)
+    result = session.execute(stmt.limit(limit + 1)).all()
+    rows = [
+        QueueRow(
+            alert_id=r[0],
+            ref=r[1],
+            category=r[2],
+            urgency=r[3],
+            status=r[4].value,
+            opened_at=r[5],
+            acknowledged_at=r[6],
+            acknowledged_by=r[7],
+            escalation_level=r[8],
+            patient_id=r[9],
+            patient_name=f"{r[10]} {r[11]}",
+            mrn=r[12],
+            team_id=r[13],
+            team_name=r[14],
+            team_tz=r[15],
+        )
+        for r in result[:limit]
+    ]
+    counts, open_counts = queue_counts(session, QueueFilters(team_id=filters.team_id, status=filters.status))
+    return Queue(
+        rows=rows,
+        counts=counts,
+        open_counts=open_counts,
+        total=sum(counts.values()),
+        truncated=len(result) > limit,
+    )
+
+
+def queue_counts(session: Session, filters: QueueFilters) -> tuple[dict[str, int], dict[str, int]]:
+    """Alerts waiting per urgency, and how many of them are still open (one grouped, indexed query)."""
+    stmt = select(Alert.urgency, Alert.status, func.count()).group_by(Alert.urgency, Alert.status)
+    if filters.team_id is not None:
+        stmt = stmt.join(Patient, Patient.id == Alert.patient_id)
+    stmt = _queue_base(stmt, filters)
+    counts = dict.fromkeys(URGENCIES, 0)
+    open_counts = dict.fromkeys(URGENCIES, 0)
+    for urgency, status, count in session.execute(stmt).all():
+        counts[urgency] = counts.get(urgency, 0) + int(count)
+        if status == AlertStatus.OPEN:
+            open_counts[urgency] = open_counts.get(urgency, 0) + int(count)
+    return counts, open_counts
+
+
+def open_urgent_count(session: Session) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Alert)
+            .where(Alert.status == AlertStatus.OPEN, Alert.urgency_rank == 3)
+        )
+        or 0
+    )
+
+
+def care_teams(session: Session) -> list[CareTeam]:
+    return list(session.scalars(select(CareTeam).order_by(CareTeam.name)))
+
+
+# --- one alert -------------------------------------------------------------------------------------
+
+
+@dataclass
+class AlertView:
+    alert: Alert
+    patient: Patient
+    team: CareTeam
+    staff_names: dict[int, str]
+    other_alerts: list[Alert]
+
+
+def alert_view(session: Session, alert_id: int) -> AlertView | None:
+    alert = session.scalar(
+        select(Alert).where(Alert.id == alert_id).options(selectinload(Alert.events)).limit(1)
+    )
+    if alert is None:
+        return None
+    patient = session.scalar(
+        select(Patient).where(Patient.id == alert.patient_id).options(selectinload(Patient.care_team))
+    )
+    assert patient is not None
+    ids = {alert.acknowledged_by_id, alert.resolved_by_id, *(e.actor_staff_id for e in alert.events)}
+    for event in alert.events:
+        ids.update(event.detail.get("staff_ids") or [])
+        ids.update(event.detail.get("paged_team_members") or [])
+    others = list(
+        session.scalars(
+            select(Alert)
+            .where(Alert.patient_id == patient.id, Alert.id != alert.id, Alert.status.in_(ACTIVE_STATUSES))
+            .order_by(Alert.urgency_rank.desc(), Alert.opened_at)
+            .limit(20)
+        )
+    )
+    return AlertView(alert, patient, patient.care_team, staff_names(session, ids), others)
+
+
+def alert_by_ref(session: Session, ref: str) -> int | None:
+    return session.scalar(select(Alert.id).where(Alert.ref == ref.strip().upper()[:16]))
+
+
+def staff_names(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if isinstance(i, int)}
+    if not wanted:
+        return {}
+    return dict(session.execute(select(StaffUser.id, StaffUser.name).where(StaffUser.id.in_(wanted))).all())
+
+
+def recent_check_ins(session: Session, patient_id: int, limit: int = 5) -> list[CheckIn]:
+    return list(
+        session.scalars(
+            select(CheckIn)
+            .where(CheckIn.patient_id == patient_id)
+            .options(selectinload(CheckIn.answers))
+            .order_by(CheckIn.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def timeline(
+    session: Session, patient_id: int, *, before_id: int | None = None, limit: int = 100
+) -> tuple[list[Message], int | None]:
+    """The patient's messages, newest first (ix_messages_patient_created); and the id to page on from."""
+    stmt = select(Message).where(Message.patient_id == patient_id)
+    if before_id is not None:
+        stmt = stmt.where(Message.id < before_id)
+    rows = list(session.scalars(stmt.order_by(Message.id.desc()).limit(limit + 1)))
+    more = rows[limit - 1].id if len(rows) > limit else None
+    return rows[:limit], more
+
+
+# --- trend -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    at: datetime
+    check_in_id: int
+    status: str
+    pain: int | None
+    flags: dict[str, bool | None]  # item → yes / no / unknown
+
+
+@dataclass
+class Trend:
+    start: datetime
+    end: datetime
+    points: list[TrendPoint] = field(default_factory=list)
+
+
+def trend(session: Session, patient_id: int, now: datetime, weeks: int = TREND_WEEKS) -> Trend:
+    start = now - timedelta(weeks=weeks)
+    check_ins = session.scalars(
+        select(CheckIn)
+        .where(
+            CheckIn.patient_id == patient_id,
+            CheckIn.status.in_((CheckInStatus.COMPLETED, CheckInStatus.EXPIRED, CheckInStatus.IN_PROGRESS)),
+            func.coalesce(CheckIn.started_at, CheckIn.created_at) >= start,
+        )
+        .options(selectinload(CheckIn.answers))
+        .order_by(CheckIn.id)
+        .limit(weeks * 7)
+    ).all()
+    points = []
+    for check_in in check_ins:
+        answers = {a.item_code: a for a in check_in.answers if a.status == AnswerStatus.ANSWERED}
+        pain = answers.get("pain_worst")
+        flags: dict[str, bool | None] = {}
+        for code, _label in FLAG_ITEMS:
+            if code == "calcium_confused":
+                calcium = answers.get("calcium_sx")
+                flags[code] = None if calcium is None else 5 in (calcium.value or [])
+            else:
+                found = answers.get(code)
+                flags[code] = found.value if found is not None and isinstance(found.value, bool) else None
+        points.append(
+            TrendPoint(
+                at=check_in.started_at or check_in.created_at,
+                check_in_id=check_in.id,
+                status=check_in.status.value,
+                pain=pain.value if pain is not None and isinstance(pain.value, int) else None,
+                flags=flags,
+            )
+        )
+    return Trend(start=start, end=now, points=points)
+
+
+# --- patients --------------------------------------------------------------------------------------
+
+_DIGITS = re.compile(r"\D+")
+
+
+def search_patients(session: Session, query: str, limit: int = 50) -> list[Patient]:
+    """By name (any word, prefix), MRN (prefix, any case) or phone (its last digits)."""
+    q = query.strip()[:100]
+    stmt = select(Patient).options(selectinload(Patient.care_team))
+    if q:
+        conditions = [func.upper(Patient.mrn).startswith(q.upper(), autoescape=True)]
+        digits = _DIGITS.sub("", q)
+        if len(digits) >= 4:
+            conditions.append(Patient.phone.endswith(digits[-10:], autoescape=True))
+        words = [w for w in re.split(r"[\s,]+", q) if w]
+        if words:
+            name_match = [
+                or_(
+                    func.lower(Patient.given_name).startswith(w.lower(), autoescape=True),
+                    func.lower(Patient.family_name).startswith(w.lower(), autoescape=True),
+                )
+                for w in words
+            ]
+            conditions.append(and_(*name_match))
+        stmt = stmt.where(or_(*conditions))
+    return list(
+        session.scalars(stmt.order_by(Patient.family_name, Patient.given_name, Patient.id).limit(limit))
+    )
+
+
+@dataclass(frozen=True)
+class Adherence:
+    sent: int
+    completed: int
+    partial: int
+    unanswered: int
+    since: datetime
+
+    @property
+    def answered(self) -> int:
+        return self.completed + self.partial
+
+    @property
+    def percent(self) -> int | None:
+        return round(100 * self.answered / self.sent) if self.sent else None
+
+
+def adherence(session: Session, patient_id: int, now: datetime, weeks: int = TREND_WEEKS) -> Adherence:
+    """Check-ins whose first question went out in the window, and how many got answers."""
+    since = now - timedelta(weeks=weeks)
+    has_answer = (
+        select(Answer.check_in_id)
+        .where(
+            Answer.check_in_id == CheckIn.id,
+            Answer.status.in_((AnswerStatus.ANSWERED, AnswerStatus.UNREADABLE)),
+        )
+        .exists()
+    )
+    kind = case(
+        (CheckIn.status == CheckInStatus.COMPLETED, "completed"),
+        (has_answer, "partial"),
+        else_="unanswered",
+    )
+    rows = session.execute(
+        select(kind, func.count())
+        .where(
+            CheckIn.patient_id == patient_id,
+            CheckIn.started_at.is_not(None),
+            CheckIn.started_at >= since,
+            CheckIn.status.in_((CheckInStatus.COMPLETED, CheckInStatus.EXPIRED)),
+        )
+        .group_by(kind)
+    ).all()
+    found = {k: int(c) for k, c in rows}
+    return Adherence(
+        sent=sum(found.values()),
+        completed=found.get("completed", 0),
+        partial=found.get("partial", 0),
+        unanswered=found.get("unanswered", 0),
+        since=since,
+    )
+
+
+@dataclass
+class PatientView:
+    patient: Patient
+    schedules: list[Schedule]
+    alerts: list[Alert]
+    open_check_in: CheckIn | None
+
+
+def patient_view(session: Session, patient_id: int) -> PatientView | None:
+    patient = session.scalar(
+        select(Patient).where(Patient.id == patient_id).options(selectinload(Patient.care_team))
+    )
+    if patient is None:
+        return None
+    schedules = list(
+        session.scalars(select(Schedule).where(Schedule.patient_id == patient.id).order_by(Schedule.id))
+    )
+    alerts = list(
+        session.scalars(
+            select(Alert)
+            .where(Alert.patient_id == patient.id)
+            .order_by(
+                case((Alert.status == AlertStatus.RESOLVED, 1), else_=0),
+                Alert.urgency_rank.desc(),
+                Alert.opened_at.desc(),
+            )
+            .limit(50)
+        )
+    )
+    open_check_in = session.scalar(
+        select(CheckIn).where(
+            CheckIn.patient_id == patient.id,
+            CheckIn.status.in_((CheckInStatus.PENDING, CheckInStatus.IN_PROGRESS)),
+        )
+    )
+    return PatientView(patient, schedules, alerts, open_check_in)

@@ -1,0 +1,608 @@
+"""Administration pages (role admin): patients, schedules, care teams and rota, staff, configuration, audit.
+
+Every page needs the admin role (a nurse gets a friendly 403). Forms re-render with the message next to the
+field on a validation error; success redirects (post/redirect/get). Every change writes the audit log.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from pro_service.instruments import LANGUAGES
+from pro_service.models import CareTeam, OnCallShift, Patient, PatientStatus, Schedule, StaffRole, StaffUser
+from pro_service.scheduling import validate_timezone
+from pro_service.services import admin as svc
+from pro_service.services import dashboard_queries as dq
+from pro_service.services.patients import Conflict, EnrolmentError, enrol_patient
+from pro_service.services.staff import StaffError, create_staff
+from pro_service.web.auth import audit, current_staff, require_admin
+from pro_service.web.common import db, runtime
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+MAX_ID = 2**31 - 1
+COMMON_ZONES = (
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Phoenix",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+    "America/Puerto_Rico",
+    "Europe/London",
+    "UTC",
+)
+
+
+@bp.before_request
+def _admins_only() -> None:
+    require_admin()
+
+
+def _get(model: type[Any], ident: int) -> Any:
+    row = db().get(model, ident) if 0 < ident <= MAX_ID else None
+    if row is None:
+        abort(404)
+    return row
+
+
+def _form(name: str, limit: int = 200) -> str:
+    return (request.form.get(name) or "").strip()[:limit]
+
+
+def _int_form(name: str) -> int | None:
+    raw = _form(name, 12)
+    return int(raw) if raw.isdigit() and 0 < int(raw) <= MAX_ID else None
+
+
+def _date_form(name: str, required: bool) -> date | None:
+    raw = _form(name, 20)
+    if not raw:
+        if required:
+            raise svc.AdminError(name, "enter a date")
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise svc.AdminError(name, "enter a date such as 2025-03-01") from None
+
+
+def _zones(current: str | None = None) -> list[str]:
+    zones = list(COMMON_ZONES)
+    if current and current not in zones:
+        zones.insert(0, current)
+    return zones
+
+
+@bp.get("/")
+def index() -> ResponseReturnValue:
+    rt = runtime()
+    return render_template(
+        "admin/index.html",
+        settings=rt.settings,
+        policy=rt.policy,
+        patient_counts=svc.count_patients_by_status(db()),
+        teams=dq.care_teams(db()),
+    )
+
+
+# --- patients --------------------------------------------------------------------------------------
+
+
+def _patient_form(patient: Patient | None, error: svc.AdminError | None = None, status: int = 200) -> Any:
+    values = dict(request.form) if request.method == "POST" else {}
+    return (
+        render_template(
+            "admin/patient_form.html",
+            patient=patient,
+            values=values,
+            error=error,
+            teams=dq.care_teams(db()),
+            zones=_zones(values.get("timezone") or (patient.timezone if patient else None)),
+            languages=LANGUAGES,
+        ),
+        status,
+    )
+
+
+@bp.route("/patients/new", methods=["GET", "POST"])
+def patient_new() -> ResponseReturnValue:
+    if request.method == "GET":
+        return _patient_form(None)
+    session = db()
+    try:
+        patient = enrol_patient(
+            session,
+            mrn=_form("mrn", 64),
+            given_name=_form("given_name", 120),
+            family_name=_form("family_name", 120),
+            phone=_form("phone", 32),
+            timezone=_form("timezone", 64),
+            language=_form("language", 8),
+            care_team_id=_int_form("care_team_id") or 0,
+            sms_consent=request.form.get("sms_consent") == "yes",
+        )
+        if not (patient.mrn and patient.given_name and patient.family_name):
+            raise svc.AdminError("name", "MRN, given and family name are required")
+    except EnrolmentError as exc:
+        session.rollback()
+        return _patient_form(None, svc.AdminError(exc.field, exc.message), 400)
+    except (Conflict, svc.AdminError) as exc:
+        session.rollback()
+        error = exc if isinstance(exc, svc.AdminError) else svc.AdminError("mrn", str(exc))
+        return _patient_form(None, error, 400)
+    if patient.sms_consent:
+        patient.consent_at = runtime().now()
+    audit("create_patient", ("patient", patient.id), patient.id)
+    session.commit()
+    flash("Patient enrolled. Now set when their check-ins go out.", "success")
+    return redirect(url_for("admin.schedules", patient_id=patient.id))
+
+
+@bp.route("/patients/<int:patient_id>/edit", methods=["GET", "POST"])
+def patient_edit(patient_id: int) -> ResponseReturnValue:
+    session = db()
+    patient: Patient = _get(Patient, patient_id)
+    if request.method == "GET":
+        audit("view_patient", ("patient", patient.id), patient.id, page="admin_edit")
+        session.commit()
+        return _patient_form(patient)
+    try:
+        changed = svc.update_patient(
+            session,
+            patient,
+            given_name=_form("given_name", 120),
+            family_name=_form("family_name", 120),
+            phone=_form("phone", 32),
+            timezone=_form("timezone", 64),
+            language=_form("language", 8),
+            care_team_id=_int_form("care_team_id") or 0,
+            clear_phone_problem=request.form.get("clear_phone_problem") == "yes",
+        )
+    except EnrolmentError as exc:
+        session.rollback()
+        return _patient_form(patient, svc.AdminError(exc.field, exc.message), 400)
+    except svc.AdminError as exc:
+        session.rollback()
+        return _patient_form(patient, exc, 400)
+    audit("update_patient", ("patient", patient.id), patient.id, fields=changed)
+    session.commit()
+    flash("Patient record saved." if changed else "Nothing changed.", "success")
+    return redirect(url_for("dashboard.patient_page", patient_id=patient.id))
+
+
+@bp.post("/patients/<int:patient_id>/status")
+def patient_status(patient_id: int) -> ResponseReturnValue:
+    session = db()
+    patient: Patient = _get(Patient, patient_id)
+    action = request.form.get("action")
+    target = {
+        "pause": PatientStatus.PAUSED,
+        "resume": PatientStatus.ACTIVE,
+        "discharge": PatientStatus.DISCHARGED,
+    }
+    if action not in target:
+        abort(400)
+    if patient.status == PatientStatus.DISCHARGED and action != "resume":
+        flash("The patient is already discharged.", "info")
+        return redirect(url_for("admin.patient_edit", patient_id=patient.id))
+    cancelled = svc.set_patient_status(session, patient, target[action], runtime().now())
+    audit(f"{action}_patient", ("patient", patient.id), patient.id, cancelled_check_ins=cancelled)
+    session.commit()
+    words = {
+        "pause": "paused: no check-ins until resumed",
+        "resume": "active again",
+        "discharge": "discharged",
+    }
+    flash(f"Patient {words[action]}.", "success")
+    return redirect(url_for("dashboard.patient_page", patient_id=patient.id))
+
+
+# --- schedules -------------------------------------------------------------------------------------
+
+
+def _schedule_page(
+    patient: Patient, schedule: Schedule | None, error: svc.AdminError | None, status: int
+) -> Any:
+    rt = runtime()
+    rows = list(db().scalars(select(Schedule).where(Schedule.patient_id == patient.id).order_by(Schedule.id)))
+    if request.method == "POST":
+        values: dict[str, Any] = {
+            "instrument": request.form.get("instrument"),
+            "days": request.form.getlist("days"),
+            "time": request.form.get("time"),
+            "start_date": request.form.get("start_date"),
+            "end_date": request.form.get("end_date"),
+            "active": request.form.get("active") == "yes",
+        }
+    elif schedule is not None:
+        pick = svc.parse_weekly(schedule.rrule)
+        values = {
+            "instrument": schedule.instrument_code,
+            "days": list(pick.days) if pick else [],
+            "time": f"{pick.hour:02d}:{pick.minute:02d}" if pick else "",
+            "start_date": schedule.start_date.isoformat(),
+            "end_date": schedule.end_date.isoformat() if schedule.end_date else "",
+            "active": schedule.active,
+        }
+    else:
+        today = rt.now().astimezone(validate_timezone(patient.timezone)).date()
+        values = {
+            "instrument": "sre-weekly",
+            "days": ["MO"],
+            "time": "10:00",
+            "start_date": today.isoformat(),
+            "end_date": "",
+            "active": True,
+        }
+    return (
+        render_template(
+            "admin/schedules.html",
+            patient=patient,
+            schedules=rows,
+            editing=schedule,
+            values=values,
+            error=error,
+            weekdays=svc.WEEKDAYS,
+            instruments=rt.instruments.all_latest(),
+            quiet_start=rt.settings.QUIET_HOURS_START,
+            quiet_end=rt.settings.QUIET_HOURS_END,
+            describe=svc.describe_rrule,
+        ),
+        status,
+    )
+
+
+def _save_schedule(patient: Patient, schedule: Schedule | None) -> ResponseReturnValue:
+    session = db()
+    rt = runtime()
+    try:
+        instrument = _form("instrument", 64)
+        if rt.instruments.latest(instrument) is None:
+            raise svc.AdminError("instrument", "choose a questionnaire")
+        rrule = svc.weekly_rrule(request.form.getlist("days"), _form("time", 8))
+        start = _date_form("start_date", required=True)
+        assert start is not None
+        saved = svc.save_schedule(
+            session,
+            patient,
+            schedule=schedule,
+            instrument_code=instrument,
+            rrule=rrule,
+            start_date=start,
+            end_date=_date_form("end_date", required=False),
+            active=request.form.get("active") == "yes",
+            now=rt.now(),
+        )
+    except svc.AdminError as exc:
+        session.rollback()
+        return _schedule_page(patient, schedule, exc, 400)
+    audit(
+        "update_schedule" if schedule else "create_schedule",
+        ("schedule", saved.id),
+        patient.id,
+        rrule=saved.rrule,
+    )
+    session.commit()
+    flash(f"Schedule saved: {svc.describe_rrule(saved.rrule)}, patient's time.", "success")
+    return redirect(url_for("admin.schedules", patient_id=patient.id))
+
+
+@bp.route("/patients/<int:patient_id>/schedules", methods=["GET", "POST"])
+def schedules(patient_id: int) -> ResponseReturnValue:
+    patient: Patient = _get(Patient, patient_id)
+    if request.method == "POST":
+        return _save_schedule(patient, None)
+    return _schedule_page(patient, None, None, 200)
+
+
+def _schedule_of(patient: Patient, schedule_id: int) -> Schedule:
+    schedule: Schedule = _get(Schedule, schedule_id)
+    if schedule.patient_id != patient.id:
+        abort(404)
+    return schedule
+
+
+@bp.route("/patients/<int:patient_id>/schedules/<int:schedule_id>", methods=["GET", "POST"])
+def schedule_edit(patient_id: int, schedule_id: int) -> ResponseReturnValue:
+    patient: Patient = _get(Patient, patient_id)
+    schedule = _schedule_of(patient, schedule_id)
+    if request.method == "POST":
+        return _save_schedule(patient, schedule)
+    return _schedule_page(patient, schedule, None, 200)
+
+
+@bp.post("/patients/<int:patient_id>/schedules/<int:schedule_id>/delete")
+def schedule_delete(patient_id: int, schedule_id: int) -> ResponseReturnValue:
+    patient: Patient = _get(Patient, patient_id)
+    schedule = _schedule_of(patient, schedule_id)
+    db().delete(schedule)
+    audit("delete_schedule", ("schedule", schedule_id), patient.id)
+    db().commit()
+    flash("Schedule deleted.", "success")
+    return redirect(url_for("admin.schedules", patient_id=patient.id))
+
+
+# --- care teams, members, rota ---------------------------------------------------------------------
+
+
+@bp.route("/teams", methods=["GET", "POST"])
+def teams() -> ResponseReturnValue:
+    session = db()
+    error = None
+    if request.method == "POST":
+        try:
+            team = svc.save_care_team(
+                session,
+                None,
+                name=_form("name", 120),
+                timezone=_form("timezone", 64),
+                phone=_form("phone", 32),
+            )
+        except (svc.AdminError, EnrolmentError) as exc:
+            session.rollback()
+            error = exc
+        else:
+            audit("create_care_team", ("care_team", team.id), None)
+            session.commit()
+            flash("Care team created.", "success")
+            return redirect(url_for("admin.team", team_id=team.id))
+    return (
+        render_template(
+            "admin/teams.html",
+            teams=dq.care_teams(session),
+            error=error,
+            values=dict(request.form),
+            zones=_zones(),
+        ),
+        400 if error else 200,
+    )
+
+
+def _team_page(team: CareTeam, error: Exception | None = None, status: int = 200) -> Any:
+    session = db()
+    now = runtime().now()
+    return (
+        render_template(
+            "admin/team.html",
+            team=team,
+            members=svc.team_members(session, team.id),
+            all_staff=[s for s in svc.staff_list(session) if s.active],
+            shifts=svc.shifts(session, team.id, now),
+            error=error,
+            values=dict(request.form) if request.method == "POST" else {},
+            zones=_zones(team.timezone),
+        ),
+        status,
+    )
+
+
+@bp.route("/teams/<int:team_id>", methods=["GET", "POST"])
+def team(team_id: int) -> ResponseReturnValue:
+    session = db()
+    care_team: CareTeam = _get(CareTeam, team_id)
+    if request.method == "GET":
+        return _team_page(care_team)
+    try:
+        svc.save_care_team(
+            session,
+            care_team,
+            name=_form("name", 120),
+            timezone=_form("timezone", 64),
+            phone=_form("phone", 32),
+        )
+    except (svc.AdminError, EnrolmentError) as exc:
+        session.rollback()
+        return _team_page(care_team, exc, 400)
+    audit("update_care_team", ("care_team", care_team.id), None)
+    session.commit()
+    flash("Care team saved.", "success")
+    return redirect(url_for("admin.team", team_id=care_team.id))
+
+
+@bp.post("/teams/<int:team_id>/members")
+def team_member_add(team_id: int) -> ResponseReturnValue:
+    session = db()
+    care_team: CareTeam = _get(CareTeam, team_id)
+    try:
+        added = svc.add_member(session, care_team.id, _int_form("staff_id") or 0)
+    except svc.AdminError as exc:
+        session.rollback()
+        return _team_page(care_team, exc, 400)
+    audit("add_team_member", ("care_team", care_team.id), None, staff_id=_int_form("staff_id"))
+    session.commit()
+    flash("Member added." if added else "Already a member.", "success")
+    return redirect(url_for("admin.team", team_id=care_team.id))
+
+
+@bp.post("/teams/<int:team_id>/members/<int:staff_id>/remove")
+def team_member_remove(team_id: int, staff_id: int) -> ResponseReturnValue:
+    care_team: CareTeam = _get(CareTeam, team_id)
+    svc.remove_member(db(), care_team.id, staff_id)
+    audit("remove_team_member", ("care_team", care_team.id), None, staff_id=staff_id)
+    db().commit()
+    flash("Member removed.", "success")
+    return redirect(url_for("admin.team", team_id=care_team.id))
+
+
+@bp.post("/teams/<int:team_id>/shifts")
+def shift_add(team_id: int) -> ResponseReturnValue:
+    session = db()
+    care_team: CareTeam = _get(CareTeam, team_id)
+    try:
+        shift = svc.add_shift(
+            session,
+            care_team,
+            staff_id=_int_form("staff_id") or 0,
+            level=_int_form("level") or 0,
+            starts=_form("starts_at", 32),
+            ends=_form("ends_at", 32),
+        )
+    except svc.AdminError as exc:
+        session.rollback()
+        return _team_page(care_team, exc, 400)
+    audit("add_on_call_shift", ("on_call_shift", shift.id), None, care_team_id=care_team.id)
+    session.commit()
+    flash("On-call shift added.", "success")
+    return redirect(url_for("admin.team", team_id=care_team.id) + "#rota")
+
+
+@bp.post("/teams/<int:team_id>/shifts/<int:shift_id>/delete")
+def shift_delete(team_id: int, shift_id: int) -> ResponseReturnValue:
+    care_team: CareTeam = _get(CareTeam, team_id)
+    shift: OnCallShift = _get(OnCallShift, shift_id)
+    if shift.care_team_id != care_team.id:
+        abort(404)
+    db().delete(shift)
+    audit("delete_on_call_shift", ("on_call_shift", shift_id), None, care_team_id=care_team.id)
+    db().commit()
+    flash("On-call shift removed.", "success")
+    return redirect(url_for("admin.team", team_id=care_team.id) + "#rota")
+
+
+@bp.get("/escalation")
+def escalation() -> ResponseReturnValue:
+    return render_template(
+        "admin/escalation.html", policy=runtime().policy, config_dir=runtime().settings.CONFIG_DIR
+    )
+
+
+# --- staff -----------------------------------------------------------------------------------------
+
+
+@bp.route("/staff", methods=["GET", "POST"])
+def staff() -> ResponseReturnValue:
+    session = db()
+    error: Exception | None = None
+    if request.method == "POST":
+        role = request.form.get("role")
+        try:
+            if role not in (StaffRole.NURSE.value, StaffRole.ADMIN.value):
+                raise StaffError("role: choose nurse or admin")
+            created = create_staff(
+                session,
+                email=_form("email", 254),
+                name=_form("name", 120) or _form("email", 254),
+                role=StaffRole(role),
+                phone=_form("phone", 32) or None,
+                password=request.form.get("password") or None,
+            )
+        except StaffError as exc:
+            session.rollback()
+            error = exc
+        else:
+            audit("create_staff", ("staff", created.id), None, role=created.role.value)
+            session.commit()
+            flash(f"Account created for {created.email}.", "success")
+            return redirect(url_for("admin.staff"))
+    return (
+        render_template(
+            "admin/staff.html",
+            staff_rows=svc.staff_list(session),
+            error=error,
+            values=dict(request.form) if request.method == "POST" else {},
+        ),
+        400 if error else 200,
+    )
+
+
+@bp.route("/staff/<int:staff_id>", methods=["GET", "POST"])
+def staff_edit(staff_id: int) -> ResponseReturnValue:
+    session = db()
+    person: StaffUser = _get(StaffUser, staff_id)
+    error = None
+    if request.method == "POST":
+        try:
+            svc.update_staff(session, person, name=_form("name", 120), phone=_form("phone", 32) or None)
+        except svc.AdminError as exc:
+            session.rollback()
+            error = exc
+        else:
+            audit("update_staff", ("staff", person.id), None)
+            session.commit()
+            flash("Account saved.", "success")
+            return redirect(url_for("admin.staff_edit", staff_id=person.id))
+    return render_template("admin/staff_edit.html", person=person, error=error, new_password=None), (
+        400 if error else 200
+    )
+
+
+@bp.post("/staff/<int:staff_id>/active")
+def staff_active(staff_id: int) -> ResponseReturnValue:
+    session = db()
+    person: StaffUser = _get(StaffUser, staff_id)
+    active = request.form.get("active") == "yes"
+    if not active and person.id == current_staff().id:
+        flash("You cannot deactivate your own account.", "warning")
+        return redirect(url_for("admin.staff_edit", staff_id=person.id))
+    svc.set_active(session, person, active)
+    audit("activate_staff" if active else "deactivate_staff", ("staff", person.id), None)
+    session.commit()
+    flash(
+        "Account reactivated." if active else "Account deactivated: signed out everywhere, no more pages.",
+        "success",
+    )
+    return redirect(url_for("admin.staff_edit", staff_id=person.id))
+
+
+@bp.post("/staff/<int:staff_id>/password")
+def staff_password(staff_id: int) -> ResponseReturnValue:
+    """A new temporary password, shown once on this response (never stored in clear, never redirected)."""
+    session = db()
+    person: StaffUser = _get(StaffUser, staff_id)
+    password = svc.new_password()
+    svc.reset_password(person, password)
+    audit("reset_password", ("staff", person.id), None)
+    session.commit()
+    return render_template("admin/staff_edit.html", person=person, error=None, new_password=password)
+
+
+# --- configuration and audit -----------------------------------------------------------------------
+
+
+@bp.get("/config")
+def config() -> ResponseReturnValue:
+    rt = runtime()
+    instruments = sorted(rt.instruments.by_key.values(), key=lambda i: (i.code, -i.version))
+    rulesets = sorted(rt.rulesets.values(), key=lambda r: (r.name, -r.version))
+    latest = {i.code: i.version for i in rt.instruments.all_latest()}
+    return render_template(
+        "admin/config.html",
+        instruments=instruments,
+        latest=latest,
+        rulesets=rulesets,
+        active_ruleset=rt.ruleset,
+        settings=rt.settings,
+    )
+
+
+@bp.get("/audit")
+def audit_log() -> ResponseReturnValue:
+    args = request.args
+    patient_id = int(args["patient"]) if args.get("patient", "").isdigit() else None
+    before = int(args["before"]) if args.get("before", "").isdigit() else None
+    actor = (args.get("actor") or "").strip()[:160] or None
+    if patient_id is not None and patient_id > MAX_ID:
+        patient_id = None
+    page = svc.audit_page(db(), patient_id=patient_id, actor=actor, before_id=before)
+    names = dq.staff_names(
+        db(),
+        [
+            int(r.actor.split(":", 1)[1])
+            for r in page.rows
+            if r.actor.startswith("staff:") and r.actor[6:].isdigit()
+        ],
+    )
+    return render_template(
+        "admin/audit.html",
+        page=page,
+        names=names,
+        patient_id=patient_id,
+        actor=actor or "",
+        before=before,
+    )

@@ -1,0 +1,267 @@
+"""Staff sign-in: email and password (argon2), roles nurse and admin, sessions that end after idle time.
+
+The session is Flask's signed cookie (HttpOnly, SameSite=Lax, Secure behind https) holding the staff id,
+the sign-in time, the last activity time and a fingerprint of the password hash (a password reset or a
+deactivation ends every session of that account at its next request).
+
+Idle expiry: `app.config["SESSION_IDLE_MINUTES"]` (15). Every page view or form post counts as activity;
+the queue's 5-second poll does not (an unattended screen must not stay signed in forever). The pages'
+script reports real activity (keys, pointer, scroll) to POST /session/ping at most once a minute, so a nurse
+typing a long note is not signed out under it, and sends an idle screen to the sign-in page so no patient
+data stays on it. A hard limit (`SESSION_MAX_HOURS`, 12: a shift) applies whatever the activity.
+
+Default deny: every endpoint needs a session except sign-in, static files, /healthz, the Twilio webhooks
+and the API (bearer tokens), so a page added later is protected without anyone remembering to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from argon2 import PasswordHasher
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from sqlalchemy import func, select
+from werkzeug.exceptions import Forbidden
+
+from pro_service.models import StaffRole, StaffUser
+from pro_service.services.audit import record
+from pro_service.services.staff import check_password
+from pro_service.web.common import db, runtime
+from pro_service.web.login_limit import LoginLimiter
+
+log = logging.getLogger(__name__)
+bp = Blueprint("auth", __name__)
+
+# Reachable without a staff session: sign-in, static files, the Prometheus scrape (/metrics, meant to be
+# reachable only from the monitoring network), and blueprints that authenticate otherwise: Twilio webhooks
+# (signatures), the REST and FHIR APIs (bearer tokens), health probes. Everything else needs a session.
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "metrics"})
+SESSIONLESS_BLUEPRINTS = frozenset({"twilio", "api", "fhir", "health"})
+# Requests that do not count as activity (they run on a timer, not because somebody is there).
+PASSIVE_ENDPOINTS = frozenset({"dashboard.queue_poll", "simulator.thread_poll", "auth.ping"})
+_dummy_hash = PasswordHasher().hash("not a real password, equalises timing")
+
+
+def fingerprint(staff: StaffUser) -> str:
+    return hashlib.sha256((staff.password_hash or "").encode("utf-8")).hexdigest()[:16]
+
+
+def idle_seconds() -> float:
+    return float(current_app.config["SESSION_IDLE_MINUTES"]) * 60
+
+
+def _idle_words() -> str:
+    seconds = round(idle_seconds())
+    if seconds < 120:
+        return f"{seconds} seconds"
+    return f"{round(seconds / 60)} minutes"
+
+
+def current_staff() -> StaffUser:
+    staff: StaffUser = g.staff
+    return staff
+
+
+def actor() -> str:
+    return f"staff:{current_staff().id}"
+
+
+def is_admin() -> bool:
+    staff = g.get("staff")
+    return staff is not None and staff.role == StaffRole.ADMIN
+
+
+def audit(action: str, subject: tuple[str, object], patient_id: int | None = None, **detail: Any) -> None:
+    """Write an audit row for the signed-in staff member (the caller commits)."""
+    record(
+        db(),
+        actor=actor(),
+        action=action,
+        subject=subject,
+        patient_id=patient_id,
+        detail=detail,
+        ip=request.remote_addr,
+        at=runtime().now(),
+    )
+
+
+def limiter() -> LoginLimiter:
+    found: LoginLimiter = current_app.extensions["pro_login_limiter"]
+    return found
+
+
+def require_admin() -> None:
+    if not is_admin():
+        raise Forbidden("This page is for administrators.")
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site (no scheme, no host, no //evil.example): no open redirect."""
+    if not target:
+        return url_for("dashboard.queue")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("dashboard.queue")
+    if "\\" in target or any(ord(c) < 32 for c in target):
+        return url_for("dashboard.queue")
+    return target
+
+
+def _wants_json() -> bool:
+    return request.endpoint in PASSIVE_ENDPOINTS or request.accept_mimetypes.best == "application/json"
+
+
+def _signed_out(reason: str) -> ResponseReturnValue:
+    session.clear()
+    if _wants_json():
+        return jsonify({"error": "signed_out", "detail": reason}), 401
+    flash(reason, "info")
+    target = request.full_path.rstrip("?") if request.method == "GET" else None
+    return redirect(url_for("auth.login", next=target))
+
+
+def _session_problem(now: float) -> tuple[StaffUser | None, str | None]:
+    """(staff, None) for a live session; (None, reason) otherwise. Reason None with no staff: no session."""
+    staff_id = session.get("staff_id")
+    if not isinstance(staff_id, int):
+        return None, None
+    seen = float(session.get("seen", 0))
+    started = float(session.get("at", 0))
+    if now - seen > idle_seconds():
+        return None, f"You were signed out after {_idle_words()} without activity, to protect patient data."
+    if now - started > float(current_app.config["SESSION_MAX_HOURS"]) * 3600:
+        return None, "Your session reached its time limit. Please sign in again."
+    staff = db().get(StaffUser, staff_id)
+    if staff is None or not staff.active or session.get("pw") != fingerprint(staff):
+        return None, "Your account changed (password reset or deactivated). Please sign in again."
+    return staff, None
+
+
+def is_sessionless() -> bool:
+    """A request to a blueprint that authenticates without a session (and so needs no CSRF token)."""
+    names = SESSIONLESS_BLUEPRINTS | set(current_app.config.get("AUTH_SESSIONLESS_BLUEPRINTS", ()))
+    return request.blueprint in names
+
+
+def _guard() -> ResponseReturnValue | None:
+    endpoint = request.endpoint
+    if endpoint is None or endpoint in PUBLIC_ENDPOINTS or is_sessionless():
+        return None  # unknown URL (404), sign-in, static, webhooks, APIs, health
+    now = time.time()
+    staff, reason = _session_problem(now)
+    if staff is None:
+        return _signed_out(reason or "Please sign in to continue.")
+    g.staff = staff
+    if endpoint not in PASSIVE_ENDPOINTS:
+        session["seen"] = now
+    return None
+
+
+def install(app: Flask) -> None:
+    app.config.setdefault("SESSION_IDLE_MINUTES", 15)
+    app.config.setdefault("SESSION_MAX_HOURS", 12)
+    app.extensions["pro_login_limiter"] = LoginLimiter(app.extensions["pro"].settings.REDIS_URL)
+    app.before_request(_guard)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    target = _safe_next(request.values.get("next"))
+    if request.method == "GET":
+        staff, reason = _session_problem(time.time())
+        if staff is not None:
+            return redirect(target)
+        if reason:
+            session.clear()
+            flash(reason, "info")
+        elif request.args.get("idle"):
+            flash(f"You were signed out after {_idle_words()} without activity, to protect patient data.", "info")
+        return render_template("auth/login.html", next=request.args.get("next", ""), email="")
+
+    email = (request.form.get("email") or "").strip().lower()[:254]
+    password = request.form.get("password") or ""
+    ip = request.remote_addr or "unknown"
+    wait = limiter().retry_after(email, ip)
+    if wait:
+        minutes = max(1, round(wait / 60))
+        log.warning("sign-in throttled")
+        return (
+            render_template(
+                "auth/login.html",
+                next=request.form.get("next", ""),
+                email=email,
+                error=f"Too many sign-in attempts. Please wait {minutes} minute{'s' * (minutes != 1)} "
+                "and try again, or ask an administrator to reset your password.",
+            ),
+            429,
+            {"Retry-After": str(wait)},
+        )
+    staff = db().scalar(select(StaffUser).where(func.lower(StaffUser.email) == email)) if email else None
+    if staff is None:
+        PasswordHasher().verify(_dummy_hash, "not a real password, equalises timing")  # same cost as a miss
+        ok = False
+    else:
+        ok = check_password(staff, password)
+    if not ok or staff is None:
+        limiter().failed(email, ip)
+        record(
+            db(),
+            actor="anonymous",
+            action="sign_in_failed",
+            subject=("staff", staff.id if staff else None),
+            ip=ip,
+            at=runtime().now(),
+        )
+        db().commit()
+        return (
+            render_template(
+                "auth/login.html",
+                next=request.form.get("next", ""),
+                email=email,
+                error="That email and password do not match an active account.",
+            ),
+            401,
+        )
+    limiter().succeeded(email, ip)
+    session.clear()  # a fresh session (and CSRF secret) for the signed-in person
+    now = time.time()
+    session.update(staff_id=staff.id, at=now, seen=now, pw=fingerprint(staff))
+    g.staff = staff
+    record(db(), actor=f"staff:{staff.id}", action="sign_in", subject=("staff", staff.id), ip=ip)
+    db().commit()
+    return redirect(target)
+
+
+@bp.post("/logout")
+def logout() -> ResponseReturnValue:
+    staff = g.get("staff")
+    if staff is not None:
+        record(db(), actor=f"staff:{staff.id}", action="sign_out", subject=("staff", staff.id))
+        db().commit()
+    session.clear()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.post("/session/ping")
+def ping() -> ResponseReturnValue:
+    """The page saw keys, pointer or scroll: count it as activity (the idle timer restarts)."""
+    session["seen"] = time.time()
+    return jsonify({"idle_seconds": idle_seconds()})

@@ -1,0 +1,339 @@
+"""Nurse pages: the triage queue (home), an alert with everything needed to act on it, patients.
+
+Views are thin: parse the request, call a query or a life-cycle function, write the audit row, render.
+Flash messages travel in the (signed, not encrypted) session cookie, so they never carry patient details.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from alerts.lifecycle import OUTCOMES, AlertActionError, acknowledge, add_note, resolve
+from alerts.notify import page_next_level
+from pro_service.models import Alert, AlertEvent, AlertStatus, Patient
+from pro_service.services import dashboard_queries as dq
+from pro_service.services.check_ins import CheckInError, start_now
+from pro_service.web import charts
+from pro_service.web.auth import actor, audit, current_staff
+from pro_service.web.common import db, runtime
+from pro_service.web.ui import category_label
+
+bp = Blueprint("dashboard", __name__)
+MAX_ID = 2**31 - 1
+
+
+def _int(value: str | None) -> int | None:
+    if value is None or not value.isdigit() or not 0 < int(value) <= MAX_ID:
+        return None
+    return int(value)
+
+
+def _filters() -> dq.QueueFilters:
+    urgency = request.args.get("urgency")
+    status = request.args.get("status")
+    return dq.QueueFilters(
+        team_id=_int(request.args.get("team")),
+        urgency=urgency if urgency in dq.URGENCIES else None,
+        status=status if status in ("open", "acknowledged") else None,
+    )
+
+
+def _filter_args(filters: dq.QueueFilters) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    if filters.team_id:
+        args["team"] = filters.team_id
+    if filters.urgency:
+        args["urgency"] = filters.urgency
+    if filters.status:
+        args["status"] = filters.status
+    return args
+
+
+@bp.get("/")
+def queue() -> ResponseReturnValue:
+    filters = _filters()
+    result = dq.queue(db(), filters)
+    audit("view_queue", ("alert", None), None, shown=len(result.rows))
+    db().commit()
+    return render_template(
+        "dashboard/queue.html",
+        queue=result,
+        teams=dq.care_teams(db()),
+        filters=filters,
+        filter_args=_filter_args(filters),
+    )
+
+
+@bp.get("/queue/poll")
+def queue_poll() -> ResponseReturnValue:
+    """What the queue page fetches every 5 seconds: the rows (HTML) and the counts. Not 'activity'."""
+    filters = _filters()
+    result = dq.queue(db(), filters)
+    rows = render_template("dashboard/_queue_rows.html", queue=result, filters=filters)
+    return jsonify(
+        {
+            "rows": rows,
+            "counts": result.counts,
+            "open_counts": result.open_counts,
+            "total": result.total,
+            "alerts": [
+                {
+                    "id": r.alert_id,
+                    "urgency": r.urgency,
+                    "status": r.status,
+                    "category": category_label(r.category),
+                    "url": url_for("dashboard.alert_page", alert_id=r.alert_id),
+                }
+                for r in result.rows
+            ],
+        }
+    )
+
+
+@bp.get("/a/<ref>")
+def alert_by_ref(ref: str) -> ResponseReturnValue:
+    """The link in a page ('Open …/a/K3XM7A'): a short PHI-free reference."""
+    alert_id = dq.alert_by_ref(db(), ref)
+    if alert_id is None:
+        abort(404)
+    return redirect(url_for("dashboard.alert_page", alert_id=alert_id))
+
+
+def _rationales(alert: Alert) -> dict[str, str]:
+    ruleset = runtime().rulesets.get((alert.ruleset, alert.ruleset_version))
+    if ruleset is None:
+        return {}
+    found = {rule.id: rule.rationale for rule in ruleset.rules}
+    found.setdefault("message", ruleset.message_rationale)
+    return found
+
+
+@bp.get("/alerts/<int:alert_id>")
+def alert_page(alert_id: int) -> ResponseReturnValue:
+    if alert_id > MAX_ID:
+        abort(404)
+    session = db()
+    view = dq.alert_view(session, alert_id)
+    if view is None:
+        abort(404)
+    now = runtime().now()
+    patient = view.patient
+    before = _int(request.args.get("before"))
+    messages, older = dq.timeline(session, patient.id, before_id=before, limit=30)
+    trend = dq.trend(session, patient.id, now)
+    audit("view_alert", ("alert", view.alert.id), patient.id)
+    session.commit()
+    evidence_messages = {ev.get("message_id") for ev in view.alert.evidence if ev.get("message_id")}
+    evidence_check_ins = {ev.get("check_in_id") for ev in view.alert.evidence if ev.get("check_in_id")}
+    return render_template(
+        "dashboard/alert.html",
+        view=view,
+        alert=view.alert,
+        patient=patient,
+        team=view.team,
+        check_ins=dq.recent_check_ins(session, patient.id, 4),
+        trend=trend,
+        chart=charts.build(trend, view.team.timezone),
+        flag_items=dq.FLAG_ITEMS,
+        messages=messages,
+        older=older,
+        rationales=_rationales(view.alert),
+        evidence_messages=evidence_messages,
+        evidence_check_ins=evidence_check_ins,
+        instruments=runtime().instruments,
+    )
+
+
+def _locked_alert(alert_id: int) -> Alert:
+    if alert_id > MAX_ID:
+        abort(404)
+    alert = db().scalar(select(Alert).where(Alert.id == alert_id).with_for_update())
+    if alert is None:
+        abort(404)
+    return alert
+
+
+def _back(alert_id: int) -> ResponseReturnValue:
+    return redirect(url_for("dashboard.alert_page", alert_id=alert_id))
+
+
+@bp.post("/alerts/<int:alert_id>/acknowledge")
+def acknowledge_alert(alert_id: int) -> ResponseReturnValue:
+    session = db()
+    alert = _locked_alert(alert_id)
+    staff = current_staff()
+    if alert.status == AlertStatus.RESOLVED:
+        flash("This alert was already resolved.", "warning")
+        return _back(alert_id)
+    if acknowledge(session, alert, staff_id=staff.id, actor=actor(), now=runtime().now(), via="dashboard"):
+        audit("acknowledge_alert", ("alert", alert.id), alert.patient_id)
+        session.commit()
+        flash(f"Alert {alert.ref} acknowledged. Escalation stopped.", "success")
+    else:
+        names = dq.staff_names(session, [alert.acknowledged_by_id])
+        who = names.get(alert.acknowledged_by_id or 0, "someone else")
+        session.rollback()
+        flash(f"Alert {alert.ref} was already acknowledged by {who}.", "info")
+    return _back(alert_id)
+
+
+@bp.post("/alerts/<int:alert_id>/notes")
+def note_alert(alert_id: int) -> ResponseReturnValue:
+    session = db()
+    alert = _locked_alert(alert_id)
+    note = (request.form.get("note") or "").strip()[:4000]
+    staff = current_staff()
+    try:
+        add_note(session, alert, staff_id=staff.id, actor=actor(), now=runtime().now(), note=note)
+    except AlertActionError:
+        session.rollback()
+        flash("Write something in the note first.", "warning")
+        return _back(alert_id)
+    audit("note_alert", ("alert", alert.id), alert.patient_id)
+    session.commit()
+    flash("Note added.", "success")
+    return _back(alert_id)
+
+
+@bp.post("/alerts/<int:alert_id>/resolve")
+def resolve_alert(alert_id: int) -> ResponseReturnValue:
+    session = db()
+    alert = _locked_alert(alert_id)
+    outcome = request.form.get("outcome") or ""
+    note = (request.form.get("note") or "").strip()[:4000] or None
+    if outcome not in OUTCOMES:
+        session.rollback()
+        flash("Choose an outcome to resolve the alert.", "warning")
+        return _back(alert_id)
+    staff = current_staff()
+    try:
+        resolve(
+            session, alert, staff_id=staff.id, actor=actor(), now=runtime().now(), outcome=outcome, note=note
+        )
+    except AlertActionError as exc:
+        session.rollback()
+        flash(f"Not resolved: {exc}.", "warning")
+        return _back(alert_id)
+    audit("resolve_alert", ("alert", alert.id), alert.patient_id, outcome=outcome)
+    session.commit()
+    flash(f"Alert {alert.ref} resolved: {OUTCOMES[outcome]}.", "success")
+    return redirect(url_for("dashboard.queue"))
+
+
+@bp.post("/alerts/<int:alert_id>/escalate")
+def escalate_alert(alert_id: int) -> ResponseReturnValue:
+    """Page the next level of the on-call rota now (the same paging as the automatic escalation)."""
+    session = db()
+    rt = runtime()
+    alert = _locked_alert(alert_id)
+    if alert.status == AlertStatus.RESOLVED:
+        flash("This alert is resolved; nothing to escalate.", "warning")
+        return _back(alert_id)
+    staff = current_staff()
+    now = rt.now()
+    paged = page_next_level(session, rt, alert, now)
+    session.add(
+        AlertEvent(
+            alert_id=alert.id,
+            kind="escalated",
+            actor_staff_id=staff.id,
+            actor=actor(),
+            created_at=now,
+            detail={"step": alert.escalation_level, "staff_ids": paged},
+        )
+    )
+    audit("escalate_alert", ("alert", alert.id), alert.patient_id, step=alert.escalation_level)
+    session.commit()
+    if paged:
+        names = ", ".join(sorted(dq.staff_names(session, paged).values()))
+        flash(f"Paged escalation step {alert.escalation_level}: {names}.", "success")
+    else:
+        flash("Nobody could be paged (no one on call with a phone). Call the team directly.", "danger")
+    return _back(alert_id)
+
+
+# --- patients --------------------------------------------------------------------------------------
+
+
+@bp.get("/patients")
+def patients() -> ResponseReturnValue:
+    query = (request.args.get("q") or "").strip()[:100]
+    found = dq.search_patients(db(), query) if query else []
+    if query:
+        audit("search_patients", ("patient", None), None, results=len(found))
+        db().commit()
+    return render_template("dashboard/patients.html", query=query, patients=found)
+
+
+@bp.get("/patients/<int:patient_id>")
+def patient_page(patient_id: int) -> ResponseReturnValue:
+    if patient_id > MAX_ID:
+        abort(404)
+    session = db()
+    view = dq.patient_view(session, patient_id)
+    if view is None:
+        abort(404)
+    now = runtime().now()
+    patient = view.patient
+    before = _int(request.args.get("before"))
+    messages, older = dq.timeline(session, patient.id, before_id=before, limit=60)
+    trend = dq.trend(session, patient.id, now)
+    audit("view_patient", ("patient", patient.id), patient.id)
+    session.commit()
+    return render_template(
+        "dashboard/patient.html",
+        view=view,
+        patient=patient,
+        team=patient.care_team,
+        adherence=dq.adherence(session, patient.id, now),
+        trend=trend,
+        chart=charts.build(trend, patient.care_team.timezone),
+        flag_items=dq.FLAG_ITEMS,
+        messages=messages,
+        older=older,
+        check_ins=dq.recent_check_ins(session, patient.id, 4),
+        next_due=_next_due(view, now),
+        instruments=runtime().instruments,
+    )
+
+
+def _next_due(view: dq.PatientView, now: Any) -> dict[int, Any]:
+    from pro_service.scheduling import ScheduleError, next_occurrence
+
+    out = {}
+    for schedule in view.schedules:
+        try:
+            out[schedule.id] = (
+                next_occurrence(
+                    schedule.rrule, view.patient.timezone, schedule.start_date, schedule.end_date, now
+                )
+                if schedule.active
+                else None
+            )
+        except ScheduleError:
+            out[schedule.id] = None
+    return out
+
+
+@bp.post("/patients/<int:patient_id>/check-ins")
+def start_check_in(patient_id: int) -> ResponseReturnValue:
+    """Send the weekly check-in now (a staff request: quiet hours do not apply)."""
+    session = db()
+    patient = session.scalar(select(Patient).where(Patient.id == patient_id).with_for_update())
+    if patient is None:
+        abort(404)
+    instrument = request.form.get("instrument") or "sre-weekly"
+    try:
+        check_in = start_now(session, runtime(), patient, instrument)
+    except CheckInError as exc:
+        session.rollback()
+        flash(f"Check-in not sent: {exc}.", "warning")
+        return redirect(url_for("dashboard.patient_page", patient_id=patient_id))
+    audit("start_check_in", ("check_in", check_in.id), patient.id)
+    session.commit()
+    flash("Check-in sent: the first question is on its way.", "success")
+    return redirect(url_for("dashboard.patient_page", patient_id=patient_id))

@@ -1,0 +1,426 @@
+"""FHIR R4 read API under /fhir: Patient, Questionnaire, QuestionnaireResponse, Flag, and /metadata.
+
+Thin: parse the search, load rows, map them with `pro_service.fhir`, audit, answer application/fhir+json.
+Same bearer tokens as /api (nurse or admin); /metadata is public, as FHIR clients expect. Every error is an
+OperationOutcome with a 4xx status (5xx only when the database or the code fails, never for input).
+Unknown search parameters are refused rather than ignored: a silently dropped filter returns other
+patients' data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import traceback
+from collections.abc import Callable, Iterable
+from importlib import metadata
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import selectinload
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException
+
+from pro_service import fhir
+from pro_service.fhir import SearchError
+from pro_service.instruments import Instrument
+from pro_service.models import Alert, AlertStatus, CheckIn, CheckInStatus, Patient
+from pro_service.web.api import ANY_STAFF, ApiError, audit, requires
+from pro_service.web.common import db, runtime
+
+bp = Blueprint("fhir", __name__, url_prefix="/fhir")
+log = logging.getLogger(__name__)
+
+DEFAULT_COUNT = 50
+MAX_COUNT = 100
+MAX_OFFSET = 100_000
+MAX_ID = 2**31 - 1
+CONTROL_PARAMS = frozenset({"_count", "_offset", "_format", "_pretty"})
+JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json", "application/json+fhir"})
+ALLOWED: dict[str, frozenset[str]] = {
+    "Patient": frozenset({"_id", "identifier"}),
+    "Questionnaire": frozenset({"_id", "url", "version", "status"}),
+    "QuestionnaireResponse": frozenset({"_id", "patient", "subject", "authored", "status"}),
+    "Flag": frozenset({"_id", "patient", "subject", "date", "status"}),
+}
+REPEATABLE = frozenset({"authored", "date"})  # ge…&le…: a range
+
+
+class FhirError(Exception):
+    def __init__(self, status: int, code: str, diagnostics: str) -> None:
+        super().__init__(diagnostics)
+        self.status, self.code, self.diagnostics = status, code, diagnostics
+
+
+# ------------------------------------------------------------------------------------------- responses
+def _respond(resource: dict[str, Any], status: int = 200) -> Response:
+    pretty = (request.args.get("_pretty") or request.form.get("_pretty")) == "true"
+    text = json.dumps(resource, ensure_ascii=False, indent=2 if pretty else None)
+    response = Response(text, status=status, content_type=f"{fhir.MEDIA_TYPE}; charset=utf-8")
+    response.headers["Cache-Control"] = "no-store"  # patient data: never kept by a browser or proxy
+    return response
+
+
+def _outcome(status: int, code: str, diagnostics: str) -> Response:
+    response = _respond(fhir.operation_outcome(code, diagnostics), status)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="pro-service"'
+    return response
+
+
+@bp.errorhandler(FhirError)
+def _fhir_error(exc: FhirError) -> ResponseReturnValue:
+    db().rollback()
+    return _outcome(exc.status, exc.code, exc.diagnostics)
+
+
+@bp.errorhandler(SearchError)
+def _search_error(exc: SearchError) -> ResponseReturnValue:
+    db().rollback()
+    return _outcome(400, exc.code, str(exc))
+
+
+@bp.errorhandler(ApiError)
+def _auth_error(exc: ApiError) -> ResponseReturnValue:
+    db().rollback()
+    code = {401: "login", 403: "forbidden"}.get(exc.status, "processing")
+    return _outcome(exc.status, code, str(exc.detail or exc.error))
+
+
+def _http_error(exc: HTTPException) -> ResponseReturnValue:
+    status = exc.code or 500
+    code = {404: "not-found", 405: "not-supported", 406: "not-supported", 415: "not-supported"}
+    issue = code.get(status, "invalid" if status < 500 else "exception")
+    return _outcome(status, issue, exc.description or "")
+
+
+bp.register_error_handler(HTTPException, _http_error)
+# The app's handlers registered for these codes would otherwise win over a class handler.
+for _code in (400, 403, 404, 405, 406, 413, 415):
+    bp.register_error_handler(_code, _http_error)
+
+
+@bp.errorhandler(OperationalError)
+def _database_down(_exc: OperationalError) -> ResponseReturnValue:
+    log.error("database unavailable")
+    return _outcome(503, "transient", "the database is unavailable; try again")
+
+
+@bp.errorhandler(Exception)
+def _unexpected(exc: Exception) -> ResponseReturnValue:
+    # Where, not what: an exception's message may quote row values (PHI); the frames are code only.
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    log.error("FHIR request failed: %s in %s\n%s", type(exc).__name__, request.endpoint, frames)
+    with contextlib.suppress(Exception):  # already failing: the answer below is what matters
+        db().rollback()
+    return _outcome(500, "exception", "internal error")
+
+
+@bp.before_request
+def _negotiate() -> ResponseReturnValue | None:
+    fmt = _params().get("_format")
+    if fmt is not None and fmt.split(";")[0].strip().lower() not in JSON_FORMATS:
+        return _outcome(406, "not-supported", "only JSON is served (_format=json)")
+    accept = request.accept_mimetypes
+    if accept and not any(accept[m] for m in (fhir.MEDIA_TYPE, "application/json", "application/json+fhir")):
+        return _outcome(406, "not-supported", f"only {fhir.MEDIA_TYPE} is served")
+    return None
+
+
+# ---------------------------------------------------------------------------------------- parameters
+def _params() -> MultiDict[str, str]:
+    merged: MultiDict[str, str] = MultiDict(request.args)
+    if request.method == "POST":
+        if request.content_length and request.mimetype != "application/x-www-form-urlencoded":
+            raise FhirError(
+                415, "not-supported", "POST _search takes an application/x-www-form-urlencoded body"
+            )
+        merged.update(request.form)
+    return merged
+
+
+def _checked(resource_type: str) -> MultiDict[str, str]:
+    params = _params()
+    allowed = ALLOWED[resource_type]
+    for name in params:
+        base, _, modifier = name.partition(":")
+        if base in CONTROL_PARAMS and not modifier:
+            continue
+        if base not in allowed:
+            raise SearchError(f"unknown search parameter {name!r} for {resource_type}", "not-supported")
+        if modifier:
+            raise SearchError(f"the modifier :{modifier} is not supported", "not-supported")
+        if base not in REPEATABLE and len(params.getlist(name)) > 1:
+            raise SearchError(f"{name} is given more than once; use commas for alternatives")
+        if not all(v.strip() for v in params.getlist(name)):
+            raise SearchError(f"{name} has an empty value")
+    return params
+
+
+def _int_param(params: MultiDict[str, str], name: str, default: int, maximum: int) -> int:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or len(raw) > 9:
+        raise SearchError(f"{name} must be a whole number of 0 or more")
+    return min(int(raw), maximum)
+
+
+def _ids(values: Iterable[str]) -> list[int]:
+    """Logical ids among the alternatives; ids that cannot be ours match nothing."""
+    return [int(v) for v in values if v.isdigit() and len(v) <= 10 and int(v) <= MAX_ID]
+
+
+def _patient_ids(params: MultiDict[str, str]) -> list[int] | None:
+    raw = [v for name in ("patient", "subject") if (value := params.get(name)) for v in fhir.split_or(value)]
+    if not raw:
+        return None
+    return [fhir.parse_patient_reference(v) for v in raw]
+
+
+def _date_clause(values: list[str], start: Any, end: Any) -> ColumnElement[bool]:
+    """FHIR date matching against the target range [start, end] (end NULL: ongoing)."""
+    clauses = []
+    for raw in values:
+        param = fhir.parse_date(raw)
+        if param.prefix == "eq":
+            clauses.append(and_(start >= param.start, end.is_not(None), end < param.end))
+        elif param.prefix == "gt":
+            clauses.append(or_(end.is_(None), end >= param.end))
+        elif param.prefix == "ge":
+            clauses.append(or_(end.is_(None), end >= param.start))
+        elif param.prefix == "lt":
+            clauses.append(start < param.start)
+        else:  # le
+            clauses.append(start < param.end)
+    return and_(*clauses)
+
+
+def _search_url(resource_type: str, params: MultiDict[str, str], offset: int, count: int) -> str:
+    pairs = [(k, v) for k, v in params.items(multi=True) if k not in ("_offset", "_count")]
+    pairs += [("_count", str(count)), ("_offset", str(offset))]
+    return f"{_base()}/{resource_type}?{urlencode(pairs)}"
+
+
+def _base() -> str:
+    return runtime().settings.PUBLIC_BASE_URL.rstrip("/") + "/fhir"
+
+
+def _bundle(
+    resource_type: str, params: MultiDict[str, str], resources: list[dict[str, Any]], total: int
+) -> Response:
+    count = _int_param(params, "_count", DEFAULT_COUNT, MAX_COUNT)
+    offset = _int_param(params, "_offset", 0, MAX_OFFSET)
+    links = {"self": _search_url(resource_type, params, offset, count)}
+    if count and offset + count < total:
+        links["next"] = _search_url(resource_type, params, offset + count, count)
+    if offset:
+        links["previous"] = _search_url(resource_type, params, max(0, offset - count), count)
+    return _respond(fhir.searchset(_base(), resources, total, links))
+
+
+def _page(query: Select[Any], params: MultiDict[str, str]) -> tuple[list[Any], int]:
+    count = _int_param(params, "_count", DEFAULT_COUNT, MAX_COUNT)
+    offset = _int_param(params, "_offset", 0, MAX_OFFSET)
+    total = db().scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    rows = list(db().scalars(query.limit(count).offset(offset)).all()) if count else []
+    return rows, total
+
+
+def _audit_search(resource_type: str, patient_ids: Iterable[int], asked: list[int] | None) -> None:
+    detail = {"query": urlencode(list(_params().items(multi=True)))[:500], "via": "fhir"}
+    action = f"fhir_search_{resource_type}"
+    seen = sorted(set(patient_ids))
+    for patient_id in seen:
+        audit(action, ("patient", patient_id), patient_id, **detail)
+    if not seen:  # nothing found is still a look-up of somebody's record
+        only = asked[0] if asked and len(asked) == 1 else None
+        audit(action, ("patient", only), only, **detail)
+    db().commit()
+
+
+def _route(rule: str) -> Callable[[Callable[..., ResponseReturnValue]], Callable[..., ResponseReturnValue]]:
+    """A GET view behind the API's bearer tokens; a type-level search also answers POST <rule>/_search
+    with a form body (FHIR servers SHALL accept both)."""
+
+    def decorate(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
+        guarded = requires(*ANY_STAFF)(view)
+        bp.add_url_rule(rule, endpoint=view.__name__, view_func=guarded, methods=["GET"])
+        if "<" not in rule:
+            bp.add_url_rule(
+                f"{rule}/_search", endpoint=f"{view.__name__}_post", view_func=guarded, methods=["POST"]
+            )
+        return guarded
+
+    return decorate
+
+
+# --------------------------------------------------------------------------------------------- views
+@bp.get("/metadata")
+def metadata_view() -> ResponseReturnValue:
+    try:
+        version = metadata.version("pro-service")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return _respond(fhir.capability_statement(_base(), version, runtime().now()))
+
+
+def _row_id(ident: str, what: str) -> int:
+    if not ident.isdigit() or len(ident) > 10 or int(ident) > MAX_ID:
+        raise FhirError(404, "not-found", f"{what}/{ident} is not known")
+    return int(ident)
+
+
+@_route("/Patient/<ident>")
+def read_patient(ident: str) -> ResponseReturnValue:
+    row = db().get(Patient, _row_id(ident, "Patient"))
+    if row is None:
+        raise FhirError(404, "not-found", f"Patient/{ident} is not known")
+    audit("fhir_read_patient", ("patient", row.id), row.id, via="fhir")
+    db().commit()
+    return _respond(fhir.patient(row))
+
+
+@_route("/Patient")
+def search_patient() -> ResponseReturnValue:
+    params = _checked("Patient")
+    if "identifier" not in params and "_id" not in params:
+        raise SearchError("search Patient by identifier (<system>|<mrn>) or _id")
+    query = select(Patient).order_by(Patient.id)
+    if "_id" in params:
+        query = query.where(Patient.id.in_(_ids(fhir.split_or(params["_id"]))))
+    if "identifier" in params:
+        matches: list[ColumnElement[bool]] = []
+        for token in fhir.split_or(params["identifier"]):
+            system, value = fhir.parse_token(token)
+            if system not in (None, fhir.MRN_SYSTEM):
+                continue  # another system, or "|mrn" (no system): none of our identifiers
+            matches.append(Patient.mrn == value if value else Patient.id.is_not(None))
+        query = query.where(or_(*matches) if matches else false())
+    rows, total = _page(query, params)
+    _audit_search("patient", (p.id for p in rows), None)
+    return _bundle("Patient", params, [fhir.patient(p) for p in rows], total)
+
+
+def _instrument(ident: str) -> Instrument:
+    parsed = fhir.parse_questionnaire_id(ident)
+    found = runtime().instruments.by_key.get(parsed) if parsed else None
+    if found is None:
+        raise FhirError(404, "not-found", f"Questionnaire/{ident} is not known")
+    return found
+
+
+@_route("/Questionnaire/<ident>")
+def read_questionnaire(ident: str) -> ResponseReturnValue:
+    return _respond(fhir.questionnaire(_instrument(ident)))
+
+
+@_route("/Questionnaire")
+def search_questionnaire() -> ResponseReturnValue:
+    params = _checked("Questionnaire")
+    found = sorted(runtime().instruments.by_key.values(), key=lambda i: (i.code, i.version))
+    if "_id" in params:
+        wanted = set(fhir.split_or(params["_id"]))
+        found = [i for i in found if fhir.questionnaire_id(i.code, i.version) in wanted]
+    if "url" in params:
+        url, _, version = params["url"].partition("|")
+        found = [i for i in found if fhir.questionnaire_url(i.code) == url]
+        if version:
+            found = [i for i in found if str(i.version) == version]
+    if "version" in params:
+        versions = set(fhir.split_or(params["version"]))
+        found = [i for i in found if str(i.version) in versions]
+    if "status" in params and "active" not in fhir.split_or(params["status"]):
+        found = []
+    count = _int_param(params, "_count", DEFAULT_COUNT, MAX_COUNT)
+    offset = _int_param(params, "_offset", 0, MAX_OFFSET)
+    page = found[offset : offset + count]
+    return _bundle("Questionnaire", params, [fhir.questionnaire(i) for i in page], len(found))
+
+
+def _questionnaire_response(check_in: CheckIn) -> dict[str, Any]:
+    instrument = runtime().instruments.by_key.get((check_in.instrument_code, check_in.instrument_version))
+    return fhir.questionnaire_response(check_in, instrument)
+
+
+@_route("/QuestionnaireResponse/<ident>")
+def read_questionnaire_response(ident: str) -> ResponseReturnValue:
+    row = db().get(CheckIn, _row_id(ident, "QuestionnaireResponse"))
+    if row is None:
+        raise FhirError(404, "not-found", f"QuestionnaireResponse/{ident} is not known")
+    audit("fhir_read_questionnaire_response", ("check_in", row.id), row.patient_id, via="fhir")
+    db().commit()
+    return _respond(_questionnaire_response(row))
+
+
+@_route("/QuestionnaireResponse")
+def search_questionnaire_response() -> ResponseReturnValue:
+    params = _checked("QuestionnaireResponse")
+    authored = func.coalesce(CheckIn.closed_at, CheckIn.started_at, CheckIn.created_at)
+    query = (
+        select(CheckIn).options(selectinload(CheckIn.answers)).order_by(authored.desc(), CheckIn.id.desc())
+    )
+    patients = _patient_ids(params)
+    if patients is not None:
+        query = query.where(CheckIn.patient_id.in_(patients))
+    if "_id" in params:
+        query = query.where(CheckIn.id.in_(_ids(fhir.split_or(params["_id"]))))
+    if "authored" in params:
+        query = query.where(_date_clause(params.getlist("authored"), authored, authored))
+    if "status" in params:
+        statuses: list[CheckInStatus] = []
+        for value in fhir.split_or(params["status"]):
+            if value not in fhir.QR_STATUS_SOURCES and value not in ("amended", "entered-in-error"):
+                raise SearchError(f"status {value!r} is not a QuestionnaireResponse status")
+            statuses += fhir.QR_STATUS_SOURCES.get(value, ())
+        query = query.where(CheckIn.status.in_(statuses))
+    rows, total = _page(query, params)
+    _audit_search("questionnaire_response", (c.patient_id for c in rows), patients)
+    return _bundle("QuestionnaireResponse", params, [_questionnaire_response(c) for c in rows], total)
+
+
+@_route("/Flag/<ident>")
+def read_flag(ident: str) -> ResponseReturnValue:
+    row = db().get(Alert, _row_id(ident, "Flag"))
+    if row is None:
+        raise FhirError(404, "not-found", f"Flag/{ident} is not known")
+    audit("fhir_read_flag", ("alert", row.id), row.patient_id, via="fhir")
+    db().commit()
+    return _respond(fhir.flag(row))
+
+
+@_route("/Flag")
+def search_flag() -> ResponseReturnValue:
+    params = _checked("Flag")
+    query = select(Alert).order_by(Alert.opened_at.desc(), Alert.id.desc())
+    patients = _patient_ids(params)
+    if patients is not None:
+        query = query.where(Alert.patient_id.in_(patients))
+    if "_id" in params:
+        query = query.where(Alert.id.in_(_ids(fhir.split_or(params["_id"]))))
+    if "date" in params:
+        query = query.where(_date_clause(params.getlist("date"), Alert.opened_at, Alert.resolved_at))
+    if "status" in params:
+        flag_statuses: list[AlertStatus] = []
+        for value in fhir.split_or(params["status"]):
+            if value not in fhir.FLAG_STATUS_SOURCES and value != "entered-in-error":
+                raise SearchError(f"status {value!r} is not a Flag status (active | inactive)")
+            flag_statuses += fhir.FLAG_STATUS_SOURCES.get(value, ())
+        query = query.where(Alert.status.in_(flag_statuses))
+    rows, total = _page(query, params)
+    _audit_search("flag", (a.patient_id for a in rows), patients)
+    return _bundle("Flag", params, [fhir.flag(a) for a in rows], total)
+
+
+@bp.route("/", defaults={"rest": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+@bp.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def unsupported(rest: str) -> ResponseReturnValue:
+    """Anything else under /fhir: an OperationOutcome, not the staff site's HTML 404."""
+    if request.method not in ("GET", "HEAD"):
+        raise FhirError(405, "not-supported", "this server is read-only: GET (and POST …/_search) only")
+    raise FhirError(404, "not-found", f"/fhir/{rest} is not supported here; see /fhir/metadata")

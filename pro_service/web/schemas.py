@@ -1,0 +1,385 @@
+"""The REST API's contract: request and response models (pydantic). Requests are validated with these,
+responses are built through them, and /api/v1/openapi.json is generated from them: they cannot drift apart."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from alerts.lifecycle import OUTCOMES
+
+MAX_ID = 2**31 - 1
+Id = int
+OutcomeCode = Literal[
+    "advised_emergency_care",
+    "same_day_visit",
+    "imaging_or_labs_ordered",
+    "symptom_management_advice",
+    "no_action_needed",
+    "could_not_reach_patient",
+]
+assert set(OutcomeCode.__args__) == set(OUTCOMES)  # type: ignore[attr-defined]  # one list of outcomes
+
+
+# At least one character that is not ASCII whitespace. Spelled out (not \\S) because Python's and
+# ECMAScript's regex engines disagree on what \\s covers, and the same pattern runs in both (clients, tests).
+NONBLANK = r"[^\t\n\v\f\r ]"
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL; say so plainly instead of failing at the database.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain the NUL character")
+        return value
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# ---- requests ---------------------------------------------------------------------------------------------
+
+
+class CareTeamIn(In):
+    name: str = Field(min_length=1, max_length=120, pattern=NONBLANK, examples=["Breast oncology"])
+    timezone: str = Field(default="UTC", max_length=64, examples=["America/New_York"])
+    phone: str | None = Field(default=None, max_length=32, examples=["+15550100000"])
+
+
+class PatientIn(In):
+    mrn: str = Field(min_length=1, max_length=64, pattern=NONBLANK, examples=["MRN-0042"])
+    given_name: str = Field(min_length=1, max_length=120, pattern=NONBLANK, examples=["Ana"])
+    family_name: str = Field(min_length=1, max_length=120, pattern=NONBLANK, examples=["Lopez"])
+    phone: str = Field(min_length=3, max_length=32, description="E.164", examples=["+15551230001"])
+    timezone: str = Field(max_length=64, description="IANA time zone", examples=["America/New_York"])
+    language: Literal["en", "es"] = "en"
+    care_team_id: int = Field(ge=1, le=MAX_ID)
+    sms_consent: bool = True
+
+
+class PatientPatch(In):
+    given_name: str | None = Field(default=None, min_length=1, max_length=120, pattern=NONBLANK)
+    family_name: str | None = Field(default=None, min_length=1, max_length=120, pattern=NONBLANK)
+    phone: str | None = Field(default=None, min_length=3, max_length=32)
+    timezone: str | None = Field(default=None, max_length=64)
+    language: Literal["en", "es"] | None = None
+    care_team_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    status: Literal["active", "paused", "discharged"] | None = None
+
+
+class CheckInIn(In):
+    instrument: str = Field(min_length=1, max_length=64, pattern=NONBLANK, examples=["sre-weekly"])
+
+
+class ScheduleIn(In):
+    instrument: str = Field(min_length=1, max_length=64, pattern=NONBLANK, examples=["sre-weekly"])
+    rrule: str = Field(min_length=1, max_length=500, pattern=NONBLANK, examples=["FREQ=WEEKLY;BYDAY=MO;BYHOUR=10;BYMINUTE=0"])
+    start_date: date
+    end_date: date | None = None
+    active: bool = True
+
+
+class SchedulePatch(In):
+    rrule: str | None = Field(default=None, min_length=1, max_length=500, pattern=NONBLANK)
+    start_date: date | None = None
+    end_date: date | None = None
+    active: bool | None = None
+
+
+class ResolveIn(In):
+    outcome: OutcomeCode
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class NoteIn(In):
+    note: str = Field(min_length=1, max_length=4000, pattern=NONBLANK, examples=["Called, advised ED attendance"])
+
+
+class StaffIn(In):
+    email: str = Field(min_length=3, max_length=254, examples=["nurse@hospital.org"])
+    name: str = Field(min_length=1, max_length=120, pattern=NONBLANK)
+    role: Literal["nurse", "admin"]
+    phone: str | None = Field(default=None, max_length=32, description="E.164, receives pages")
+    password: str | None = Field(default=None, min_length=12, max_length=200)
+
+
+class StaffPatch(In):
+    name: str | None = Field(default=None, min_length=1, max_length=120, pattern=NONBLANK)
+    phone: str | None = Field(default=None, max_length=32)
+    active: bool | None = None
+
+
+class MemberIn(In):
+    staff_id: int = Field(ge=1, le=MAX_ID)
+
+
+class ShiftIn(In):
+    staff_id: int = Field(ge=1, le=MAX_ID)
+    level: int = Field(default=1, ge=1, le=9)
+    starts_at: datetime = Field(description="with a UTC offset")
+    ends_at: datetime
+
+
+class TokenIn(In):
+    name: str = Field(min_length=1, max_length=120, pattern=NONBLANK)
+    role: Literal["nurse", "admin"]
+
+
+# ---- query strings ----------------------------------------------------------------------------------------
+
+
+class Page(In):
+    page: int = Field(default=1, ge=1, le=100_000)
+    page_size: int = Field(default=50, ge=1, le=200)
+
+
+class AlertQuery(Page):
+    patient_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    status: Literal["open", "acknowledged", "resolved"] | None = None
+    urgency: Literal["urgent", "same_day", "routine"] | None = None
+    category: str | None = Field(default=None, max_length=64)
+
+
+class MessageQuery(Page):
+    patient_id: int = Field(ge=1, le=MAX_ID)
+
+
+class PatientQuery(Page):
+    mrn: str | None = Field(default=None, max_length=64)
+    care_team_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    status: Literal["active", "paused", "discharged"] | None = None
+
+
+class CheckInQuery(Page):
+    patient_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    status: Literal["pending", "in_progress", "completed", "expired", "cancelled"] | None = None
+
+
+class AuditQuery(Page):
+    patient_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    actor: str | None = Field(default=None, max_length=160)
+    action: str | None = Field(default=None, max_length=64)
+
+
+# ---- responses --------------------------------------------------------------------------------------------
+
+
+class ErrorOut(Out):
+    error: str = Field(examples=["validation_failed"])
+    detail: Any = Field(
+        default=None, examples=[[{"field": "phone", "message": "is not a possible phone number"}]]
+    )
+
+
+class CareTeamOut(Out):
+    id: int
+    name: str
+    timezone: str
+    phone: str | None
+
+
+class PatientOut(Out):
+    id: int
+    mrn: str
+    given_name: str
+    family_name: str
+    phone: str
+    timezone: str
+    language: str
+    care_team_id: int
+    status: str
+    sms_consent: bool
+    opted_out_at: datetime | None
+    phone_problem: str | None
+    created_at: datetime
+
+
+class AnswerOut(Out):
+    status: Literal["answered", "unreadable", "missing", "skipped"]
+    value: bool | int | list[int] | str | None
+    raw_text: str | None
+    question: str | None
+    answered_at: datetime
+
+
+class CheckInOut(Out):
+    id: int
+    patient_id: int
+    schedule_id: int | None
+    instrument: str
+    instrument_version: int
+    status: Literal["pending", "in_progress", "completed", "expired", "cancelled"]
+    current_item: str | None
+    scheduled_for: datetime | None
+    started_at: datetime | None
+    expires_at: datetime | None
+    closed_at: datetime | None
+    answers: dict[str, AnswerOut]
+
+
+class ItemOut(Out):
+    code: str
+    kind: str
+    text: dict[str, str]
+
+
+class InstrumentOut(Out):
+    code: str
+    version: int
+    title: dict[str, str]
+    active: bool
+    items: list[ItemOut]
+
+
+class EventOut(Out):
+    kind: str
+    actor: str
+    at: datetime
+    detail: dict[str, Any]
+
+
+class AlertOut(Out):
+    id: int
+    ref: str
+    patient_id: int
+    check_in_id: int | None
+    category: str
+    urgency: Literal["urgent", "same_day", "routine"]
+    status: Literal["open", "acknowledged", "resolved"]
+    ruleset: str
+    ruleset_version: int
+    rule_ids: list[str]
+    evidence: list[dict[str, Any]]
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+    outcome: str | None
+    outcome_note: str | None
+    escalation_level: int
+    events: list[EventOut] | None = None
+
+
+class MessageOut(Out):
+    id: int
+    direction: Literal["inbound", "outbound"]
+    kind: str
+    status: str
+    patient_id: int | None
+    check_in_id: int | None
+    item_code: str | None
+    body: str
+    num_media: int
+    twilio_sid: str | None
+    error_code: int | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class ScheduleOut(Out):
+    id: int
+    patient_id: int
+    instrument: str
+    rrule: str
+    start_date: date
+    end_date: date | None
+    active: bool
+    next_due: datetime | None
+
+
+class StaffOut(Out):
+    id: int
+    email: str
+    name: str
+    role: Literal["nurse", "admin"]
+    phone: str | None
+    active: bool
+
+
+class ShiftOut(Out):
+    id: int
+    care_team_id: int
+    staff_id: int
+    level: int
+    starts_at: datetime
+    ends_at: datetime
+
+
+class TokenOut(Out):
+    id: int
+    name: str
+    role: Literal["nurse", "admin"]
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class NewTokenOut(TokenOut):
+    token: str = Field(description="shown once; store it now")
+
+
+class AuditOut(Out):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    subject_type: str
+    subject_id: str | None
+    patient_id: int | None
+    detail: dict[str, Any]
+
+
+class Paged(Out):
+    page: int
+    page_size: int
+    has_more: bool
+
+
+class PatientList(Paged):
+    patients: list[PatientOut]
+
+
+class AlertList(Paged):
+    alerts: list[AlertOut]
+
+
+class MessageList(Paged):
+    messages: list[MessageOut]
+
+
+class CheckInList(Paged):
+    check_ins: list[CheckInOut]
+
+
+class AuditList(Paged):
+    entries: list[AuditOut]
+
+
+class InstrumentList(Out):
+    instruments: list[InstrumentOut]
+
+
+class ScheduleList(Out):
+    schedules: list[ScheduleOut]
+
+
+class StaffList(Out):
+    staff: list[StaffOut]
+
+
+class CareTeamList(Out):
+    care_teams: list[CareTeamOut]
+
+
+class ShiftList(Out):
+    shifts: list[ShiftOut]
+
+
+class TokenList(Out):
+    tokens: list[TokenOut]

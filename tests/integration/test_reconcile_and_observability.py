@@ -1,0 +1,71 @@
+"""Reconciliation of missed inbound webhooks; metrics, request ids and PHI-free logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from pro_service.models import Message
+from pro_service.services.reconcile import reconcile_inbound
+from tests.conftest import FROM_NUMBER
+from tests.integration.helpers import make_patient, make_team
+
+pytestmark = pytest.mark.integration
+
+
+def test_reconciliation_ingests_messages_whose_webhook_never_arrived(rt: Any, twilio_server: Any, sms: Any) -> None:
+    make_patient(rt, make_team(rt))
+    delivered = twilio_server.state.add_inbound("+15551230001", FROM_NUMBER, "yes")
+    assert sms("+15551230001", "yes", sid=delivered).status_code == 200  # this one reached us
+    missed = twilio_server.state.add_inbound("+15551230001", FROM_NUMBER, "my legs feel weak")
+    assert reconcile_inbound(rt, datetime.now(UTC)) == 1
+    assert reconcile_inbound(rt, datetime.now(UTC)) == 0  # idempotent
+    with rt.sessions() as session:
+        rows = session.execute(select(Message.twilio_sid, Message.body, Message.patient_id)
+                               .where(Message.direction == "inbound").order_by(Message.id)).all()
+    assert [(sid, body) for sid, body, _ in rows] == [(delivered, "yes"), (missed, "my legs feel weak")]
+    assert all(patient is not None for *_, patient in rows)
+
+
+def test_metrics_expose_queue_depths_and_request_latency(client: Any, rt: Any, sms: Any) -> None:
+    make_patient(rt, make_team(rt))
+    sms("+15551230001", "hello")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "pro_http_request_seconds_bucket" in text
+    assert 'pro_queue_depth{kind="inbound_unprocessed"}' in text
+    assert "pro_alerts_open" in text or "pro_queue_depth" in text
+
+
+def test_request_id_is_echoed_and_logs_are_json_without_phi(
+    client: Any, rt: Any, sms: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pro_service.observability import JsonFormatter
+
+    make_patient(rt, make_team(rt))
+    caplog.set_level(logging.INFO)
+    response = client.get("/healthz", headers={"X-Request-Id": "req-123"})
+    assert response.headers["X-Request-Id"] == "req-123"
+    sms("+15551230001", "I can't feel my legs")
+    lines = [JsonFormatter().format(r) for r in caplog.records]
+    assert lines, "something was logged"
+    for line in lines:
+        payload = json.loads(line)
+        assert "message" in payload
+        assert "+15551230001" not in line and "legs" not in line and "Lopez" not in line
+
+
+def test_readyz_reports_schema_at_head(client: Any) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json["status"] == "ready"
+
+
+def test_inbound_count_unchanged_by_metrics_scrape(client: Any, rt: Any) -> None:
+    client.get("/metrics")
+    with rt.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Message)) == 0
