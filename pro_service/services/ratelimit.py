@@ -37,6 +37,14 @@ def _client(url: str) -> redis.Redis:
 
 def acquire_send_slot(rt: Runtime) -> float:
     """Block until this process may send one message; returns the seconds waited."""
+    wait = reserve_slot(rt)
+    if wait > 0:
+        time.sleep(wait)
+    return wait
+
+
+def reserve_slot(rt: Runtime) -> float:
+    """Reserve the next free send slot; returns how many seconds from now it starts."""
     interval = 1.0 / rt.settings.SEND_RATE_PER_SECOND
     if rt.settings.REDIS_URL:
         try:
@@ -46,8 +54,6 @@ def acquire_send_slot(rt: Runtime) -> float:
             wait_us = int(_local_wait(interval) * 1_000_000)
     else:
         wait_us = int(_local_wait(interval) * 1_000_000)
-    if wait_us > 0:
-        time.sleep(wait_us / 1_000_000)
     return wait_us / 1_000_000
 
 

@@ -1,0 +1,130 @@
+"""Outbound SMS: once per row, retries with backoff on 429/5xx, provider errors that mean something,
+the validity period, and the shared messages-per-second cap."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from pro_service.models import Message, MessageKind, Patient
+from pro_service.services import outbound
+from pro_service.services.ratelimit import KEY, _client, reserve_slot
+from tests.integration.helpers import make_patient, make_team
+
+pytestmark = pytest.mark.integration
+PHONE = "+15551230001"
+
+
+def _queue(
+    rt: Any, patient_id: int, body: str = "1/9 Any NEW pain?", valid_for: timedelta | None = None
+) -> int:
+    with rt.sessions() as session, session.begin():
+        patient = session.get(Patient, patient_id)
+        message = outbound.queue_to_patient(
+            session, rt, patient, MessageKind.QUESTION, body, valid_for=valid_for
+        )
+        assert message is not None
+        return message.id
+
+
+def _message(rt: Any, message_id: int) -> Message:
+    with rt.sessions() as session:
+        message = session.get(Message, message_id)
+        assert message is not None
+        return message
+
+
+def test_a_row_is_sent_once_even_when_the_task_runs_twice(rt: Any, twilio_server: Any) -> None:
+    patient = make_patient(rt, make_team(rt))
+    mid = _queue(rt, patient, valid_for=timedelta(hours=4))
+    assert outbound.send_message(rt, mid).status == "sent"
+    assert outbound.send_message(rt, mid).status == "skipped"
+    (sent,) = twilio_server.state.messages(PHONE)
+    assert sent["status_callback"].endswith(f"/twilio/status?mid={mid}")
+    assert 14000 <= int(sent["validity_period"]) <= 14400  # a question stuck in a queue is not delivered late
+    assert _message(rt, mid).twilio_sid == sent["sid"]
+
+
+def test_429_and_500_are_retried_with_backoff_and_sent_once(rt: Any, twilio_server: Any) -> None:
+    patient = make_patient(rt, make_team(rt))
+    mid = _queue(rt, patient)
+    twilio_server.state.fail_next(1, 429)
+    twilio_server.state.fail_next(1, 500)
+    first = outbound.send_message(rt, mid)
+    assert (first.status, first.retry_in) == ("retry", 1.0)
+    assert outbound.send_message(rt, mid).status == "skipped"  # not due yet: backoff holds
+    base = rt.now()
+    rt.clock = lambda: base + timedelta(seconds=1.5)
+    second = outbound.send_message(rt, mid)
+    assert (second.status, second.retry_in) == ("retry", 2.0)
+    rt.clock = lambda: base + timedelta(seconds=4)
+    assert outbound.send_message(rt, mid).status == "sent"
+    assert len(twilio_server.state.messages(PHONE)) == 1
+    assert _message(rt, mid).attempts == 3
+
+
+def test_21610_opts_the_patient_out_and_invalid_numbers_flag_the_record(rt: Any, twilio_server: Any) -> None:
+    team = make_team(rt)
+    unsubscribed = make_patient(rt, team)
+    invalid = make_patient(rt, team, phone="+15551230002", mrn="MRN2")
+    twilio_server.state.reject_numbers.update({PHONE: 21610, "+15551230002": 21211})
+    assert outbound.send_message(rt, _queue(rt, unsubscribed)).status == "failed"
+    assert outbound.send_message(rt, _queue(rt, invalid)).status == "failed"
+    with rt.sessions() as session:
+        assert session.get(Patient, unsubscribed).opted_out_at is not None  # type: ignore[union-attr]
+        flagged = session.get(Patient, invalid)
+        assert flagged is not None and "21211" in (flagged.phone_problem or "")
+        assert flagged.opted_out_at is None
+    # Nothing more is queued for either of them.
+    with rt.sessions() as session, session.begin():
+        for patient_id in (unsubscribed, invalid):
+            patient = session.get(Patient, patient_id)
+            assert outbound.queue_to_patient(session, rt, patient, MessageKind.QUESTION, "x") is None
+
+
+def test_an_expired_question_is_not_sent_late(rt: Any, twilio_server: Any) -> None:
+    patient = make_patient(rt, make_team(rt))
+    mid = _queue(rt, patient, valid_for=timedelta(minutes=5))
+    later = rt.now() + timedelta(minutes=6)
+    rt.clock = lambda: later
+    assert outbound.send_message(rt, mid).status == "skipped"
+    assert _message(rt, mid).status == "cancelled"
+    assert twilio_server.state.messages(PHONE) == []
+
+
+def test_the_send_rate_cap_hands_out_slots_one_interval_apart(rt: Any) -> None:
+    """The Redis slot reservation, called back to back (as several workers would): caller n is given the
+    slot n intervals after the first, so the cap holds however many workers send."""
+    _client(rt.settings.REDIS_URL).delete(KEY)
+    one_per_second = type(rt)(
+        **{**rt.__dict__, "settings": rt.settings.model_copy(update={"SEND_RATE_PER_SECOND": 1.0})}
+    )
+    waits = [reserve_slot(one_per_second) for _ in range(10)]
+    # The calls take milliseconds; the slots they get are a whole second apart.
+    assert waits[0] == pytest.approx(0.0, abs=0.05)
+    for n, wait in enumerate(waits):
+        assert wait == pytest.approx(float(n), abs=0.1)
+    _client(rt.settings.REDIS_URL).delete(KEY)
+
+
+def test_reconciling_a_send_interrupted_by_a_crash_adopts_the_provider_copy(
+    rt: Any, twilio_server: Any
+) -> None:
+    patient = make_patient(rt, make_team(rt))
+    mid = _queue(rt, patient, body="1/9 Any NEW pain in your bones?")
+    with rt.sessions() as session, session.begin():
+        claimed = outbound.claim(session, rt, mid)  # the worker claimed it, called Twilio, and died
+        assert claimed is not None
+    rt.gateway.send(
+        to=PHONE, body="1/9 Any NEW pain in your bones?", status_callback=None, validity_period=None
+    )
+    later = rt.now() + timedelta(minutes=10)
+    with rt.sessions() as session, session.begin():
+        message = session.scalar(select(Message).where(Message.id == mid))
+        assert message is not None
+        outbound.reconcile_stuck_sending(session, rt, message, later)
+    assert _message(rt, mid).status == "sent"
+    assert len(twilio_server.state.messages(PHONE)) == 1  # adopted, not sent again
