@@ -230,8 +230,11 @@ def run_deadlines(session: Session, rt: Runtime, now: datetime, limit: int = 500
 
 def _send_when_due(session: Session, rt: Runtime, check_in: CheckIn, patient: Patient, now: datetime) -> None:
     # Still due? Checked again at send time: the patient may have opted out or the window passed.
+    # Still due only inside the catch-up window after the moment it was meant to go out (quiet hours
+    # included): after a long outage a check-in is skipped rather than sent hours late.
     window = timedelta(minutes=rt.settings.CATCH_UP_WINDOW_MINUTES)
-    stale = check_in.scheduled_for is not None and now - check_in.scheduled_for > window + timedelta(hours=12)
+    meant_for = check_in.send_after or check_in.scheduled_for
+    stale = meant_for is not None and now - meant_for > window
     schedule = session.get(Schedule, check_in.schedule_id) if check_in.schedule_id else None
     if (
         not patient.can_receive_sms

@@ -38,7 +38,7 @@ TREND_WEEKS = 12
 FLAG_ITEMS = (
     ("neuro", "Weakness / numbness"),
     ("bladder_bowel", "Bladder / bowel"),
-    ("sudden_immobile", "Sudden pain, can't bear weight"),
+    ("sudden_immobile", "Can't bear weight"),
     ("calcium_confused", "Confused / drowsy"),
     ("pain_new", "New pain"),
 )

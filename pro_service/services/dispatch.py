@@ -38,6 +38,7 @@ def materialise_due(session: Session, rt: Runtime, now: datetime) -> int:
         )
     ).all()
     values: list[dict[str, Any]] = []
+    candidates: list[Schedule] = []
     for schedule, tz in rows:
         instrument = rt.instruments.latest(schedule.instrument_code)
         if instrument is None:
@@ -49,8 +50,8 @@ def materialise_due(session: Session, rt: Runtime, now: datetime) -> int:
             continue
         if due is None or (schedule.last_considered_at is not None and due <= schedule.last_considered_at):
             continue
-        schedule.last_considered_at = due
         send_after = send_time(due, tz, quiet)
+        candidates.append(schedule)
         values.append(
             {
                 "patient_id": schedule.patient_id,

@@ -101,10 +101,13 @@ def tick(rt: Runtime, now: datetime) -> TickReport:
     """One beat: materialise due check-ins, run check-in timers, escalate, re-publish what is stuck.
     Each part is its own transaction so one failing does not hold back the others."""
     report = TickReport()
+    # Timers first: a check-in that expires now frees its patient for the occurrence due now.
+    with rt.sessions() as session, session.begin():
+        report.deadlines = check_ins.run_deadlines(session, rt, now)
     with rt.sessions() as session, session.begin():
         report.materialised = dispatch.materialise_due(session, rt, now)
     with rt.sessions() as session, session.begin():
-        report.deadlines = check_ins.run_deadlines(session, rt, now)
+        report.deadlines += check_ins.run_deadlines(session, rt, now)
     with rt.sessions() as session, session.begin():
         report.escalated = notify.escalate_due(session, rt, now)
     with rt.sessions() as session, session.begin():

@@ -173,3 +173,49 @@ def test_reminder_waits_out_quiet_hours(rt: Any) -> None:
     assert [m.kind for m in _outbound(rt, patient)] == ["question"]
     sweeps.tick(rt, _utc(2026, 6, 3, 8, 0, 1))
     assert [m.kind for m in _outbound(rt, patient)] == ["question", "reminder"]
+
+
+def test_a_daily_check_in_still_open_at_the_next_occurrence_does_not_lose_it(rt: Any) -> None:
+    """Yesterday's check-in expires at the moment today's is due: today's is still sent."""
+    patient = make_patient(rt, make_team(rt), timezone="UTC")
+    _schedule(rt, patient, rule="FREQ=DAILY;BYHOUR=9;BYMINUTE=0;BYSECOND=0")
+    day1 = _utc(2026, 6, 5, 9, 0, 30)
+    rt.clock = lambda: day1
+    sweeps.tick(rt, day1)
+    day2 = day1 + timedelta(days=1)
+    rt.clock = lambda: day2
+    sweeps.tick(rt, day2)
+    statuses = [(c.scheduled_for, c.status) for c in _check_ins(rt, patient)]
+    assert statuses == [(_utc(2026, 6, 5, 9), "expired"), (_utc(2026, 6, 6, 9), "in_progress")]
+
+
+def test_an_occurrence_blocked_by_an_open_check_in_is_tried_again(rt: Any, api: Any) -> None:
+    patient = make_patient(rt, make_team(rt), timezone="UTC")
+    _schedule(rt, patient, rule="FREQ=DAILY;BYHOUR=9;BYMINUTE=0;BYSECOND=0")
+    at = _utc(2026, 6, 5, 9, 1)
+    rt.clock = lambda: at - timedelta(minutes=30)
+    with rt.sessions() as session, session.begin():
+        from pro_service.models import Patient
+        from pro_service.services.check_ins import start_now
+
+        manual = start_now(session, rt, session.get(Patient, patient), "sre-weekly")
+    rt.clock = lambda: at
+    sweeps.tick(rt, at)
+    assert [c.schedule_id for c in _check_ins(rt, patient)] == [None]  # blocked by the open manual one
+    with rt.sessions() as session, session.begin():
+        session.get(CheckIn, manual.id).status = "completed"  # type: ignore[union-attr]
+    later = at + timedelta(hours=1)
+    rt.clock = lambda: later
+    sweeps.tick(rt, later)
+    assert [c.scheduled_for for c in _check_ins(rt, patient)] == [None, _utc(2026, 6, 5, 9)]
+
+
+def test_a_pending_check_in_is_cancelled_if_its_send_time_is_long_past(rt: Any) -> None:
+    patient = make_patient(rt, make_team(rt), timezone="UTC")
+    _schedule(rt, patient, rule="FREQ=DAILY;BYHOUR=22;BYMINUTE=0;BYSECOND=0")
+    sweeps.tick(rt, _utc(2026, 6, 2, 22, 1))  # pending until 08:00 (quiet hours)
+    # Beat was down from 08:00 until 15:00: more than the 6 h window after it was meant to go out.
+    sweeps.tick(rt, _utc(2026, 6, 3, 15, 0))
+    (check_in,) = _check_ins(rt, patient)
+    assert check_in.status == "cancelled"
+    assert _outbound(rt, patient) == []
