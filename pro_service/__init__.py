@@ -6,18 +6,26 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask, g
+# Flask is imported inside the functions: the workers' `alerts` and services modules import pro_service's
+# models without pulling in the web framework.
+if TYPE_CHECKING:
+    from flask import Flask
 
-from config.settings import Settings, load_settings
-from pro_service.runtime import Runtime, build_runtime
-from pro_service.sms.gateway import SmsGateway
+    from config.settings import Settings
+    from pro_service.runtime import Runtime
+    from pro_service.sms.gateway import SmsGateway
 
 
 def create_app(settings: Settings | None = None, *, gateway: SmsGateway | None = None) -> Flask:
-    settings = settings or load_settings()
+    from flask import Flask, g
+
+    from config.settings import load_settings
     from pro_service import observability
+    from pro_service.runtime import build_runtime
+
+    settings = settings or load_settings()
 
     observability.configure_logging(settings.LOG_LEVEL)
     app = Flask(__name__, static_folder="web/static", template_folder="web/templates")

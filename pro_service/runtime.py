@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from celery import Celery
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -15,10 +16,14 @@ from alerts.ruleset import Ruleset, load_rulesets
 from config.settings import Settings
 from pro_service.db import make_engine, make_session_factory
 from pro_service.instruments import InstrumentRegistry, load_instruments
-from pro_service.queue import TaskQueue, make_celery
 from pro_service.sms.gateway import SmsGateway
 from pro_service.sms.outbox import OutboxGateway
 from pro_service.texts import Texts, load_texts
+
+if TYPE_CHECKING:  # the broker is only built in build_runtime: `alerts` imports this module without Celery
+    from celery import Celery
+
+    from pro_service.queue import TaskQueue
 
 
 def _utcnow() -> datetime:
@@ -67,6 +72,8 @@ def make_gateway(settings: Settings) -> SmsGateway:
 
 
 def build_runtime(settings: Settings, *, gateway: SmsGateway | None = None) -> Runtime:
+    from pro_service.queue import TaskQueue, make_celery
+
     engine = make_engine(settings.DATABASE_URL)
     sessions = make_session_factory(engine)
     celery = make_celery(settings)
