@@ -42,6 +42,9 @@ def create_app(settings: Settings | None = None, *, gateway: SmsGateway | None =
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(simulator.bp)
+    from pro_service.web.fhir import bp as fhir_bp
+
+    app.register_blueprint(fhir_bp)
 
     _register_error_handlers(app)
     observability.init_app(app)
