@@ -147,10 +147,10 @@ def seed(rt: Runtime) -> Iterator[str]:
     now = rt.now()
     with rt.sessions() as session, session.begin():
         teams = []
-        for name, tz, phone in DEMO_TEAMS:
-            team = session.scalar(select(CareTeam).where(CareTeam.name == name))
+        for team_name, tz, team_phone in DEMO_TEAMS:
+            team = session.scalar(select(CareTeam).where(CareTeam.name == team_name))
             if team is None:
-                team = create_care_team(session, name=name, timezone=tz, phone=phone)
+                team = create_care_team(session, name=team_name, timezone=tz, phone=team_phone)
             teams.append(team)
         staff: dict[str, StaffUser] = {}
         for email, name, role, phone in DEMO_STAFF:
@@ -394,7 +394,12 @@ class _History:
         first = self.instrument.items[0].code
         question = self.instrument.render_question(first, lang)
         self._text(
-            Direction.OUTBOUND, MessageKind.QUESTION, question, started, check_in_id=check_in.id, item_code=first
+            Direction.OUTBOUND,
+            MessageKind.QUESTION,
+            question,
+            started,
+            check_in_id=check_in.id,
+            item_code=first,
         )
         reminder_at = started + timedelta(minutes=self.rt.settings.REMINDER_AFTER_MINUTES)
         self._text(
@@ -408,7 +413,12 @@ class _History:
         closed = check_in.expires_at or started
         for item in self.instrument.items:
             self.session.add(
-                Answer(check_in_id=check_in.id, item_code=item.code, status=AnswerStatus.MISSING, answered_at=closed)
+                Answer(
+                    check_in_id=check_in.id,
+                    item_code=item.code,
+                    status=AnswerStatus.MISSING,
+                    answered_at=closed,
+                )
             )
         check_in.status = CheckInStatus.EXPIRED
         check_in.reminder_sent_at = reminder_at
@@ -477,7 +487,9 @@ class _History:
         )
         self.session.add(alert)
         self.session.flush()
-        events = [AlertEvent(alert_id=alert.id, kind="opened", created_at=at, detail={"rule_id": finding.rule_id})]
+        events = [
+            AlertEvent(alert_id=alert.id, kind="opened", created_at=at, detail={"rule_id": finding.rule_id})
+        ]
         nurse = self.staff["nurse@demo.local"]
         if alert.urgency == "urgent":
             safety = self.rt.texts.get("safety", self.patient.language, clinic_phone=self._clinic_phone())

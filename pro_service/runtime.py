@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine

@@ -203,6 +203,18 @@ def wait_until_broker_idle(url: str, timeout: float = 30.0) -> None:
         client.close()
 
 
+@pytest.fixture(scope="session")
+def unheard_rt(settings: Any, redis_url: str) -> Iterator[Any]:
+    """The same database, but tasks go to a Redis db no worker listens to: for tests that drive a service
+    step by step and must not race the session's worker."""
+    from pro_service.runtime import build_runtime
+
+    base, _, db = redis_url.rpartition("/")
+    runtime = build_runtime(settings.model_copy(update={"REDIS_URL": f"{base}/{(int(db) % 15) + 1}"}))
+    yield runtime
+    runtime.engine.dispose()
+
+
 @pytest.fixture
 def client(app: Any) -> Any:
     return app.test_client()

@@ -90,10 +90,9 @@ def update_patient(
         if getattr(patient, name) != value:
             setattr(patient, name, value)
             changed.append(name)
-    if "phone" in changed or clear_phone_problem:
-        if patient.phone_problem is not None:
-            patient.phone_problem = None
-            changed.append("phone_problem")
+    if ("phone" in changed or clear_phone_problem) and patient.phone_problem is not None:
+        patient.phone_problem = None
+        changed.append("phone_problem")
     return changed
 
 

@@ -225,7 +225,8 @@ def staff_names(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
     wanted = {i for i in ids if isinstance(i, int)}
     if not wanted:
         return {}
-    return dict(session.execute(select(StaffUser.id, StaffUser.name).where(StaffUser.id.in_(wanted))).all())
+    rows = session.execute(select(StaffUser.id, StaffUser.name).where(StaffUser.id.in_(wanted))).all()
+    return {int(staff_id): str(name) for staff_id, name in rows}
 
 
 def recent_check_ins(session: Session, patient_id: int, limit: int = 5) -> list[CheckIn]:

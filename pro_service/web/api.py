@@ -9,8 +9,8 @@ thin: they call a service and return a response model. Every read of a patient's
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC
 from collections.abc import Callable, Sequence
+from datetime import UTC
 from functools import wraps
 from typing import Any, TypeVar
 

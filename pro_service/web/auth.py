@@ -192,7 +192,10 @@ def login() -> ResponseReturnValue:
             session.clear()
             flash(reason, "info")
         elif request.args.get("idle"):
-            flash(f"You were signed out after {_idle_words()} without activity, to protect patient data.", "info")
+            flash(
+                f"You were signed out after {_idle_words()} without activity, to protect patient data.",
+                "info",
+            )
         return render_template("auth/login.html", next=request.args.get("next", ""), email="")
 
     email = (request.form.get("email") or "").strip().lower()[:254]

@@ -10,6 +10,7 @@ Why not flask-limiter: it limits requests per route; here the key is the email i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
@@ -67,10 +68,8 @@ class LoginLimiter:
     def succeeded(self, email: str, ip: str) -> None:
         key = self._keys(email, ip)[0][0]  # the per-IP count stays: it is about the address, not the nurse
         if self._redis is not None:
-            try:
+            with contextlib.suppress(redis.RedisError):
                 self._redis.delete(key)
-            except redis.RedisError:
-                pass
         with self._lock:
             self._memory.pop(key, None)
 

@@ -80,7 +80,9 @@ class CheckInIn(In):
 
 class ScheduleIn(In):
     instrument: str = Field(min_length=1, max_length=64, pattern=NONBLANK, examples=["sre-weekly"])
-    rrule: str = Field(min_length=1, max_length=500, pattern=NONBLANK, examples=["FREQ=WEEKLY;BYDAY=MO;BYHOUR=10;BYMINUTE=0"])
+    rrule: str = Field(
+        min_length=1, max_length=500, pattern=NONBLANK, examples=["FREQ=WEEKLY;BYDAY=MO;BYHOUR=10;BYMINUTE=0"]
+    )
     start_date: date
     end_date: date | None = None
     active: bool = True
@@ -99,7 +101,9 @@ class ResolveIn(In):
 
 
 class NoteIn(In):
-    note: str = Field(min_length=1, max_length=4000, pattern=NONBLANK, examples=["Called, advised ED attendance"])
+    note: str = Field(
+        min_length=1, max_length=4000, pattern=NONBLANK, examples=["Called, advised ED attendance"]
+    )
 
 
 class StaffIn(In):

@@ -1,10 +1,12 @@
 """Web security for the staff pages, wired in one place by `init_app`.
 
 - Session cookie: HttpOnly, SameSite=Lax, Secure when PUBLIC_BASE_URL is https; idle expiry in `auth`.
-- CSRF: Flask-WTF's CSRFProtect on every form post, except the Twilio webhooks (signed) and the API
-  (bearer tokens). `Referrer-Policy: no-referrer` means browsers send no Referer (and `Origin: null`) on
-  our own form posts, so Flask-WTF's https Referer check is off: the per-session token is the protection
-  (OWASP's synchronizer-token pattern), with SameSite=Lax as a second line.
+- CSRF: Flask-WTF's token on every POST/PUT/PATCH/DELETE, checked by our own hook so that it is on by
+  default, except for blueprints that authenticate without a session: the Twilio webhooks (signed), the
+  REST and FHIR APIs (bearer tokens), health (`auth.SESSIONLESS_BLUEPRINTS`).
+  `Referrer-Policy: no-referrer` means browsers send no Referer (and `Origin: null`) on our own form
+  posts, so Flask-WTF's https Referer check is off: the per-session token is the protection (OWASP's
+  synchronizer-token pattern), with SameSite=Lax as a second line.
 - Headers on every response: a CSP with no inline script or style, no framing, nosniff, no referrer;
   staff pages are never cached (a shared ward computer's back button must not show a patient).
 - Friendly 403/404/CSRF pages for people; JSON stays JSON under /api.

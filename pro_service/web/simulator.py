@@ -45,9 +45,13 @@ def _patients() -> list[Patient]:
 
 
 def _thread(patient_id: int) -> list[Message]:
-    rows = db().scalars(
-        select(Message).where(Message.patient_id == patient_id).order_by(Message.id.desc()).limit(60)
-    ).all()
+    rows = (
+        db()
+        .scalars(
+            select(Message).where(Message.patient_id == patient_id).order_by(Message.id.desc()).limit(60)
+        )
+        .all()
+    )
     return list(reversed(rows))
 
 

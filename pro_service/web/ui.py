@@ -194,7 +194,10 @@ def install(app: Flask) -> None:
         phone=phone_display,
         urgency_badge=urgency_badge,
     )
+    from pro_service.services.admin import describe_rrule
+
     app.jinja_env.globals.update(
+        describe_rrule=describe_rrule,
         OUTCOMES=OUTCOMES,
         URGENCY_LABELS=URGENCY_LABELS,
         URGENCY_HINTS=URGENCY_HINTS,

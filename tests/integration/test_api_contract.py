@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 import schemathesis
-from schemathesis.checks import positive_data_acceptance
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import positive_data_acceptance
 
 from tests.integration.helpers import make_patient, make_team
 
@@ -27,20 +27,35 @@ def test_openapi_document_describes_every_api_route(client: Any, app: Any) -> No
                 routed.add((method, path))
     assert routed == documented
     patient_in = document["components"]["schemas"]["PatientIn"]
-    assert set(patient_in["required"]) >= {"mrn", "given_name", "family_name", "phone", "timezone",
-                                           "care_team_id"}
+    assert set(patient_in["required"]) >= {
+        "mrn",
+        "given_name",
+        "family_name",
+        "phone",
+        "timezone",
+        "care_team_id",
+    }
 
 
-def test_errors_are_json_with_a_4xx(client: Any, api: Any, nurse_token: str) -> None:
-    assert client.get("/api/v1/patients/1").json == {"error": "unauthorized",
-                                                     "detail": "send Authorization: Bearer <token>"}
+def test_errors_are_json_with_a_4xx(client: Any, api: Any, nurse_token: str, admin_token: str) -> None:
+    assert client.get("/api/v1/patients/1").json == {
+        "error": "unauthorized",
+        "detail": "send Authorization: Bearer <token>",
+    }
     bad_token = client.get("/api/v1/patients/1", headers={"Authorization": "Bearer pro_nope"})
     assert bad_token.status_code == 401
     forbidden = api("POST", "/api/v1/care-teams", {"name": "x"}, token=nurse_token)
     assert (forbidden.status_code, forbidden.json["error"]) == (403, "forbidden")
-    not_json = client.post("/api/v1/care-teams", data="name=x",
-                           headers={"Authorization": api.__defaults__ and "" or ""})
-    assert not_json.status_code == 401
+    not_json = client.post(
+        "/api/v1/care-teams", data="name=x", headers={"Authorization": f"Bearer {admin_token}"}
+    )
+    assert (not_json.status_code, not_json.json["error"]) == (415, "unsupported_media_type")
+    broken = client.post(
+        "/api/v1/care-teams",
+        data="{",
+        headers={"Authorization": f"Bearer {admin_token}", "Content-Type": "application/json"},
+    )
+    assert (broken.status_code, broken.json["error"]) == (400, "invalid_json")
     invalid = api("POST", "/api/v1/patients", {"mrn": "", "phone": "12"})
     assert invalid.status_code == 400 and invalid.json["error"] == "validation_failed"
     assert {d["field"] for d in invalid.json["detail"]} >= {"mrn", "given_name", "care_team_id"}
@@ -65,8 +80,14 @@ def test_pagination_has_limits_and_says_when_there_is_more(rt: Any, api: Any) ->
 
 def test_idempotency_key_replays_the_first_response(rt: Any, api: Any, client: Any, admin_token: str) -> None:
     team = make_team(rt)
-    body = {"mrn": "MRN-9", "given_name": "Ana", "family_name": "Lopez", "phone": "+15551239999",
-            "timezone": "UTC", "care_team_id": team}
+    body = {
+        "mrn": "MRN-9",
+        "given_name": "Ana",
+        "family_name": "Lopez",
+        "phone": "+15551239999",
+        "timezone": "UTC",
+        "care_team_id": team,
+    }
     headers = {"Authorization": f"Bearer {admin_token}", "Idempotency-Key": "enrol-9"}
     first = client.post("/api/v1/patients", json=body, headers=headers)
     again = client.post("/api/v1/patients", json=body, headers=headers)
@@ -75,7 +96,9 @@ def test_idempotency_key_replays_the_first_response(rt: Any, api: Any, client: A
     assert len(api("GET", "/api/v1/patients").json["patients"]) == 1
     other = client.post("/api/v1/patients", json={**body, "mrn": "MRN-10"}, headers=headers)
     assert (other.status_code, other.json["error"]) == (422, "idempotency_key_reused")
-    without_key = client.post("/api/v1/patients", json=body, headers={"Authorization": f"Bearer {admin_token}"})
+    without_key = client.post(
+        "/api/v1/patients", json=body, headers={"Authorization": f"Bearer {admin_token}"}
+    )
     assert without_key.status_code == 409  # the MRN exists: a plain retry is refused, not duplicated
 
 
@@ -93,22 +116,43 @@ def test_tokens_can_be_revoked(api: Any, client: Any) -> None:
 def test_admin_operations_cover_staff_rota_and_patient_status(rt: Any, api: Any) -> None:
     team = make_team(rt)
     patient = make_patient(rt, team)
-    nurse = api("POST", "/api/v1/staff", {"email": "k@example.org", "name": "Kim", "role": "nurse",
-                                          "phone": "+15557770009"})
+    nurse = api(
+        "POST",
+        "/api/v1/staff",
+        {"email": "k@example.org", "name": "Kim", "role": "nurse", "phone": "+15557770009"},
+    )
     assert nurse.status_code == 201
-    assert api("POST", f"/api/v1/care-teams/{team}/members", {"staff_id": nurse.json["id"]}).status_code == 204
+    assert (
+        api("POST", f"/api/v1/care-teams/{team}/members", {"staff_id": nurse.json["id"]}).status_code == 204
+    )
     members = api("GET", f"/api/v1/care-teams/{team}/members").json["staff"]
     assert [m["email"] for m in members] == ["k@example.org"]
-    shift = api("POST", f"/api/v1/care-teams/{team}/on-call", {
-        "staff_id": nurse.json["id"], "level": 1, "starts_at": "2026-12-01T08:00:00-05:00",
-        "ends_at": "2026-12-01T20:00:00-05:00"})
+    shift = api(
+        "POST",
+        f"/api/v1/care-teams/{team}/on-call",
+        {
+            "staff_id": nurse.json["id"],
+            "level": 1,
+            "starts_at": "2026-12-01T08:00:00-05:00",
+            "ends_at": "2026-12-01T20:00:00-05:00",
+        },
+    )
     assert shift.status_code == 201 and shift.json["starts_at"].startswith("2026-12-01T13:00:00")
-    backwards = api("POST", f"/api/v1/care-teams/{team}/on-call", {
-        "staff_id": nurse.json["id"], "starts_at": "2026-12-02T08:00:00Z", "ends_at": "2026-12-01T08:00:00Z"})
+    backwards = api(
+        "POST",
+        f"/api/v1/care-teams/{team}/on-call",
+        {
+            "staff_id": nurse.json["id"],
+            "starts_at": "2026-12-02T08:00:00Z",
+            "ends_at": "2026-12-01T08:00:00Z",
+        },
+    )
     assert backwards.status_code == 400
     paused = api("PATCH", f"/api/v1/patients/{patient}", {"status": "paused"})
     assert paused.json["status"] == "paused"
-    assert api("POST", f"/api/v1/patients/{patient}/check-ins", {"instrument": "sre-weekly"}).status_code == 201
+    assert (
+        api("POST", f"/api/v1/patients/{patient}/check-ins", {"instrument": "sre-weekly"}).status_code == 201
+    )
     discharged = api("PATCH", f"/api/v1/patients/{patient}", {"status": "discharged"}).json
     assert discharged["status"] == "discharged"
     check_ins = api("GET", f"/api/v1/check-ins?patient_id={patient}").json["check_ins"]

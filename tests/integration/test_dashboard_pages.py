@@ -40,8 +40,12 @@ def ward(rt: Any) -> dict[str, int]:
     }
 
 
-def test_queue_is_most_urgent_first_then_oldest_with_counts(client: Any, rt: Any, ward: dict[str, int]) -> None:
-    routine_old = insert_alert(rt, ward["p1"], category="new_bone_pain", urgency="routine", opened_minutes_ago=300)
+def test_queue_is_most_urgent_first_then_oldest_with_counts(
+    client: Any, rt: Any, ward: dict[str, int]
+) -> None:
+    routine_old = insert_alert(
+        rt, ward["p1"], category="new_bone_pain", urgency="routine", opened_minutes_ago=300
+    )
     urgent_new = insert_alert(rt, ward["p2"], category="spinal_cord_compression", opened_minutes_ago=2)
     urgent_old = insert_alert(rt, ward["p1"], category="hypercalcemia", opened_minutes_ago=12)
     same_day = insert_alert(rt, ward["p2"], category="severe_pain", urgency="same_day", opened_minutes_ago=90)
@@ -94,7 +98,12 @@ def test_note_and_resolve_record_the_nurse(client: Any, rt: Any, ward: dict[str,
     alert_id = insert_alert(rt, ward["p1"])
     login(client, "kim@example.org")
     token = csrf_token(client, "/")
-    assert client.post(f"/alerts/{alert_id}/notes", data={"csrf_token": token, "note": "Called, no answer"}).status_code == 302
+    assert (
+        client.post(
+            f"/alerts/{alert_id}/notes", data={"csrf_token": token, "note": "Called, no answer"}
+        ).status_code
+        == 302
+    )
     no_outcome = client.post(f"/alerts/{alert_id}/resolve", data={"csrf_token": token})
     assert no_outcome.status_code == 302
     resolved = client.post(
@@ -117,7 +126,9 @@ def test_note_and_resolve_record_the_nurse(client: Any, rt: Any, ward: dict[str,
 def test_escalate_now_pages_the_next_level(
     client: Any, rt: Any, ward: dict[str, int], worker: Any, twilio_server: Any, live_server: str
 ) -> None:
-    second = make_staff(rt, email="lead@example.org", name="Lead Lee", phone="+15557770002", team_id=ward["team"])
+    second = make_staff(
+        rt, email="lead@example.org", name="Lead Lee", phone="+15557770002", team_id=ward["team"]
+    )
     with rt.sessions() as session, session.begin():
         now = datetime.now(UTC)
         for level, staff in ((1, ward["nurse"]), (2, second)):
@@ -135,7 +146,9 @@ def test_escalate_now_pages_the_next_level(
     token = csrf_token(client, "/")
     first = client.post(f"/alerts/{alert_id}/escalate", data={"csrf_token": token}, follow_redirects=True)
     assert "Nobody could be paged" in first.get_data(as_text=True)  # level 1 (Kim) has no phone
-    second_step = client.post(f"/alerts/{alert_id}/escalate", data={"csrf_token": token}, follow_redirects=True)
+    second_step = client.post(
+        f"/alerts/{alert_id}/escalate", data={"csrf_token": token}, follow_redirects=True
+    )
     assert "Paged escalation step 2: Lead Lee" in second_step.get_data(as_text=True)
     page = twilio_server.state.wait_for_messages(1, timeout=20, to="+15557770002")[0]["body"]
     assert _ref(rt, alert_id) in page and "Ana" not in page
@@ -240,8 +253,13 @@ def test_rota_times_are_entered_in_the_team_zone_and_stored_in_utc(
         assert shift.ends_at == datetime(2030, 7, 2, 0, 0, tzinfo=UTC)
     backwards = client.post(
         f"/admin/teams/{ward['team']}/shifts",
-        data={"csrf_token": token, "staff_id": str(ward["nurse"]), "level": "1",
-              "starts_at": "2030-07-01T20:00", "ends_at": "2030-07-01T08:00"},  # fmt: skip
+        data={
+            "csrf_token": token,
+            "staff_id": str(ward["nurse"]),
+            "level": "1",
+            "starts_at": "2030-07-01T20:00",
+            "ends_at": "2030-07-01T08:00",
+        },
     )
     assert backwards.status_code == 400 and "must be after the start" in backwards.get_data(as_text=True)
 
@@ -252,8 +270,14 @@ def test_admin_manages_staff_accounts(app: Any, client: Any, rt: Any, ward: dict
     token = csrf_token(client, "/admin/staff")
     created = client.post(
         "/admin/staff",
-        data={"csrf_token": token, "email": "New@Example.org", "name": "Noa New", "role": "nurse",
-              "phone": "+15557770009", "password": "long enough password"},  # fmt: skip
+        data={
+            "csrf_token": token,
+            "email": "New@Example.org",
+            "name": "Noa New",
+            "role": "nurse",
+            "phone": "+15557770009",
+            "password": "long enough password",
+        },
     )
     assert created.status_code == 302
     with rt.sessions() as session:
@@ -263,7 +287,10 @@ def test_admin_manages_staff_accounts(app: Any, client: Any, rt: Any, ward: dict
     password = re.search(r'class="password-once"><code>([^<]+)</code>', reset.get_data(as_text=True))
     assert password is not None
     login(app.test_client(), "new@example.org", password.group(1))
-    assert client.post(f"/admin/staff/{new.id}/active", data={"csrf_token": token, "active": "no"}).status_code == 302
+    assert (
+        client.post(f"/admin/staff/{new.id}/active", data={"csrf_token": token, "active": "no"}).status_code
+        == 302
+    )
     with rt.sessions() as session:
         assert session.get(StaffUser, new.id).active is False  # type: ignore[union-attr]
 

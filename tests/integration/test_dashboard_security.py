@@ -117,7 +117,11 @@ def test_a_form_post_without_the_csrf_token_is_refused(client: Any, rt: Any) -> 
         assert alert is not None and alert.status == AlertStatus.ACKNOWLEDGED
         assert alert.acknowledged_by_id == staff_id
         event = alert.events[-1]
-        assert (event.kind, event.actor, event.actor_staff_id) == ("acknowledged", f"staff:{staff_id}", staff_id)
+        assert (event.kind, event.actor, event.actor_staff_id) == (
+            "acknowledged",
+            f"staff:{staff_id}",
+            staff_id,
+        )
 
 
 def test_sign_in_itself_needs_the_csrf_token(client: Any, rt: Any) -> None:
@@ -239,7 +243,8 @@ def test_sign_in_redirects_only_within_the_site(app: Any, rt: Any) -> None:
         client = app.test_client()
         token = csrf_token(client)
         response = client.post(
-            "/login", data={"csrf_token": token, "email": "kim@example.org", "password": PASSWORD, "next": target}
+            "/login",
+            data={"csrf_token": token, "email": "kim@example.org", "password": PASSWORD, "next": target},
         )
         assert response.headers["Location"] == expected, target
 
@@ -250,7 +255,9 @@ def test_wrong_passwords_are_throttled_per_email_and_address(app: Any, client: A
     make_staff(rt, email="other@example.org", name="Other")
     for _ in range(5):
         token = csrf_token(client)
-        wrong = client.post("/login", data={"csrf_token": token, "email": "target@example.org", "password": "nope"})
+        wrong = client.post(
+            "/login", data={"csrf_token": token, "email": "target@example.org", "password": "nope"}
+        )
         assert wrong.status_code == 401
         assert "do not match an active account" in wrong.get_data(as_text=True)
     token = csrf_token(client)

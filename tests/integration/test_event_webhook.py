@@ -57,19 +57,28 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
 def hooked_rt(settings: Any, receiver: tuple[Receiver, str]) -> Iterator[Any]:
     from pro_service.runtime import build_runtime
 
-    rt = build_runtime(settings.model_copy(update={"EVENT_WEBHOOK_URL": receiver[1],
-                                                   "EVENT_WEBHOOK_SECRET": SECRET}))
+    rt = build_runtime(
+        settings.model_copy(update={"EVENT_WEBHOOK_URL": receiver[1], "EVENT_WEBHOOK_SECRET": SECRET})
+    )
     yield rt
     rt.engine.dispose()
 
 
 def _finding() -> Finding:
-    return Finding(category="spinal_cord_compression", urgency=Urgency.URGENT, rule_id="scc-neuro-or-bladder",
-                   rationale="r", ruleset="sre", ruleset_version=1,
-                   evidence=(Evidence(item_code="neuro", question="q", raw_text="yes", value=True),))
+    return Finding(
+        category="spinal_cord_compression",
+        urgency=Urgency.URGENT,
+        rule_id="scc-neuro-or-bladder",
+        rationale="r",
+        ruleset="sre",
+        ruleset_version=1,
+        evidence=(Evidence(item_code="neuro", question="q", raw_text="yes", value=True),),
+    )
 
 
-def test_alert_life_cycle_posts_signed_events_and_retries(hooked_rt: Any, receiver: tuple[Receiver, str]) -> None:
+def test_alert_life_cycle_posts_signed_events_and_retries(
+    hooked_rt: Any, receiver: tuple[Receiver, str]
+) -> None:
     rec, _url = receiver
     rt = hooked_rt
     patient = make_patient(rt, make_team(rt))
@@ -80,8 +89,9 @@ def test_alert_life_cycle_posts_signed_events_and_retries(hooked_rt: Any, receiv
         lifecycle.acknowledge(session, alert, staff_id=None, actor="test", now=rt.now(), via="api")
     with rt.sessions() as session, session.begin():
         alert = session.get(Alert, alert_id)
-        lifecycle.resolve(session, alert, staff_id=None, actor="test", now=rt.now(), outcome="same_day_visit",
-                          note=None)
+        lifecycle.resolve(
+            session, alert, staff_id=None, actor="test", now=rt.now(), outcome="same_day_visit", note=None
+        )
     with rt.sessions() as session:
         ids = list(session.scalars(select(OutboundEvent.id).order_by(OutboundEvent.id)))
     assert len(ids) == 3
@@ -100,7 +110,15 @@ def test_alert_life_cycle_posts_signed_events_and_retries(hooked_rt: Any, receiv
         assert headers["X-Pro-Signature"] == expected
         payload = json.loads(body)
         types.append(payload["type"])
-        assert set(payload["alert"]) == {"id", "ref", "patient_id", "category", "urgency", "status", "outcome"}
+        assert set(payload["alert"]) == {
+            "id",
+            "ref",
+            "patient_id",
+            "category",
+            "urgency",
+            "status",
+            "outcome",
+        }
     assert types == ["alert.opened", "alert.acknowledged", "alert.resolved"]
 
 

@@ -18,7 +18,9 @@ from tests.integration.helpers import make_patient, make_team
 pytestmark = pytest.mark.integration
 
 
-def test_reconciliation_ingests_messages_whose_webhook_never_arrived(rt: Any, twilio_server: Any, sms: Any) -> None:
+def test_reconciliation_ingests_messages_whose_webhook_never_arrived(
+    rt: Any, twilio_server: Any, sms: Any
+) -> None:
     make_patient(rt, make_team(rt))
     delivered = twilio_server.state.add_inbound("+15551230001", FROM_NUMBER, "yes")
     assert sms("+15551230001", "yes", sid=delivered).status_code == 200  # this one reached us
@@ -26,8 +28,11 @@ def test_reconciliation_ingests_messages_whose_webhook_never_arrived(rt: Any, tw
     assert reconcile_inbound(rt, datetime.now(UTC)) == 1
     assert reconcile_inbound(rt, datetime.now(UTC)) == 0  # idempotent
     with rt.sessions() as session:
-        rows = session.execute(select(Message.twilio_sid, Message.body, Message.patient_id)
-                               .where(Message.direction == "inbound").order_by(Message.id)).all()
+        rows = session.execute(
+            select(Message.twilio_sid, Message.body, Message.patient_id)
+            .where(Message.direction == "inbound")
+            .order_by(Message.id)
+        ).all()
     assert [(sid, body) for sid, body, _ in rows] == [(delivered, "yes"), (missed, "my legs feel weak")]
     assert all(patient is not None for *_, patient in rows)
 

@@ -9,13 +9,20 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from pro_service.models import Message, MessageKind, Patient
+from pro_service.models import Message, MessageKind, Patient, utcnow
 from pro_service.services import outbound
 from pro_service.services.ratelimit import KEY, _client, reserve_slot
 from tests.integration.helpers import make_patient, make_team
 
 pytestmark = pytest.mark.integration
 PHONE = "+15551230001"
+
+
+@pytest.fixture
+def rt(unheard_rt: Any) -> Any:
+    """These tests call the send step themselves: no worker may send first."""
+    unheard_rt.clock = utcnow
+    return unheard_rt
 
 
 def _queue(

@@ -1,0 +1,60 @@
+"""Tooling is policy: ruff (lint and format) and mypy run with the suite, and the package boundaries hold."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_ruff_lint_is_clean() -> None:
+    result = _run("ruff", "check", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_is_clean() -> None:
+    result = _run("ruff", "format", "--check", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_is_clean() -> None:
+    result = _run("mypy", "pro_service", "workers", "alerts", "config")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alerts_and_services_do_not_import_the_web_or_the_broker() -> None:
+    """`alerts` is clinical logic and its DB-facing glue: no Flask, no Celery (ARCHITECTURE.md)."""
+    code = (
+        "import sys\n"
+        "import alerts.rules, alerts.ruleset, alerts.triage, alerts.notify\n"
+        "import alerts.lifecycle, alerts.escalation\n"
+        "import pro_service.replies, pro_service.conversation, pro_service.scheduling\n"
+        "bad = [m for m in ('flask', 'celery', 'kombu', 'werkzeug') if m in sys.modules]\n"
+        "print(','.join(bad))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_pure_clinical_modules_import_no_database() -> None:
+    code = (
+        "import sys\n"
+        "import alerts.rules, pro_service.replies, pro_service.conversation, pro_service.scheduling\n"
+        "print(','.join(m for m in ('sqlalchemy', 'psycopg', 'redis') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
