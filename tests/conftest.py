@@ -204,15 +204,23 @@ def wait_until_broker_idle(url: str, timeout: float = 30.0) -> None:
 
 
 @pytest.fixture(scope="session")
-def unheard_rt(settings: Any, redis_url: str) -> Iterator[Any]:
-    """The same database, but tasks go to a Redis db no worker listens to: for tests that drive a service
-    step by step and must not race the session's worker."""
-    from pro_service.runtime import build_runtime
+def unheard_app(settings: Any, redis_url: str) -> Iterator[Any]:
+    """The same database, but tasks go to a Redis db no worker listens to: for tests that drive the
+    services step by step in-process and must not race the session's worker."""
+    from pro_service import create_app, runtime_of
 
     base, _, db = redis_url.rpartition("/")
-    runtime = build_runtime(settings.model_copy(update={"REDIS_URL": f"{base}/{(int(db) % 15) + 1}"}))
-    yield runtime
-    runtime.engine.dispose()
+    flask_app = create_app(settings.model_copy(update={"REDIS_URL": f"{base}/{(int(db) % 15) + 1}"}))
+    flask_app.testing = True
+    yield flask_app
+    runtime_of(flask_app).engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def unheard_rt(unheard_app: Any) -> Any:
+    from pro_service import runtime_of
+
+    return runtime_of(unheard_app)
 
 
 @pytest.fixture

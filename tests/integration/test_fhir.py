@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from alerts import triage
 from alerts.lifecycle import resolve
-from pro_service.models import Alert, ApiToken, AuditLog, CheckIn, Patient
+from pro_service.models import Alert, ApiToken, AuditLog, CheckIn, Patient, utcnow
 from pro_service.services.check_ins import start_now
 from pro_service.services.inbound import process_patient
 from tests.integration.helpers import make_patient, make_team
@@ -60,6 +60,18 @@ class Scenario:
 def _process(rt: Any, patient_id: int) -> None:
     with rt.sessions() as session, session.begin():
         process_patient(session, rt, patient_id)
+
+
+@pytest.fixture
+def client(unheard_app: Any) -> Any:
+    """Replies are processed in-process below; the session's worker must not process them too."""
+    return unheard_app.test_client()
+
+
+@pytest.fixture
+def rt(unheard_rt: Any) -> Any:
+    unheard_rt.clock = utcnow
+    return unheard_rt
 
 
 @pytest.fixture
