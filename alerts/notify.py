@@ -133,7 +133,7 @@ def page_next_level(session: Session, rt: Runtime, alert: Alert, now: datetime) 
     return paged
 
 
-def escalate_due(session: Session, rt: Runtime, now: datetime, limit: int = 200) -> int:
+def escalate_due(session: Session, rt: Runtime, now: datetime, limit: int = 500) -> int:
     """Beat's sweep: alerts nobody acknowledged by their deadline page the next level."""
     due = session.scalars(
         select(Alert)

@@ -30,7 +30,8 @@ def create_app(settings: Settings | None = None, *, gateway: SmsGateway | None =
     observability.configure_logging(settings.LOG_LEVEL)
     app = Flask(__name__, static_folder="web/static", template_folder="web/templates")
     app.config.update(SECRET_KEY=settings.SECRET_KEY, MAX_CONTENT_LENGTH=1024 * 1024, JSON_SORT_KEYS=False)
-    runtime = build_runtime(settings, gateway=gateway)
+    # The web publishes tasks from a background thread: a request never waits on the broker.
+    runtime = build_runtime(settings, gateway=gateway, background_publish=True)
     app.extensions["pro"] = runtime
 
     from pro_service.web import admin, api, auth, dashboard, health, security, simulator, twilio

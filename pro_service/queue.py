@@ -8,6 +8,10 @@ publish that fails is logged and dropped, never retried inside a request.
 from __future__ import annotations
 
 import logging
+import os
+import queue
+import threading
+import time
 from typing import Any
 
 from celery import Celery
@@ -84,32 +88,82 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
+Job = tuple[str, tuple[Any, ...], str | None]  # task name, arguments, queue (None: the task's route)
+
+
 class TaskQueue:
-    """Publishes tasks by name, optionally deferred until the current transaction commits."""
+    """Publishes tasks by name, deferred until the current transaction commits.
 
-    def __init__(self, celery: Celery) -> None:
+    In the web process (`background=True`) the publish happens on a daemon thread, off the request: the
+    webhook answers as soon as its row is committed. A publish lost there (a crash, a full buffer, Redis
+    down) is found again by the beat sweep, which re-publishes rows stuck longer than
+    SWEEP_STUCK_AFTER_SECONDS. Workers publish inline (their latency does not reach a patient or Twilio).
+    """
+
+    BUFFER = 10_000
+
+    def __init__(self, celery: Celery, *, background: bool = False) -> None:
         self.celery = celery
+        self.background = background
+        self._jobs: queue.Queue[Job] = queue.Queue(maxsize=self.BUFFER)
+        self._thread_pid: int | None = None
+        self._lock = threading.Lock()
 
-    def publish(self, name: str, *args: Any) -> bool:
+    def publish(self, name: str, *args: Any, queue_name: str | None = None) -> bool:
         try:
-            self.celery.send_task(name, args=list(args), retry=False)
+            options = {"queue": queue_name} if queue_name else {}
+            self.celery.send_task(name, args=list(args), retry=False, **options)
         except Exception:  # the broker is down or slow; the sweep will publish it again
             log.warning("publish failed; the sweep will retry", extra={"task": name, "task_args": args})
             return False
         return True
 
-    def after_commit(self, session: Session, name: str, *args: Any) -> None:
-        pending: list[tuple[str, tuple[Any, ...]]] = session.info.setdefault("pro_pending_tasks", [])
-        if (name, args) not in pending:
-            pending.append((name, args))
+    def after_commit(self, session: Session, name: str, *args: Any, queue_name: str | None = None) -> None:
+        pending: list[Job] = session.info.setdefault("pro_pending_tasks", [])
+        if (name, args, queue_name) not in pending:
+            pending.append((name, args, queue_name))
+
+    def _submit(self, job: Job) -> None:
+        if not self.background:
+            self.publish(job[0], *job[1], queue_name=job[2])
+            return
+        self._ensure_thread()
+        try:
+            self._jobs.put_nowait(job)
+        except queue.Full:
+            log.warning("publish buffer full; the sweep will publish it", extra={"task": job[0]})
+
+    def _ensure_thread(self) -> None:
+        # After a fork (gunicorn workers) the parent's thread does not exist in the child: start one per pid.
+        if self._thread_pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread_pid != os.getpid():
+                self._jobs = queue.Queue(maxsize=self.BUFFER)
+                threading.Thread(target=self._drain, name="pro-publisher", daemon=True).start()
+                self._thread_pid = os.getpid()
+
+    def _drain(self) -> None:
+        while True:
+            name, args, queue_name = self._jobs.get()
+            self.publish(name, *args, queue_name=queue_name)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until the background buffer is empty (tests, graceful shutdown)."""
+        deadline = time.monotonic() + timeout
+        while not self._jobs.empty():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
 
     def install(self, factory: sessionmaker[Session]) -> None:
         """Publish each session's deferred tasks once its transaction has committed."""
 
         @event.listens_for(factory, "after_commit")
         def _publish(session: Session) -> None:
-            for name, args in session.info.pop("pro_pending_tasks", []):
-                self.publish(name, *args)
+            for job in session.info.pop("pro_pending_tasks", []):
+                self._submit(job)
 
         @event.listens_for(factory, "after_soft_rollback")
         def _forget(session: Session, _previous: Any) -> None:

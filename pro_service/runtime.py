@@ -70,13 +70,15 @@ def make_gateway(settings: Settings) -> SmsGateway:
     return OutboxGateway()
 
 
-def build_runtime(settings: Settings, *, gateway: SmsGateway | None = None) -> Runtime:
+def build_runtime(
+    settings: Settings, *, gateway: SmsGateway | None = None, background_publish: bool = False
+) -> Runtime:
     from pro_service.queue import TaskQueue, make_celery
 
     engine = make_engine(settings.DATABASE_URL)
     sessions = make_session_factory(engine)
     celery = make_celery(settings)
-    tasks = TaskQueue(celery)
+    tasks = TaskQueue(celery, background=background_publish)
     tasks.install(sessions)
     instruments = load_instruments(settings.CONFIG_DIR / "instruments")
     rulesets = load_rulesets(settings.CONFIG_DIR / "rules", instruments.item_kinds())

@@ -35,7 +35,8 @@ def register(app: Celery, rt: Runtime) -> None:
         outcome = outbound.send_message(rt, message_id)
         if outcome.status == "retry" and outcome.retry_in is not None:
             # Fast path for a 429/5xx; the row (status queued, next_attempt_at) is the real timer.
-            self.apply_async(args=[message_id], countdown=outcome.retry_in)
+            queue = (self.request.delivery_info or {}).get("routing_key")  # a page retries on its own queue
+            self.apply_async(args=[message_id], countdown=outcome.retry_in, queue=queue)
         if outcome.status != "sent":
             log.info(
                 "message not sent",

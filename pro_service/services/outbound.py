@@ -104,8 +104,16 @@ def _queue(session: Session, rt: Runtime, message: Message) -> Message | None:
     message.next_attempt_at = rt.now()
     session.add(message)
     session.flush()
-    rt.tasks.after_commit(session, "pro.send_message", message.id)
+    rt.tasks.after_commit(session, "pro.send_message", message.id, queue_name=send_queue(message))
     return message
+
+
+URGENT_KINDS = frozenset({MessageKind.PAGE, MessageKind.SAFETY})
+
+
+def send_queue(message: Message) -> str:
+    """Pages and safety messages never wait behind a bulk send of check-in questions."""
+    return "notify" if message.kind in URGENT_KINDS else "send"
 
 
 @dataclass(frozen=True)
@@ -231,4 +239,4 @@ def reconcile_stuck_sending(session: Session, rt: Runtime, message: Message, now
                 return
     message.status = MessageStatus.QUEUED
     message.next_attempt_at = now
-    rt.tasks.after_commit(session, "pro.send_message", message.id)
+    rt.tasks.after_commit(session, "pro.send_message", message.id, queue_name=send_queue(message))

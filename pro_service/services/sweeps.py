@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -14,7 +16,7 @@ from alerts import notify, triage
 from pro_service.models import Direction, Message, MessageKind, MessageStatus
 from pro_service.runtime import Runtime
 from pro_service.services import check_ins, dispatch, event_webhook
-from pro_service.services.outbound import reconcile_stuck_sending
+from pro_service.services.outbound import reconcile_stuck_sending, send_queue
 
 log = logging.getLogger(__name__)
 SENDING_STUCK_AFTER = timedelta(minutes=5)
@@ -60,7 +62,7 @@ def republish_stuck(session: Session, rt: Runtime, now: datetime) -> dict[str, i
         rt.tasks.after_commit(session, "pro.process_staff_inbound", message_id)
     counts["staff_inbound"] = len(staff_msgs)
     outbound = session.scalars(
-        select(Message.id)
+        select(Message)
         .where(
             Message.direction == Direction.OUTBOUND,
             Message.status == MessageStatus.QUEUED,
@@ -70,8 +72,8 @@ def republish_stuck(session: Session, rt: Runtime, now: datetime) -> dict[str, i
         .order_by(Message.id)
         .limit(5000)
     ).all()
-    for message_id in outbound:
-        rt.tasks.after_commit(session, "pro.send_message", message_id)
+    for message in outbound:
+        rt.tasks.after_commit(session, "pro.send_message", message.id, queue_name=send_queue(message))
     counts["outbound"] = len(outbound)
     sending = session.scalars(
         select(Message)
@@ -97,19 +99,32 @@ def republish_stuck(session: Session, rt: Runtime, now: datetime) -> dict[str, i
     return counts
 
 
+BATCH = 500
+
+
+def _in_batches(rt: Runtime, now: datetime, step: Callable[..., int], budget: float) -> int:
+    """Run a sweep step in batches, one transaction each, until a batch comes back short or the tick's
+    time is spent (a fan-out of thousands is queued in one tick, and a long one yields to the next)."""
+    total = 0
+    while True:
+        with rt.sessions() as session, session.begin():
+            handled = step(session, rt, now, limit=BATCH)
+        total += handled
+        if handled < BATCH or time.monotonic() > budget:
+            return total
+
+
 def tick(rt: Runtime, now: datetime) -> TickReport:
     """One beat: materialise due check-ins, run check-in timers, escalate, re-publish what is stuck.
     Each part is its own transaction so one failing does not hold back the others."""
     report = TickReport()
+    budget = time.monotonic() + 0.8 * rt.settings.BEAT_TICK_SECONDS
     # Timers first: a check-in that expires now frees its patient for the occurrence due now.
-    with rt.sessions() as session, session.begin():
-        report.deadlines = check_ins.run_deadlines(session, rt, now)
+    report.deadlines = _in_batches(rt, now, check_ins.run_deadlines, budget)
     with rt.sessions() as session, session.begin():
         report.materialised = dispatch.materialise_due(session, rt, now)
-    with rt.sessions() as session, session.begin():
-        report.deadlines += check_ins.run_deadlines(session, rt, now)
-    with rt.sessions() as session, session.begin():
-        report.escalated = notify.escalate_due(session, rt, now)
+    report.deadlines += _in_batches(rt, now, check_ins.run_deadlines, budget)
+    report.escalated = _in_batches(rt, now, notify.escalate_due, budget)
     with rt.sessions() as session, session.begin():
         report.republished = republish_stuck(session, rt, now)
     return report
