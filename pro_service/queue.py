@@ -146,7 +146,10 @@ class TaskQueue:
     def _drain(self) -> None:
         while True:
             name, args, queue_name = self._jobs.get()
-            self.publish(name, *args, queue_name=queue_name)
+            try:
+                self.publish(name, *args, queue_name=queue_name)
+            except Exception:  # never let one bad publish stop the thread (the sweep covers the task)
+                log.exception("publisher thread error", extra={"task": name})
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until the background buffer is empty (tests, graceful shutdown)."""

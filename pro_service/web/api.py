@@ -707,6 +707,19 @@ def list_instruments() -> s.InstrumentList:
     return s.InstrumentList(instruments=[serialize.instrument(i, registry) for i in registry.by_key.values()])
 
 
+@route(
+    "GET",
+    "/rulesets",
+    summary="Red-flag rulesets, their versions, and which is active",
+    tag="check-ins",
+    response=s.RulesetList,
+    errors=(401, 403),
+)
+def list_rulesets() -> s.RulesetList:
+    active = runtime().ruleset
+    return s.RulesetList(rulesets=[serialize.ruleset(r, r is active) for r in runtime().rulesets.values()])
+
+
 # ---- schedules --------
 
 

@@ -242,6 +242,27 @@ class InstrumentOut(Out):
     items: list[ItemOut]
 
 
+class RuleOut(Out):
+    id: str
+    category: str
+    urgency: Literal["urgent", "same_day", "routine"]
+    early: bool
+    rationale: str
+
+
+class RulesetOut(Out):
+    name: str
+    version: int
+    instrument: str
+    active: bool
+    rules: list[RuleOut]
+    combinations: list[dict[str, Any]]
+
+
+class RulesetList(Out):
+    rulesets: list[RulesetOut]
+
+
 class EventOut(Out):
     kind: str
     actor: str

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from alerts.rules import Rule
+from alerts.ruleset import Ruleset
 from pro_service.instruments import Instrument, InstrumentRegistry
 from pro_service.models import (
     Alert,
@@ -156,4 +158,39 @@ def token(t: ApiToken) -> s.TokenOut:
         prefix=t.prefix,
         created_at=t.created_at,
         revoked_at=t.revoked_at,
+    )
+
+
+def ruleset(r: Ruleset, active: bool) -> s.RulesetOut:
+    rules = []
+    for rule in r.rules:
+        # A message rule's urgency depends on the text: routine, or the warning urgency on a warning phrase.
+        urgency = rule.urgency if isinstance(rule, Rule) else r.message_urgency
+        rules.append(
+            s.RuleOut(
+                id=rule.id,
+                category=rule.category,
+                urgency=urgency.value,
+                early=rule.early,
+                rationale=rule.rationale,
+            )
+        )
+    combinations = [
+        {
+            "id": c.id,
+            "enabled": c.enabled,
+            "min_categories": c.min_categories,
+            "of_urgency": c.of_urgency.value,
+            "raise_to": c.raise_to.value,
+            "rationale": c.rationale,
+        }
+        for c in r.combinations
+    ]
+    return s.RulesetOut(
+        name=r.name,
+        version=r.version,
+        instrument=r.instrument,
+        active=active,
+        rules=rules,
+        combinations=combinations,
     )

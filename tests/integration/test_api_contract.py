@@ -102,6 +102,17 @@ def test_idempotency_key_replays_the_first_response(rt: Any, api: Any, client: A
     assert without_key.status_code == 409  # the MRN exists: a plain retry is refused, not duplicated
 
 
+def test_rulesets_and_instruments_are_listed_with_versions(api: Any) -> None:
+    (ruleset,) = api("GET", "/api/v1/rulesets").json["rulesets"]
+    assert (ruleset["name"], ruleset["version"], ruleset["active"]) == ("sre", 1, True)
+    scc = next(r for r in ruleset["rules"] if r["id"] == "scc-neuro-or-bladder")
+    assert (scc["urgency"], scc["early"]) == ("urgent", True) and "NICE" in scc["rationale"]
+    assert ruleset["combinations"][0]["enabled"] is False  # "two ambers make a red" ships off
+    (instrument,) = api("GET", "/api/v1/instruments").json["instruments"]
+    assert (instrument["code"], instrument["version"], instrument["active"]) == ("sre-weekly", 1, True)
+    assert [i["code"] for i in instrument["items"]][:2] == ["pain_new", "pain_worst"]
+
+
 def test_tokens_can_be_revoked(api: Any, client: Any) -> None:
     created = api("POST", "/api/v1/tokens", {"name": "ehr", "role": "nurse"})
     assert created.status_code == 201
