@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 # The embedded demo only: a fixed development secret so `make run` needs no set-up. Never in production.
 export SECRET_KEY ?= dev-only-insecure-secret-key-do-not-deploy
 
-.PHONY: run test install services lint typecheck bench clean
+.PHONY: run test install services lint bench faults clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,11 @@ lint: $(STAMP)
 	$(BIN)/mypy pro_service workers alerts config
 
 bench: $(STAMP) services
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	$(BIN)/python -m benchmarks.run
+
+faults: $(STAMP) services
+	$(BIN)/python -m pytest -m faults tests/faults
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
