@@ -120,6 +120,9 @@ class Direction(enum.StrEnum):
 class MessageStatus(enum.StrEnum):
     """Inbound: received → processed. Outbound: queued → sending → sent → delivered | undelivered | failed.
 
+    sending → uncertain when the provider answered 5xx or the network failed mid-call: before sending again
+    the provider is asked whether it has the message (Twilio has no idempotency key).
+
     Provider callbacks may arrive out of order; a status only moves forward (a late `sent` never overwrites
     `delivered`). `failed` is also where a send ends that we will not retry (opted out, invalid number).
     """
@@ -128,6 +131,7 @@ class MessageStatus(enum.StrEnum):
     PROCESSED = "processed"
     QUEUED = "queued"
     SENDING = "sending"
+    UNCERTAIN = "uncertain"  # the provider answered 5xx or the call failed: it may or may not have it
     ACCEPTED = "accepted"
     SENT = "sent"
     DELIVERED = "delivered"
@@ -142,6 +146,7 @@ class MessageStatus(enum.StrEnum):
 _OUTBOUND_RANK = {
     MessageStatus.QUEUED: 0,
     MessageStatus.SENDING: 1,
+    MessageStatus.UNCERTAIN: 1,
     MessageStatus.ACCEPTED: 2,
     MessageStatus.SENT: 3,
     MessageStatus.DELIVERED: 4,

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import time
+import traceback
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -44,6 +45,8 @@ class JsonFormatter(logging.Formatter):
                 payload[key] = value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
         if record.exc_info:
             payload["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+            # Frames only, never the exception's message: database errors quote the values they failed on.
+            payload["traceback"] = "".join(traceback.format_tb(record.exc_info[2]))[-4000:]
         return json.dumps(payload, ensure_ascii=False)
 
 

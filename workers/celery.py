@@ -17,6 +17,15 @@ from pro_service.metrics import TASK_DURATION, TASK_FAILURES
 flask_app = create_app()
 runtime = runtime_of(flask_app)
 app = runtime.celery
+if runtime.settings.REDIS_URL:
+    # A consumer waits out a frozen Redis instead of timing out mid-ack: a timed-out ack leaks the prefetch
+    # slot and the worker stops fetching for good (tests/faults). Short timeouts stay on the web side,
+    # where a request must never hang; keepalive still detects a dead peer.
+    app.conf.broker_transport_options = {
+        **app.conf.broker_transport_options,
+        "socket_timeout": 120,
+        "socket_keepalive": True,
+    }
 
 from workers import tasks  # noqa: E402  (registers the tasks on `app`)
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from pro_service.models import Direction, Message, MessageKind, MessageStatus, Patient, StaffUser
 from pro_service.runtime import Runtime
-from pro_service.sms.gateway import INVALID_NUMBER_CODES, UNSUBSCRIBED, SendError
+from pro_service.sms.gateway import INVALID_NUMBER_CODES, UNSUBSCRIBED, SendError, SentMessage
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +145,32 @@ def claim(session: Session, rt: Runtime, message_id: int) -> Message | None:
             message.status = MessageStatus.CANCELLED
             message.error_message = "patient cannot receive SMS"
             return None
+    if _superseded(session, message):
+        message.status = MessageStatus.CANCELLED
+        message.error_message = "superseded: the conversation has moved on"
+        return None
     message.status = MessageStatus.SENDING
     message.attempts += 1
     message.updated_at = now
     return message
+
+
+_CONVERSATION = frozenset({MessageKind.QUESTION, MessageKind.REPROMPT, MessageKind.REMINDER})
+
+
+def _superseded(session: Session, message: Message) -> bool:
+    """A question, re-prompt or reminder whose item is no longer the one awaited (answered, or the check-in
+    closed) must not go out late: the patient's next reply would land on the wrong item."""
+    if message.kind not in _CONVERSATION or message.check_in_id is None:
+        return False
+    from pro_service.models import CheckIn, CheckInStatus
+
+    check_in = session.get(CheckIn, message.check_in_id)
+    return (
+        check_in is None
+        or check_in.status != CheckInStatus.IN_PROGRESS
+        or check_in.current_item != message.item_code
+    )
 
 
 def deliver(session: Session, rt: Runtime, message: Message) -> SendOutcome:
@@ -182,7 +204,9 @@ def _record_failure(session: Session, rt: Runtime, message: Message, exc: SendEr
     message.error_message = str(exc)[:500]
     if exc.retryable and message.attempts < MAX_ATTEMPTS:
         delay = backoff(message.attempts)
-        message.status = MessageStatus.QUEUED
+        # 429 means "not accepted": simply try again. A 5xx or a network failure may have been accepted
+        # all the same: the row waits as `uncertain` and the provider is asked before any second send.
+        message.status = MessageStatus.QUEUED if exc.http_status == 429 else MessageStatus.UNCERTAIN
         message.next_attempt_at = rt.now() + timedelta(seconds=delay)
         return SendOutcome("retry", f"provider error {exc.code or exc.http_status}", delay)
     message.status = MessageStatus.FAILED
@@ -208,6 +232,8 @@ def apply_provider_error(session: Session, rt: Runtime, patient_id: int, code: i
 def send_message(rt: Runtime, message_id: int) -> SendOutcome:
     """The whole send of one row, in two transactions: claim, then deliver and record."""
     with rt.sessions() as session, session.begin():
+        if _resolve_uncertain(session, rt, message_id):
+            return SendOutcome("sent", "the provider already had it")
         message = claim(session, rt, message_id)
         if message is None:
             return SendOutcome("skipped", "not queued, not due, or recipient cannot receive")
@@ -217,26 +243,67 @@ def send_message(rt: Runtime, message_id: int) -> SendOutcome:
     acquire_send_slot(rt)
     with rt.sessions() as session, session.begin():
         message = session.get(Message, message_id, with_for_update=True)
-        assert message is not None
+        if message is None or message.status != MessageStatus.SENDING:
+            return SendOutcome("skipped", "moved on while waiting for a send slot")
         return deliver(session, rt, message)
 
 
-def reconcile_stuck_sending(session: Session, rt: Runtime, message: Message, now: datetime) -> None:
-    """A row left in `sending` by a dead worker: adopt the provider's copy if it went out, else requeue."""
-    since = (message.updated_at or message.created_at) - timedelta(minutes=5)
+def _resolve_uncertain(session: Session, rt: Runtime, message_id: int) -> bool:
+    """An `uncertain` row that is due: adopt the provider's copy if it has one (True), else make it
+    queued again so it is claimed and sent. Asking fails → it stays uncertain for the next try."""
+    message = session.scalar(select(Message).where(Message.id == message_id).with_for_update())
+    if message is None or message.status != MessageStatus.UNCERTAIN:
+        return False
+    now = rt.now()
+    if message.next_attempt_at is not None and message.next_attempt_at > now:
+        return False
+    copy = _provider_copy(session, rt, message)
+    if copy is None:
+        message.status = MessageStatus.QUEUED
+        return False
+    if copy is _UNKNOWN:
+        message.next_attempt_at = now + timedelta(seconds=backoff(message.attempts))
+        return False
+    _adopt(message, copy, now)
+    return True
+
+
+_UNKNOWN = SentMessage(sid="", to="", body="", date_created=None)
+
+
+def _provider_copy(session: Session, rt: Runtime, message: Message) -> SentMessage | None:
+    """The provider's copy of this row's text to this number, if it has one we have not adopted already;
+    `_UNKNOWN` when the provider cannot be asked right now."""
+    since = (message.created_at or rt.now()) - timedelta(minutes=5)
     try:
         sent = rt.gateway.recent_to(message.to_number, since)
     except Exception:
-        log.warning("could not reconcile a stuck send; will try again", extra={"message_id": message.id})
-        return
+        log.warning("could not ask the provider about an uncertain send", extra={"message_id": message.id})
+        return _UNKNOWN
     for candidate in sent:
         if candidate.body == message.body:
             taken = session.scalar(select(Message.id).where(Message.twilio_sid == candidate.sid))
             if taken is None:
-                message.twilio_sid = candidate.sid
-                message.status = MessageStatus.SENT
-                message.sent_at = candidate.date_created or now
-                return
+                return candidate
+    return None
+
+
+def _adopt(message: Message, copy: SentMessage, now: datetime) -> None:
+    message.twilio_sid = copy.sid
+    message.status = MessageStatus.SENT
+    message.sent_at = copy.date_created or now
+    message.error_code = None
+    message.error_message = None
+
+
+def reconcile_stuck_sending(session: Session, rt: Runtime, message: Message, now: datetime) -> None:
+    """A row left in `sending` by a dead worker: adopt the provider's copy if it went out, else requeue."""
+    copy = _provider_copy(session, rt, message)
+    if copy is _UNKNOWN:
+        return  # ask again at the next sweep
+    if copy is not None:
+        _adopt(message, copy, now)
+        return
     message.status = MessageStatus.QUEUED
     message.next_attempt_at = now
     rt.tasks.after_commit(session, "pro.send_message", message.id, queue_name=send_queue(message))

@@ -65,7 +65,7 @@ def republish_stuck(session: Session, rt: Runtime, now: datetime) -> dict[str, i
         select(Message)
         .where(
             Message.direction == Direction.OUTBOUND,
-            Message.status == MessageStatus.QUEUED,
+            Message.status.in_((MessageStatus.QUEUED, MessageStatus.UNCERTAIN)),
             Message.next_attempt_at <= now,
             Message.updated_at < older,
         )

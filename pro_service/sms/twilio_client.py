@@ -17,6 +17,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 TWILIO_API_BASE_URL = "https://api.twilio.com"
+REQUEST_TIMEOUT = 15.0  # seconds for one REST call; a timeout is a retryable send error
 
 
 def _is_twilio_api_host(host: str | None) -> bool:
@@ -29,7 +30,7 @@ class RedirectingHttpClient(TwilioHttpClient):
     """TwilioHttpClient that sends api.twilio.com requests to `base_url` instead. No retries added."""
 
     def __init__(self, base_url: str, logger: logging.Logger | None = None) -> None:
-        super().__init__(logger=logger or logging.getLogger("twilio.http_client"))
+        super().__init__(logger=logger or logging.getLogger("twilio.http_client"), timeout=REQUEST_TIMEOUT)
         target = urlsplit(base_url)
         if target.scheme not in ("http", "https") or not target.netloc:
             raise ValueError(f"api_base_url must be http(s)://host[:port], got {base_url!r}")
@@ -67,5 +68,6 @@ class RedirectingHttpClient(TwilioHttpClient):
 def make_twilio_client(account_sid: str, auth_token: str, api_base_url: str) -> Client:
     """A real twilio Client; requests go to `api_base_url` (stock client when it is https://api.twilio.com)."""
     if api_base_url.rstrip("/") == TWILIO_API_BASE_URL:
-        return Client(account_sid, auth_token)
+        # A hung connection must not hold a worker (and the row it locked) forever.
+        return Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=REQUEST_TIMEOUT))
     return Client(account_sid, auth_token, http_client=RedirectingHttpClient(api_base_url))

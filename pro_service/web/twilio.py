@@ -79,7 +79,14 @@ def status_callback() -> ResponseReturnValue:
     if sid and message.twilio_sid not in (None, sid):
         session.rollback()
         return Response("", status=204)  # a callback for another message: ignore
-    if message.status.can_move_to(new):
+    # The send's own answer was lost (a crash, a 5xx after acceptance): the callback names the copy.
+    if (
+        sid
+        and message.twilio_sid is None
+        and session.scalar(select(Message.id).where(Message.twilio_sid == sid)) is None
+    ):
+        message.twilio_sid = sid
+    if message.status.can_move_to(new) or message.status == MessageStatus.UNCERTAIN:
         message.status = new
         code = request.form.get("ErrorCode")
         if code and code.isdigit():

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 08:22:23.465215
+Create Date: 2026-11-25 09:27:07.760078
 """
 
 from __future__ import annotations
@@ -364,6 +364,7 @@ def upgrade() -> None:
                 "processed",
                 "queued",
                 "sending",
+                "uncertain",
                 "accepted",
                 "sent",
                 "delivered",
