@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -43,6 +42,7 @@ from pro_service.models import (
 )
 from pro_service.runtime import Runtime
 from pro_service.sms.twilio_server import TwilioServer
+from tests.conftest import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT_SID = "AC" + "0" * 31 + "2"
@@ -77,26 +77,6 @@ TABLES = (
     "audit_log",
     "api_tokens",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(
-    condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, message: str = "condition"
-) -> Any:
-    """Poll until `condition()` is truthy, at most `timeout` seconds; return its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
 
 
 def children_of(pid: int) -> list[int]:
