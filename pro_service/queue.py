@@ -11,7 +11,6 @@ import logging
 import os
 import queue
 import threading
-import time
 from typing import Any
 
 from celery import Celery
@@ -150,15 +149,6 @@ class TaskQueue:
                 self.publish(name, *args, queue_name=queue_name)
             except Exception:  # never let one bad publish stop the thread (the sweep covers the task)
                 log.exception("publisher thread error", extra={"task": name})
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until the background buffer is empty (tests, graceful shutdown)."""
-        deadline = time.monotonic() + timeout
-        while not self._jobs.empty():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.01)
-        return True
 
     def install(self, factory: sessionmaker[Session]) -> None:
         """Publish each session's deferred tasks once its transaction has committed."""
