@@ -32,7 +32,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: it costs a round trip on every checkout (a fifth of the webhook's time). A connection
+    # found dead invalidates the whole pool, so after a PostgreSQL restart one request per process fails
+    # (the webhook retries it once, see web/twilio.py; tasks are re-published by the sweep).
+    kwargs.setdefault("pool_pre_ping", False)
+    kwargs.setdefault("pool_recycle", 1800)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)

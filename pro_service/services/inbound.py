@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import JSON, bindparam, select, text
 from sqlalchemy.orm import Session
@@ -22,7 +21,6 @@ from pro_service.models import (
     MessageKind,
     MessageStatus,
     Patient,
-    StaffUser,
     UTCDateTime,
 )
 from pro_service.replies import AnswerSpec, Keyword, Parsed, classify_keyword, parse_reply
@@ -61,69 +59,53 @@ def _text(form: Mapping[str, str], name: str, limit: int | None = None) -> str:
     return value[:limit] if limit else value
 
 
-# The webhook's one write, as a constant statement: SQLAlchemy cannot cache a dialect `insert(...)
-# .on_conflict_do_nothing()` construct, and compiling it on every request cost a third of the webhook's CPU
-# (benchmarks/bench_ingest.py). ON CONFLICT DO NOTHING … RETURNING works on PostgreSQL and SQLite ≥ 3.35.
-_COLUMNS = (
-    "direction",
-    "kind",
-    "status",
-    "patient_id",
-    "staff_id",
-    "from_number",
-    "to_number",
-    "body",
-    "num_media",
-    "media",
-    "twilio_sid",
-    "attempts",
-    "created_at",
-    "updated_at",
-)
-_NAMES, _VALUES = ", ".join(_COLUMNS), ", ".join(":" + c for c in _COLUMNS)
-# Column names are the constants above; every value is a bound parameter.
-_SQL = f"INSERT INTO messages ({_NAMES}) VALUES ({_VALUES}) ON CONFLICT DO NOTHING RETURNING id"  # noqa: S608
-_INSERT_INBOUND = text(_SQL).bindparams(
-    bindparam("media", type_=JSON()),
-    bindparam("created_at", type_=UTCDateTime()),
-    bindparam("updated_at", type_=UTCDateTime()),
-)
+# The webhook's whole database work is this one statement: find whose number it is (patient, else staff) and
+# insert, idempotent on the MessageSid. One round trip instead of three, and a constant text the driver can
+# prepare: SQLAlchemy cannot cache a dialect `insert().on_conflict_do_nothing()` construct, and compiling it
+# per request cost a third of the webhook's CPU (benchmarks/bench_ingest.py). `WHERE true` is SQLite's way
+# to let ON CONFLICT follow a SELECT; PostgreSQL accepts it as is.
+_INSERT_INBOUND = text(
+    """
+    INSERT INTO messages (direction, kind, status, patient_id, staff_id, from_number, to_number, body,
+                          num_media, media, twilio_sid, attempts, created_at, updated_at)
+    SELECT 'inbound',
+           CASE WHEN p.id IS NOT NULL THEN 'reply' WHEN s.id IS NOT NULL THEN 'staff_reply'
+                ELSE 'unknown_sender' END,
+           'received', p.id, CASE WHEN p.id IS NULL THEN s.id END, :from_number, :to_number, :body,
+           :num_media, :media, :twilio_sid, 0, :now, :now
+    FROM (SELECT 1 AS one) AS single
+    LEFT JOIN patients AS p ON p.phone = :from_number
+    LEFT JOIN staff_users AS s ON s.phone = :from_number
+    WHERE true
+    ON CONFLICT DO NOTHING
+    RETURNING id, patient_id, staff_id
+    """
+).bindparams(bindparam("media", type_=JSON()), bindparam("now", type_=UTCDateTime()))
 
 
 def store_inbound(session: Session, rt: Runtime, form: Mapping[str, str]) -> Stored:
     """Insert the message (idempotent on MessageSid) and name whose it is. The caller commits."""
     sid = (_text(form, "MessageSid") or _text(form, "SmsSid")).strip()[:64]
-    sender = _text(form, "From").strip()[:32]
-    patient_id = session.scalar(select(Patient.id).where(Patient.phone == sender)) if sender else None
-    staff_id = None
-    kind = MessageKind.REPLY
-    if patient_id is None:
-        staff_id = session.scalar(select(StaffUser.id).where(StaffUser.phone == sender)) if sender else None
-        kind = MessageKind.STAFF_REPLY if staff_id is not None else MessageKind.UNKNOWN_SENDER
     num_media, media = _media(form)
-    now = rt.now()
-    values: dict[str, Any] = {
-        "direction": Direction.INBOUND.value,
-        "kind": kind.value,
-        "status": MessageStatus.RECEIVED.value,
-        "patient_id": patient_id,
-        "staff_id": staff_id,
-        "from_number": sender,
-        "to_number": _text(form, "To", 32),
-        "body": _text(form, "Body"),
-        "num_media": num_media,
-        "media": media,
-        "twilio_sid": sid or None,
-        "attempts": 0,
-        "created_at": now,
-        "updated_at": now,
-    }
-    message_id = session.execute(_INSERT_INBOUND, values).scalar()
-    if message_id is not None:
-        if patient_id is not None:
-            rt.tasks.after_commit(session, "pro.process_inbound", patient_id)
-        elif staff_id is not None:
-            rt.tasks.after_commit(session, "pro.process_staff_inbound", message_id)
+    row = session.execute(
+        _INSERT_INBOUND,
+        {
+            "from_number": _text(form, "From").strip()[:32],
+            "to_number": _text(form, "To", 32),
+            "body": _text(form, "Body"),
+            "num_media": num_media,
+            "media": media,
+            "twilio_sid": sid or None,
+            "now": rt.now(),
+        },
+    ).first()
+    if row is None:
+        return Stored(None, None, None)  # a repeat delivery of a MessageSid we already have
+    message_id, patient_id, staff_id = row
+    if patient_id is not None:
+        rt.tasks.after_commit(session, "pro.process_inbound", patient_id)
+    elif staff_id is not None:
+        rt.tasks.after_commit(session, "pro.process_staff_inbound", message_id)
     return Stored(message_id, patient_id, staff_id)
 
 

@@ -12,6 +12,7 @@ import logging
 from flask import Blueprint, Response, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator
 
 from pro_service.models import Direction, Message, MessageStatus
@@ -50,8 +51,16 @@ def inbound_sms() -> ResponseReturnValue:
         log.warning("inbound webhook refused: bad signature")
         return _forbidden()
     session = db()
-    stored = store_inbound(session, runtime(), request.form)
-    session.commit()  # stored before we acknowledge; the worker is woken after this commit
+    try:
+        stored = store_inbound(session, runtime(), request.form)
+        session.commit()  # stored before we acknowledge; the worker is woken after this commit
+    except OperationalError as exc:
+        if not exc.connection_invalidated:
+            raise
+        # A pooled connection died (PostgreSQL restarted): the pool is fresh now, try once more.
+        session.rollback()
+        stored = store_inbound(session, runtime(), request.form)
+        session.commit()
     log.info("inbound stored", extra={"message_id": stored.message_id, "patient_id": stored.patient_id})
     return Response(EMPTY_TWIML, status=200, mimetype="text/xml")
 
