@@ -53,6 +53,8 @@ def run_all(settings: Settings, host: str, port: int) -> int:
     app = create_app(settings)
     server = make_server(host, port, app, threaded=True)
     print(f"\npro-service is running at http://{host}:{port}/  (Ctrl-C to stop)")
+    print(f"  triage queue (sign in as the nurse above): http://{host}:{port}/")
+    print(f"  patient-phone simulator:                   http://{host}:{port}/simulator/")
     print(f"  health:   http://{host}:{port}/healthz")
     print(f"  API:      http://{host}:{port}/api/v1/instruments  (Authorization: Bearer <token above>)\n")
 
