@@ -27,6 +27,7 @@ from benchmarks.harness import (
     print_machine,
     quiet_logs,
     redis_db,
+    seed_team_and_patients,
     service_env,
     table,
 )
@@ -56,39 +57,8 @@ OPEN_ALERTS = 2000
 
 def seed(pg_url: str, patients: int, answers: int, alerts: int) -> None:
     now = datetime.now(UTC)
-    copy_rows(pg_url, "care_teams", ["name", "timezone", "phone", "created_at"], [("Dash", "UTC", None, now)])
-    copy_rows(
-        pg_url,
-        "patients",
-        [
-            "mrn",
-            "given_name",
-            "family_name",
-            "phone",
-            "timezone",
-            "language",
-            "care_team_id",
-            "status",
-            "sms_consent",
-            "created_at",
-            "updated_at",
-        ],
-        (
-            (
-                f"D{i:07d}",
-                f"Given{i}",
-                f"Family{i}",
-                phone(i),
-                "America/New_York",
-                "en",
-                1,
-                "active",
-                True,
-                now,
-                now,
-            )
-            for i in range(patients)
-        ),
+    seed_team_and_patients(
+        pg_url, "Dash", patients, mrn_prefix="D", zone="America/New_York", numbered_names=True
     )
     check_ins = answers // len(ITEMS)
 

@@ -29,12 +29,12 @@ from benchmarks.harness import (
     database_name,
     free_port,
     http_json,
-    phone,
     postgres_backends,
     print_machine,
     redis_db,
     redis_server,
     runtime_for,
+    seed_team_and_patients,
     service_env,
     start_celery_worker,
     start_twilio_recorder,
@@ -56,30 +56,7 @@ def midday_zone(now: datetime) -> tuple[str, int]:
 def seed(pg_url: str, count: int, zone: str, local_hour: int) -> None:
     """`count` patients, each with a daily schedule (started a year ago) due at the top of this hour."""
     now = datetime.now(UTC)
-    copy_rows(
-        pg_url, "care_teams", ["name", "timezone", "phone", "created_at"], [("Fan-out", "UTC", None, now)]
-    )
-    copy_rows(
-        pg_url,
-        "patients",
-        [
-            "mrn",
-            "given_name",
-            "family_name",
-            "phone",
-            "timezone",
-            "language",
-            "care_team_id",
-            "status",
-            "sms_consent",
-            "created_at",
-            "updated_at",
-        ],
-        (
-            (f"F{i:07d}", "Bench", "Patient", phone(i), zone, "en", 1, "active", True, now, now)
-            for i in range(count)
-        ),
-    )
+    seed_team_and_patients(pg_url, "Fan-out", count, mrn_prefix="F", zone=zone)
     start = date.today() - timedelta(days=365)
     rule = f"FREQ=DAILY;BYHOUR={local_hour};BYMINUTE=0"
     copy_rows(

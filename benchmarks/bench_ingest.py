@@ -21,7 +21,6 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -33,18 +32,17 @@ from benchmarks.harness import (
     Processes,
     Signer,
     bench_database,
-    copy_rows,
     database_name,
     free_port,
     in_group,
     percentile,
-    phone,
     postgres_backends,
     print_machine,
     psycopg_url,
     redis_db,
     redis_server,
     runtime_for,
+    seed_team_and_patients,
     service_env,
     sms_params,
     start_gunicorn,
@@ -83,36 +81,7 @@ class WrkRun:
 
 def seed_patients(pg_url: str, count: int) -> list[str]:
     """One care team and `count` enrolled patients (COPY); returns their phones."""
-    now = datetime.now(UTC)
-    copy_rows(
-        pg_url,
-        "care_teams",
-        ["name", "timezone", "phone", "created_at"],
-        [("Bench", "UTC", "+15550100", now)],
-    )
-    phones = [phone(i) for i in range(count)]
-    copy_rows(
-        pg_url,
-        "patients",
-        [
-            "mrn",
-            "given_name",
-            "family_name",
-            "phone",
-            "timezone",
-            "language",
-            "care_team_id",
-            "status",
-            "sms_consent",
-            "created_at",
-            "updated_at",
-        ],
-        (
-            (f"B{i:07d}", "Bench", "Patient", p, "UTC", "en", 1, "active", True, now, now)
-            for i, p in enumerate(phones)
-        ),
-    )
-    return phones
+    return seed_team_and_patients(pg_url, "Bench", count, mrn_prefix="B")
 
 
 def write_bodies(path: Path, signer: Signer, count: int, tag: int, phones: list[str]) -> list[str]:

@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,52 @@ def copy_rows(pg_url: str, table: str, columns: Sequence[str], rows: Iterable[Se
         # Planner statistics: without them the first queries on a freshly seeded table plan badly.
         cur.execute(f"ANALYZE {table}")
     return count
+
+
+PATIENT_COLUMNS = (
+    "mrn",
+    "given_name",
+    "family_name",
+    "phone",
+    "timezone",
+    "language",
+    "care_team_id",
+    "status",
+    "sms_consent",
+    "created_at",
+    "updated_at",
+)
+
+
+def seed_team_and_patients(
+    pg_url: str, team: str, count: int, *, mrn_prefix: str, zone: str = "UTC", numbered_names: bool = False
+) -> list[str]:
+    """One care team (id 1) and `count` active, consenting patients with `phone(i)`; returns the phones."""
+    now = datetime.now(UTC)
+    copy_rows(pg_url, "care_teams", ["name", "timezone", "phone", "created_at"], [(team, "UTC", None, now)])
+    phones = [phone(i) for i in range(count)]
+    copy_rows(
+        pg_url,
+        "patients",
+        PATIENT_COLUMNS,
+        (
+            (
+                f"{mrn_prefix}{i:07d}",
+                f"Given{i}" if numbered_names else "Bench",
+                f"Family{i}" if numbered_names else "Patient",
+                p,
+                zone,
+                "en",
+                1,
+                "active",
+                True,
+                now,
+                now,
+            )
+            for i, p in enumerate(phones)
+        ),
+    )
+    return phones
 
 
 def scalar(pg_url: str, sql: str, params: Sequence[Any] = ()) -> Any:
