@@ -13,16 +13,12 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pro_service.instruments import LANGUAGES
 from pro_service.models import (
     AuditLog,
     CareTeam,
     CareTeamMember,
-    CheckIn,
-    CheckInStatus,
     OnCallShift,
     Patient,
-    PatientStatus,
     Schedule,
     StaffUser,
 )
@@ -51,70 +47,6 @@ class AdminError(ValueError):
 
 
 # --- patients --------------------------------------------------------------------------------------
-
-
-def update_patient(
-    session: Session,
-    patient: Patient,
-    *,
-    given_name: str,
-    family_name: str,
-    phone: str,
-    timezone: str,
-    language: str,
-    care_team_id: int,
-    clear_phone_problem: bool = False,
-) -> list[str]:
-    """Edit the record; returns the names of the fields that changed (for the audit row, no values)."""
-    if not given_name.strip() or not family_name.strip():
-        raise AdminError("name", "given and family name are required")
-    phone = normalise_phone(phone)
-    check_timezone(timezone)
-    if language not in LANGUAGES:
-        raise AdminError("language", f"must be one of {', '.join(LANGUAGES)}")
-    if session.get(CareTeam, care_team_id) is None:
-        raise AdminError("care_team_id", "choose a care team")
-    other = session.scalar(select(Patient.id).where(Patient.phone == phone, Patient.id != patient.id))
-    if other is not None:
-        raise AdminError("phone", "another patient has this phone number")
-    changed = []
-    values = {
-        "given_name": given_name.strip(),
-        "family_name": family_name.strip(),
-        "phone": phone,
-        "timezone": timezone,
-        "language": language,
-        "care_team_id": care_team_id,
-    }
-    for name, value in values.items():
-        if getattr(patient, name) != value:
-            setattr(patient, name, value)
-            changed.append(name)
-    if ("phone" in changed or clear_phone_problem) and patient.phone_problem is not None:
-        patient.phone_problem = None
-        changed.append("phone_problem")
-    return changed
-
-
-def set_patient_status(session: Session, patient: Patient, status: PatientStatus, now: datetime) -> int:
-    """Pause, resume or discharge. Pausing or discharging cancels the open check-in; returns how many."""
-    patient.status = status
-    patient.updated_at = now
-    if status == PatientStatus.ACTIVE:
-        return 0
-    cancelled = 0
-    for check_in in session.scalars(
-        select(CheckIn).where(
-            CheckIn.patient_id == patient.id,
-            CheckIn.status.in_((CheckInStatus.PENDING, CheckInStatus.IN_PROGRESS)),
-        )
-    ):
-        check_in.status = CheckInStatus.CANCELLED
-        check_in.closed_at = now
-        check_in.next_deadline_at = None
-        check_in.current_item = None
-        cancelled += 1
-    return cancelled
 
 
 # --- schedules -------------------------------------------------------------------------------------

@@ -16,15 +16,19 @@ def clinic_phone(rt: Runtime, patient: Patient) -> str:
     return patient.care_team.phone or rt.settings.CLINIC_PHONE
 
 
-def cancel_open_check_ins(session: Session, patient: Patient, now: datetime) -> None:
-    for check_in in session.scalars(
-        select(CheckIn).where(
-            CheckIn.patient_id == patient.id, CheckIn.status.in_(("pending", "in_progress"))
-        )
-    ):
+def cancel_open_check_ins(session: Session, patient: Patient, now: datetime) -> int:
+    """The patient's open check-in is cancelled (opt-out, pause, discharge); returns how many."""
+    cancelled = 0
+    open_ones = select(CheckIn).where(
+        CheckIn.patient_id == patient.id, CheckIn.status.in_(("pending", "in_progress"))
+    )
+    for check_in in session.scalars(open_ones):
         check_in.status = CheckInStatus.CANCELLED
         check_in.closed_at = now
         check_in.next_deadline_at = None
+        check_in.current_item = None
+        cancelled += 1
+    return cancelled
 
 
 def opt_out(session: Session, rt: Runtime, patient: Patient, *, source: str, confirm: bool = True) -> None:

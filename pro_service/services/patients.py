@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pro_service.instruments import LANGUAGES
-from pro_service.models import CareTeam, Patient
-from pro_service.runtime import Runtime
+from pro_service.models import CareTeam, Patient, PatientStatus, utcnow
 from pro_service.scheduling import ScheduleError, validate_timezone
 
 
@@ -83,36 +84,66 @@ def enrol_patient(
         language=language,
         care_team_id=care_team_id,
         sms_consent=sms_consent,
+        consent_at=utcnow() if sms_consent else None,
     )
     session.add(patient)
     session.flush()
     return patient
 
 
-def update_patient(session: Session, rt: Runtime, patient: Patient, **changes: object) -> None:
-    """Edit a patient's record; pausing stops schedules, discharging also cancels what is open."""
-    from pro_service.models import PatientStatus
-    from pro_service.services.consent import cancel_open_check_ins
-
-    if "phone" in changes and changes["phone"] is not None:
-        phone = normalise_phone(str(changes["phone"]))
-        other = session.scalar(select(Patient.id).where(Patient.phone == phone, Patient.id != patient.id))
+def update_patient(
+    session: Session,
+    patient: Patient,
+    *,
+    given_name: str | None = None,
+    family_name: str | None = None,
+    phone: str | None = None,
+    timezone: str | None = None,
+    language: str | None = None,
+    care_team_id: int | None = None,
+    clear_phone_problem: bool = False,
+) -> list[str]:
+    """Edit a patient's record (None: leave as is). Returns the names of the fields that changed, for the
+    audit row (never the values). The API's PATCH and the admin form both come here."""
+    values: dict[str, object] = {}
+    for name, text in (("given_name", given_name), ("family_name", family_name)):
+        if text is not None:
+            if not text.strip():
+                raise EnrolmentError(name, "is required")
+            values[name] = text.strip()
+    if phone is not None:
+        values["phone"] = normalise_phone(phone)
+        other = session.scalar(
+            select(Patient.id).where(Patient.phone == values["phone"], Patient.id != patient.id)
+        )
         if other is not None:
             raise Conflict("another patient has this phone number")
-        patient.phone = phone
-        patient.phone_problem = None  # a corrected number gets a fresh start
-    if changes.get("timezone") is not None:
-        patient.timezone = check_timezone(str(changes["timezone"]))
-    if changes.get("care_team_id") is not None:
-        team_id = int(str(changes["care_team_id"]))
-        if session.get(CareTeam, team_id) is None:
-            raise EnrolmentError("care_team_id", f"no care team {team_id}")
-        patient.care_team_id = team_id
-    for name in ("given_name", "family_name", "language"):
-        if changes.get(name) is not None:
-            setattr(patient, name, changes[name])
-    if changes.get("status") is not None:
-        patient.status = PatientStatus(str(changes["status"]))
-        if patient.status != PatientStatus.ACTIVE:
-            cancel_open_check_ins(session, patient, rt.now())
-    patient.updated_at = rt.now()
+    if timezone is not None:
+        values["timezone"] = check_timezone(timezone)
+    if language is not None:
+        if language not in LANGUAGES:
+            raise EnrolmentError("language", f"must be one of {', '.join(LANGUAGES)}")
+        values["language"] = language
+    if care_team_id is not None:
+        if session.get(CareTeam, care_team_id) is None:
+            raise EnrolmentError("care_team_id", f"no care team {care_team_id}")
+        values["care_team_id"] = care_team_id
+    changed = [name for name, value in values.items() if getattr(patient, name) != value]
+    for name in changed:
+        setattr(patient, name, values[name])
+    # A corrected number (or an administrator's say-so) gets a fresh start.
+    if ("phone" in changed or clear_phone_problem) and patient.phone_problem is not None:
+        patient.phone_problem = None
+        changed.append("phone_problem")
+    return changed
+
+
+def set_patient_status(session: Session, patient: Patient, status: PatientStatus, now: datetime) -> int:
+    """Pause, resume or discharge. Pausing or discharging cancels the open check-in; returns how many."""
+    from pro_service.services.consent import cancel_open_check_ins
+
+    patient.status = status
+    patient.updated_at = now
+    if status == PatientStatus.ACTIVE:
+        return 0
+    return cancel_open_check_ins(session, patient, now)

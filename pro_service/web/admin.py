@@ -18,7 +18,13 @@ from pro_service.models import CareTeam, OnCallShift, Patient, PatientStatus, Sc
 from pro_service.scheduling import validate_timezone
 from pro_service.services import admin as svc
 from pro_service.services import dashboard_queries as dq
-from pro_service.services.patients import Conflict, EnrolmentError, enrol_patient
+from pro_service.services.patients import (
+    Conflict,
+    EnrolmentError,
+    enrol_patient,
+    set_patient_status,
+    update_patient,
+)
 from pro_service.services.staff import StaffError, create_staff
 from pro_service.web.auth import audit, current_staff, require_admin
 from pro_service.web.common import db, runtime
@@ -136,8 +142,6 @@ def patient_new() -> ResponseReturnValue:
         session.rollback()
         error = exc if isinstance(exc, svc.AdminError) else svc.AdminError("mrn", str(exc))
         return _patient_form(None, error, 400)
-    if patient.sms_consent:
-        patient.consent_at = runtime().now()
     audit("create_patient", ("patient", patient.id), patient.id)
     session.commit()
     flash("Patient enrolled. Now set when their check-ins go out.", "success")
@@ -153,7 +157,7 @@ def patient_edit(patient_id: int) -> ResponseReturnValue:
         session.commit()
         return _patient_form(patient)
     try:
-        changed = svc.update_patient(
+        changed = update_patient(
             session,
             patient,
             given_name=_form("given_name", 120),
@@ -167,9 +171,9 @@ def patient_edit(patient_id: int) -> ResponseReturnValue:
     except EnrolmentError as exc:
         session.rollback()
         return _patient_form(patient, svc.AdminError(exc.field, exc.message), 400)
-    except svc.AdminError as exc:
+    except Conflict as exc:
         session.rollback()
-        return _patient_form(patient, exc, 400)
+        return _patient_form(patient, svc.AdminError("phone", str(exc)), 400)
     audit("update_patient", ("patient", patient.id), patient.id, fields=changed)
     session.commit()
     flash("Patient record saved." if changed else "Nothing changed.", "success")
@@ -191,7 +195,7 @@ def patient_status(patient_id: int) -> ResponseReturnValue:
     if patient.status == PatientStatus.DISCHARGED and action != "resume":
         flash("The patient is already discharged.", "info")
         return redirect(url_for("admin.patient_edit", patient_id=patient.id))
-    cancelled = svc.set_patient_status(session, patient, target[action], runtime().now())
+    cancelled = set_patient_status(session, patient, target[action], runtime().now())
     audit(f"{action}_patient", ("patient", patient.id), patient.id, cancelled_check_ins=cancelled)
     session.commit()
     words = {

@@ -39,7 +39,7 @@ from pro_service.models import (
     StaffUser,
 )
 from pro_service.scheduling import ScheduleError, validate_rrule
-from pro_service.services import tokens
+from pro_service.services import patients, tokens
 from pro_service.services.audit import record
 from pro_service.services.check_ins import CheckInError, start_now
 from pro_service.services.patients import (
@@ -620,15 +620,16 @@ def get_patient(patient_id: int) -> s.PatientOut:
     errors=(400, 401, 403, 404, 409),
 )
 def update_patient(patient_id: int, data: s.PatientPatch) -> s.PatientOut:
-    from pro_service.services.patients import update_patient as update
-
     patient: Patient = _get(Patient, patient_id, "patient", lock=True)
+    changes = data.model_dump(exclude_unset=True, exclude={"status"})
     try:
-        update(db(), runtime(), patient, **data.model_dump(exclude_unset=True))
+        patients.update_patient(db(), patient, **changes)
     except EnrolmentError as exc:
         raise _invalid(exc.field, exc.message) from None
     except Conflict as exc:
         raise ApiError(409, "conflict", str(exc)) from None
+    if data.status is not None:
+        patients.set_patient_status(db(), patient, PatientStatus(data.status), runtime().now())
     audit("update_patient", ("patient", patient.id), patient.id, fields=sorted(data.model_fields_set))
     return serialize.patient(patient)
 
