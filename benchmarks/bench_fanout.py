@@ -62,8 +62,8 @@ def seed(pg_url: str, count: int, zone: str, local_hour: int) -> None:
     copy_rows(
         pg_url,
         "schedules",
-        ["patient_id", "instrument_code", "rrule", "start_date", "active", "created_at"],
-        ((i + 1, "sre-weekly", rule, start, True, now) for i in range(count)),
+        ["patient_id", "instrument_code", "rrule", "start_date", "active", "created_at", "next_due_at"],
+        ((i + 1, "sre-weekly", rule, start, True, now, None) for i in range(count)),  # NULL: look next tick
     )
 
 

@@ -41,6 +41,7 @@ from pro_service.models import (
 )
 from pro_service.replies import Parsed, parse_reply
 from pro_service.runtime import Runtime
+from pro_service.scheduling import next_occurrence
 from pro_service.services.outbound import sender_number
 from pro_service.services.patients import create_care_team, enrol_patient
 from pro_service.services.staff import create_staff
@@ -184,12 +185,15 @@ def seed(rt: Runtime) -> Iterator[str]:
                 patient.created_at = now - timedelta(weeks=WEEKS + 1)
             schedule = session.scalar(select(Schedule).where(Schedule.patient_id == patient.id).limit(1))
             if schedule is None:
+                rule = "FREQ=WEEKLY;BYDAY=MO;BYHOUR=10;BYMINUTE=0"
+                start = date.today() - timedelta(weeks=WEEKS + 1)
                 schedule = Schedule(
                     patient_id=patient.id,
                     instrument_code="sre-weekly",
-                    rrule="FREQ=WEEKLY;BYDAY=MO;BYHOUR=10;BYMINUTE=0",
-                    start_date=date.today() - timedelta(weeks=WEEKS + 1),
-                    last_considered_at=now,
+                    rrule=rule,
+                    start_date=start,
+                    # The written history covers what is due until now; beat starts with the next one.
+                    next_due_at=next_occurrence(rule, patient.timezone, start, None, now),
                 )
                 session.add(schedule)
                 session.flush()

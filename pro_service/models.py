@@ -248,6 +248,8 @@ class Patient(Base):
 
 class Schedule(Base):
     __tablename__ = "schedules"
+    # The tick selects `active AND (next_due_at IS NULL OR next_due_at <= now)`.
+    __table_args__ = (Index("ix_schedules_active_next_due", "active", "next_due_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
@@ -257,8 +259,10 @@ class Schedule(Base):
     end_date: Mapped[date | None] = mapped_column(Date)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # Materialisation cursor: occurrences at or before this instant have been considered.
-    last_considered_at: Mapped[datetime | None]
+    # When beat must next look at this schedule (its next occurrence); NULL: on the next tick. Everything
+    # that changes what the schedule produces (rule, dates, instrument, active, the patient's time zone)
+    # resets it to NULL. See services/dispatch.py.
+    next_due_at: Mapped[datetime | None]
 
 
 class CheckIn(Base):

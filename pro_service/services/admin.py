@@ -119,6 +119,7 @@ def save_schedule(
     schedule.start_date = start_date
     schedule.end_date = end_date
     schedule.active = active
+    schedule.next_due_at = None  # what it produces may have changed: the next tick looks again
     session.flush()
     return schedule
 

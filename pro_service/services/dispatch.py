@@ -3,59 +3,97 @@
 Each due occurrence becomes a `check_ins` row keyed by (schedule_id, scheduled_for), inserted with
 ON CONFLICT DO NOTHING: two beats, a restart or a crash never create it twice. Missed occurrences are
 skipped, not caught up (only the latest one inside CATCH_UP_WINDOW_MINUTES counts).
+
+A tick costs what is due, not how many schedules exist: `schedules.next_due_at` is the instant a schedule
+must next be looked at (NULL: on the next tick), and a tick selects only `next_due_at IS NULL OR
+next_due_at <= now`. Once a schedule's due occurrence is settled (inserted, already there, or nothing
+due), next_due_at moves to its next occurrence. An occurrence blocked only by the patient's open check-in
+(one open per patient) keeps next_due_at where it is, so later ticks retry it while it is still inside the
+window. Whatever changes what a schedule produces (rule, dates, instrument, active, the patient's time
+zone) resets next_due_at to NULL.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from pro_service.models import CheckIn, CheckInStatus, Patient, PatientStatus, Schedule
 from pro_service.runtime import Runtime
-from pro_service.scheduling import ScheduleError, latest_due, send_time
+from pro_service.scheduling import ScheduleError, latest_due, next_occurrence, send_time
 from pro_service.services.check_ins import quiet_hours
 
 log = logging.getLogger(__name__)
 
+# next_due_at of a schedule with no occurrence left (COUNT or UNTIL used up, end date passed, nothing in
+# the ten years next_occurrence looks ahead): later than any tick, so it is never selected again. Editing
+# the schedule resets next_due_at to NULL and brings it back.
+NEVER = datetime(9999, 1, 1, tzinfo=UTC)
+# Rows per multi-row INSERT (and per look-up of the rows it skipped): ~10 parameters a row stays well
+# inside PostgreSQL's 65,535 and SQLite's 32,766 bound parameters per statement.
+INSERT_BATCH = 1000
+
 
 def materialise_due(session: Session, rt: Runtime, now: datetime) -> int:
+    """Insert the check-ins due now; returns how many were created."""
     window = timedelta(minutes=rt.settings.CATCH_UP_WINDOW_MINUTES)
     quiet = quiet_hours(rt)
     rows = session.execute(
-        select(Schedule, Patient.timezone)
+        select(
+            Schedule.id,
+            Schedule.patient_id,
+            Schedule.instrument_code,
+            Schedule.rrule,
+            Schedule.start_date,
+            Schedule.end_date,
+            Patient.timezone,
+        )
         .join(Patient, Patient.id == Schedule.patient_id)
         .where(
             Schedule.active.is_(True),
+            or_(Schedule.next_due_at.is_(None), Schedule.next_due_at <= now),
             Patient.status == PatientStatus.ACTIVE,
             Patient.opted_out_at.is_(None),
             Patient.phone_problem.is_(None),
         )
+        # One order for every beat: concurrent ticks insert and update in the same order (no deadlock).
+        .order_by(Schedule.id)
     ).all()
+    if not rows:
+        return 0
     values: list[dict[str, Any]] = []
-    candidates: list[Schedule] = []
-    for schedule, tz in rows:
-        instrument = rt.instruments.latest(schedule.instrument_code)
-        if instrument is None:
-            continue
+    # schedule id -> its next_due_at once this tick has settled its due occurrence
+    upcoming: dict[int, datetime] = {}
+    for schedule_id, patient_id, instrument_code, rule, start, end, tz in rows:
         try:
-            due = latest_due(schedule.rrule, tz, schedule.start_date, schedule.end_date, now, window)
+            due = latest_due(rule, tz, start, end, now, window)
+            following = next_occurrence(rule, tz, start, end, now)
         except ScheduleError:
-            log.warning("schedule cannot be expanded", extra={"schedule_id": schedule.id})
+            # next_due_at unchanged: looked at (and logged) again on the next tick.
+            log.warning("schedule cannot be expanded", extra={"schedule_id": schedule_id})
             continue
-        if due is None or (schedule.last_considered_at is not None and due <= schedule.last_considered_at):
+        upcoming[schedule_id] = following or NEVER
+        if due is None:
+            continue
+        instrument = rt.instruments.latest(instrument_code)
+        if instrument is None:
+            # Skipped like any missed occurrence; the next one is looked at when it is due.
+            log.warning(
+                "schedule names an unknown instrument",
+                extra={"schedule_id": schedule_id, "instrument_code": instrument_code},
+            )
             continue
         send_after = send_time(due, tz, quiet)
-        candidates.append(schedule)
         values.append(
             {
-                "patient_id": schedule.patient_id,
-                "schedule_id": schedule.id,
+                "patient_id": patient_id,
+                "schedule_id": schedule_id,
                 "instrument_code": instrument.code,
                 "instrument_version": instrument.version,
                 "status": CheckInStatus.PENDING.value,
@@ -66,14 +104,41 @@ def materialise_due(session: Session, rt: Runtime, now: datetime) -> int:
                 "created_at": now,
             }
         )
-    if not values:
-        return 0
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    created = 0
-    # One statement per row: a conflict (already materialised, or the patient has a check-in open)
-    # skips that row only.
-    for row in values:
-        result = session.execute(insert(CheckIn).values(**row).on_conflict_do_nothing().returning(CheckIn.id))
-        if result.scalar() is not None:
-            created += 1
+    created, blocked = _insert(session, values, now - window)
+    for schedule_id in blocked:
+        del upcoming[schedule_id]
+    if upcoming:
+        # ORM bulk UPDATE by primary key (one executemany), in id order like the inserts.
+        session.execute(update(Schedule), [{"id": k, "next_due_at": v} for k, v in sorted(upcoming.items())])
     return created
+
+
+def _insert(session: Session, values: list[dict[str, Any]], earliest: datetime) -> tuple[int, set[int]]:
+    """Insert the check-in rows, INSERT_BATCH to a statement. Returns how many were created and the ids of
+    the schedules whose row was blocked by the patient's open check-in (not by being there already)."""
+    if not values:
+        return 0, set()
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    created: set[tuple[int, datetime]] = set()
+    # A conflict (already materialised, or the patient has a check-in open) skips that row only.
+    for i in range(0, len(values), INSERT_BATCH):
+        result = session.execute(
+            insert(CheckIn)
+            .values(values[i : i + INSERT_BATCH])
+            .on_conflict_do_nothing()
+            .returning(CheckIn.schedule_id, CheckIn.scheduled_for)
+        )
+        created.update((s, d) for s, d in result.tuples() if s is not None and d is not None)
+    skipped = [v for v in values if (v["schedule_id"], v["scheduled_for"]) not in created]
+    existing: set[tuple[int, datetime]] = set()
+    for i in range(0, len(skipped), INSERT_BATCH):
+        ids = [v["schedule_id"] for v in skipped[i : i + INSERT_BATCH]]
+        # Every due occurrence is inside the window, so this bounds the look-up to this tick's rows.
+        found = session.execute(
+            select(CheckIn.schedule_id, CheckIn.scheduled_for).where(
+                CheckIn.schedule_id.in_(ids), CheckIn.scheduled_for > earliest
+            )
+        ).tuples()
+        existing.update((s, d) for s, d in found if s is not None and d is not None)
+    blocked = {v["schedule_id"] for v in skipped if (v["schedule_id"], v["scheduled_for"]) not in existing}
+    return len(created), blocked

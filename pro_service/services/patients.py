@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 import phonenumbers
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from pro_service.instruments import LANGUAGES
-from pro_service.models import CareTeam, Patient, PatientStatus, utcnow
+from pro_service.models import CareTeam, Patient, PatientStatus, Schedule, utcnow
 from pro_service.scheduling import ScheduleError, validate_timezone
 
 
@@ -131,6 +131,9 @@ def update_patient(
     changed = [name for name, value in values.items() if getattr(patient, name) != value]
     for name in changed:
         setattr(patient, name, values[name])
+    if "timezone" in changed:
+        # Their schedules now fall at other instants: the next tick looks at each of them again.
+        session.execute(update(Schedule).where(Schedule.patient_id == patient.id).values(next_due_at=None))
     # A corrected number (or an administrator's say-so) gets a fresh start.
     if ("phone" in changed or clear_phone_problem) and patient.phone_problem is not None:
         patient.phone_problem = None

@@ -808,6 +808,7 @@ def update_schedule(patient_id: int, schedule_id: int, data: s.SchedulePatch) ->
     schedule.start_date, schedule.end_date = start, end
     if data.active is not None:
         schedule.active = data.active
+    schedule.next_due_at = None  # what it produces may have changed: the next tick looks again
     audit("update_schedule", ("schedule", schedule.id), patient.id)
     return serialize.schedule(schedule, runtime().now(), patient.timezone)
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, insert, select, update
 
-from pro_service.models import CheckIn, Message, Schedule
+from pro_service.models import CheckIn, CheckInStatus, Message, Schedule, StaffRole
 from pro_service.services import dispatch, sweeps
 from tests.conftest import wait_for
 from tests.integration.helpers import make_patient, make_team
@@ -227,3 +229,342 @@ def test_a_pending_check_in_is_cancelled_if_its_send_time_is_long_past(rt: Any) 
     (check_in,) = _check_ins(rt, patient)
     assert check_in.status == "cancelled"
     assert _outbound(rt, patient) == []
+
+
+# --- next_due_at: a tick looks only at the schedules that are due ---
+
+DAILY_9 = "FREQ=DAILY;BYHOUR=9;BYMINUTE=0;BYSECOND=0"
+
+
+def _next_due(rt: Any, schedule_id: int) -> datetime | None:
+    with rt.sessions() as session:
+        return session.scalar(select(Schedule.next_due_at).where(Schedule.id == schedule_id))
+
+
+def _close_open_check_ins(rt: Any) -> None:
+    with rt.sessions() as session, session.begin():
+        for check_in in session.scalars(
+            select(CheckIn).where(CheckIn.status.in_(["pending", "in_progress"]))
+        ):
+            check_in.status = CheckInStatus.EXPIRED
+
+
+def _materialise(rt: Any, at: datetime) -> int:
+    with rt.sessions() as session, session.begin():
+        return dispatch.materialise_due(session, rt, at)
+
+
+@contextmanager
+def _statements(rt: Any) -> Iterator[list[str]]:
+    """The SQL statements run on the engine inside the block."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement.lstrip().split(None, 1)[0].upper())
+
+    event.listen(rt.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", record)
+
+
+def test_a_schedule_is_materialised_once_and_next_due_at_moves_to_the_next_occurrence(
+    rt: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patient = make_patient(rt, make_team(rt), timezone="UTC")
+    schedule = _schedule(rt, patient, rule=DAILY_9)
+    assert _next_due(rt, schedule) is None  # new: looked at on the next tick
+    assert _materialise(rt, _utc(2026, 6, 5, 8, 59)) == 0  # nothing due yet: wait for 09:00
+    assert _next_due(rt, schedule) == _utc(2026, 6, 5, 9)
+    assert _materialise(rt, _utc(2026, 6, 5, 9, 0, 10)) == 1
+    assert _next_due(rt, schedule) == _utc(2026, 6, 6, 9)
+    # Later ticks the same day select nothing: no rule is expanded, nothing is written.
+    expanded: list[int] = []
+    real_latest_due = dispatch.latest_due
+
+    def counting(*args: Any) -> Any:
+        expanded.append(1)
+        return real_latest_due(*args)
+
+    monkeypatch.setattr(dispatch, "latest_due", counting)
+    with _statements(rt) as statements:
+        for minutes in (1, 15, 600):
+            assert _materialise(rt, _utc(2026, 6, 5, 9) + timedelta(minutes=minutes)) == 0
+    assert expanded == []
+    assert statements == ["SELECT"] * 3
+    assert _next_due(rt, schedule) == _utc(2026, 6, 6, 9)
+    assert [c.scheduled_for for c in _check_ins(rt, patient)] == [_utc(2026, 6, 5, 9)]
+
+
+def test_editing_the_rule_through_the_api_resets_next_due_at(rt: Any, api: Any) -> None:
+    patient = make_patient(rt, make_team(rt), timezone="UTC")
+    schedule = _schedule(rt, patient, rule=DAILY_9)
+    _materialise(rt, _utc(2026, 6, 5, 9, 1))
+    _close_open_check_ins(rt)
+    assert _next_due(rt, schedule) == _utc(2026, 6, 6, 9)
+    rt.clock = lambda: _utc(2026, 6, 5, 10)
+    changed = api(
+        "PATCH", f"/api/v1/patients/{patient}/schedules/{schedule}", {"rrule": "FREQ=DAILY;BYHOUR=11"}
+    )
+    assert changed.status_code == 200, changed.json
+    assert _next_due(rt, schedule) is None
+    assert _materialise(rt, _utc(2026, 6, 5, 11, 1)) == 1  # today's 11:00, not tomorrow's 09:00
+    assert [c.scheduled_for for c in _check_ins(rt, patient)] == [_utc(2026, 6, 5, 9), _utc(2026, 6, 5, 11)]
+    assert _next_due(rt, schedule) == _utc(2026, 6, 6, 11)
+
+
+def test_editing_a_schedule_on_the_admin_page_resets_next_due_at(rt: Any, client: Any) -> None:
+    from tests.browser.support import csrf_token, login, make_staff
+
+    team = make_team(rt)
+    patient = make_patient(rt, team, timezone="UTC")
+    schedule = _schedule(rt, patient, rule="FREQ=WEEKLY;BYDAY=FR;BYHOUR=9;BYMINUTE=0;BYSECOND=0")
+    _materialise(rt, _utc(2026, 6, 5, 9, 1))  # a Friday
+    _close_open_check_ins(rt)
+    assert _next_due(rt, schedule) == _utc(2026, 6, 12, 9)
+    make_staff(rt, email="boss@example.org", role=StaffRole.ADMIN, name="Ada Admin")
+    login(client, "boss@example.org")
+    path = f"/admin/patients/{patient}/schedules/{schedule}"
+    form = {"instrument": "sre-weekly", "days": ["FR"], "time": "12:00", "start_date": "2026-01-01"}
+    saved = client.post(path, data={"csrf_token": csrf_token(client, path), **form, "active": "yes"})
+    assert saved.status_code == 302
+    assert _next_due(rt, schedule) is None
+    assert _materialise(rt, _utc(2026, 6, 5, 12, 1)) == 1
+    assert _next_due(rt, schedule) == _utc(2026, 6, 12, 12)
+
+
+def test_a_time_zone_change_resets_next_due_at_of_every_schedule_of_the_patient(rt: Any, api: Any) -> None:
+    team = make_team(rt)
+    patient = make_patient(rt, team, timezone="UTC")
+    other = make_patient(rt, team, phone="+15551230002", mrn="MRN2", timezone="UTC")
+    schedules = [_schedule(rt, patient, rule=DAILY_9), _schedule(rt, patient, rule=MONDAY_10)]
+    untouched = _schedule(rt, other, rule=DAILY_9)
+    _materialise(rt, _utc(2026, 6, 5, 9, 1))
+    _close_open_check_ins(rt)
+    assert [_next_due(rt, s) for s in schedules] == [_utc(2026, 6, 6, 9), _utc(2026, 6, 8, 10)]
+    rt.clock = lambda: _utc(2026, 6, 5, 10)
+    changed = api("PATCH", f"/api/v1/patients/{patient}", {"timezone": "America/New_York"})
+    assert changed.status_code == 200, changed.json
+    assert [_next_due(rt, s) for s in schedules] == [None, None]
+    assert _next_due(rt, untouched) == _utc(2026, 6, 6, 9)
+    # 09:00 in New York (EDT) is 13:00 UTC: today's is picked up, four hours after the UTC one.
+    assert _materialise(rt, _utc(2026, 6, 5, 13, 1)) == 1
+    assert [c.scheduled_for for c in _check_ins(rt, patient)] == [_utc(2026, 6, 5, 9), _utc(2026, 6, 5, 13)]
+    assert [_next_due(rt, s) for s in schedules] == [_utc(2026, 6, 6, 13), _utc(2026, 6, 8, 14)]
+
+
+def test_a_blocked_occurrence_keeps_next_due_at_until_sent_or_out_of_the_window(rt: Any) -> None:
+    from pro_service.models import Patient
+    from pro_service.services.check_ins import start_now
+
+    team = make_team(rt)
+    patients = [
+        make_patient(rt, team, timezone="UTC"),
+        make_patient(rt, team, phone="+15551230002", mrn="MRN2", timezone="UTC"),
+    ]
+    schedules = [_schedule(rt, p, rule=DAILY_9) for p in patients]
+    rt.clock = lambda: _utc(2026, 6, 5, 8, 30)
+    with rt.sessions() as session, session.begin():
+        manual = [start_now(session, rt, session.get_one(Patient, p), "sre-weekly").id for p in patients]
+    assert _materialise(rt, _utc(2026, 6, 5, 9, 1)) == 0  # both blocked by their open manual check-in
+    assert [_next_due(rt, s) for s in schedules] == [None, None]
+    assert _materialise(rt, _utc(2026, 6, 5, 9, 2)) == 0  # still blocked, still retried
+    with rt.sessions() as session, session.begin():
+        session.get_one(CheckIn, manual[0]).status = CheckInStatus.COMPLETED
+    # The first patient's closes inside the window: the next tick sends today's.
+    assert _materialise(rt, _utc(2026, 6, 5, 12)) == 1
+    assert [c.scheduled_for for c in _check_ins(rt, patients[0])] == [None, _utc(2026, 6, 5, 9)]
+    assert [_next_due(rt, s) for s in schedules] == [_utc(2026, 6, 6, 9), None]
+    # The second's stays open past the 6 h window: today's is skipped and the schedule moves on.
+    assert _materialise(rt, _utc(2026, 6, 5, 15, 0, 1)) == 0
+    assert [_next_due(rt, s) for s in schedules] == [_utc(2026, 6, 6, 9), _utc(2026, 6, 6, 9)]
+    assert [c.schedule_id for c in _check_ins(rt, patients[1])] == [None]
+
+
+def test_two_schedules_of_one_patient_due_together_make_one_check_in_and_the_other_waits(rt: Any) -> None:
+    patient = make_patient(rt, make_team(rt), timezone="UTC")
+    first, second = _schedule(rt, patient, rule=DAILY_9), _schedule(rt, patient, rule=DAILY_9)
+    # Both rows go in one INSERT statement; the second conflicts with the first (one open per patient).
+    assert _materialise(rt, _utc(2026, 6, 5, 9, 1)) == 1
+    assert [c.schedule_id for c in _check_ins(rt, patient)] == [first]
+    assert [_next_due(rt, s) for s in (first, second)] == [_utc(2026, 6, 6, 9), None]
+    _close_open_check_ins(rt)
+    assert _materialise(rt, _utc(2026, 6, 5, 9, 30)) == 1
+    assert [c.schedule_id for c in _check_ins(rt, patient)] == [first, second]
+    assert [_next_due(rt, s) for s in (first, second)] == [_utc(2026, 6, 6, 9)] * 2
+
+
+def test_a_paused_patient_is_picked_up_on_resume_only_inside_the_window(rt: Any, api: Any) -> None:
+    patient = make_patient(rt, make_team(rt), timezone="UTC")
+    schedule = _schedule(rt, patient, rule=DAILY_9)
+    _materialise(rt, _utc(2026, 6, 5, 9, 1))
+    _close_open_check_ins(rt)
+
+    def set_status(status: str, at: datetime) -> None:
+        rt.clock = lambda: at
+        assert api("PATCH", f"/api/v1/patients/{patient}", {"status": status}).status_code == 200
+
+    set_status("paused", _utc(2026, 6, 5, 12))
+    assert _materialise(rt, _utc(2026, 6, 6, 9, 1)) == 0  # paused: not selected, next_due_at stays
+    assert _next_due(rt, schedule) == _utc(2026, 6, 6, 9)
+    set_status("active", _utc(2026, 6, 6, 10))  # resumed inside the window of today's 09:00
+    assert _materialise(rt, _utc(2026, 6, 6, 10)) == 1
+    assert _next_due(rt, schedule) == _utc(2026, 6, 7, 9)
+    _close_open_check_ins(rt)
+    set_status("paused", _utc(2026, 6, 6, 12))
+    set_status("active", _utc(2026, 6, 8, 8))  # resumed after the 7 June window: that one is skipped
+    assert _materialise(rt, _utc(2026, 6, 8, 8)) == 0
+    assert _next_due(rt, schedule) == _utc(2026, 6, 8, 9)
+    assert _materialise(rt, _utc(2026, 6, 8, 9)) == 1
+    due = [c.scheduled_for for c in _check_ins(rt, patient)]
+    assert due == [_utc(2026, 6, 5, 9), _utc(2026, 6, 6, 9), _utc(2026, 6, 8, 9)]
+
+
+def test_a_used_up_rule_is_never_looked_at_again(rt: Any) -> None:
+    team = make_team(rt)
+    patient = make_patient(rt, team, timezone="UTC")
+    counted = _schedule(rt, patient, rule="FREQ=DAILY;COUNT=2;BYHOUR=9", start=date(2026, 6, 1))
+    other = make_patient(rt, team, phone="+15551230002", mrn="MRN2", timezone="UTC")
+    with rt.sessions() as session, session.begin():
+        ended = Schedule(
+            patient_id=other, instrument_code="sre-weekly", rrule=DAILY_9, start_date=date(2026, 6, 1)
+        )
+        ended.end_date = date(2026, 6, 4)
+        session.add(ended)
+        session.flush()
+        ended_id = ended.id
+    assert _materialise(rt, _utc(2026, 6, 1, 9, 1)) == 2
+    assert _next_due(rt, counted) == _utc(2026, 6, 2, 9)
+    _close_open_check_ins(rt)
+    assert _materialise(rt, _utc(2026, 6, 2, 9, 1)) == 2
+    assert _next_due(rt, counted) == dispatch.NEVER
+    assert _next_due(rt, ended_id) == _utc(2026, 6, 3, 9)
+    _close_open_check_ins(rt)
+    assert _materialise(rt, _utc(2026, 6, 5, 9, 1)) == 0  # the end date has passed
+    assert _next_due(rt, ended_id) == dispatch.NEVER
+    assert _materialise(rt, _utc(2030, 1, 1, 9, 1)) == 0
+    assert len(_check_ins(rt, patient)) == 2
+
+
+def test_unknown_instruments_and_rules_that_cannot_expand_are_logged_without_phi(
+    rt: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    team = make_team(rt)
+    patient = make_patient(rt, team, timezone="UTC")
+    other = make_patient(rt, team, phone="+15551230002", mrn="MRN2", timezone="UTC")
+    with rt.sessions() as session, session.begin():
+        unknown = Schedule(
+            patient_id=patient, instrument_code="gone", rrule=DAILY_9, start_date=date(2026, 1, 1)
+        )
+        broken = Schedule(
+            patient_id=other, instrument_code="sre-weekly", rrule="FREQ=HOURLY", start_date=date(2026, 1, 1)
+        )
+        session.add_all([unknown, broken])
+        session.flush()
+        unknown_id, broken_id = unknown.id, broken.id
+    with caplog.at_level("WARNING", logger="pro_service.services.dispatch"):
+        assert _materialise(rt, _utc(2026, 6, 5, 9, 1)) == 0
+    # The unknown instrument's occurrence is skipped like a missed one; the broken rule is tried again.
+    assert _next_due(rt, unknown_id) == _utc(2026, 6, 6, 9)
+    assert _next_due(rt, broken_id) is None
+    records = {r.getMessage(): r for r in caplog.records}
+    assert records["schedule names an unknown instrument"].schedule_id == unknown_id  # type: ignore[attr-defined]
+    assert records["schedule cannot be expanded"].schedule_id == broken_id  # type: ignore[attr-defined]
+    assert not any("Ana" in r.getMessage() or "MRN" in str(r.__dict__) for r in caplog.records)
+
+
+def _many_due_schedules(rt: Any, count: int) -> None:
+    """`count` patients in UTC, each with a daily 09:00 schedule (bulk INSERTs: seconds, not minutes)."""
+    from pro_service.models import Patient
+
+    team = make_team(rt)
+    with rt.sessions() as session, session.begin():
+        session.execute(
+            insert(Patient),
+            [
+                {
+                    "mrn": f"BULK{i:05d}",
+                    "given_name": "Test",
+                    "family_name": f"Bulk{i}",
+                    "phone": f"+1555400{i:04d}",
+                    "timezone": "UTC",
+                    "language": "en",
+                    "care_team_id": team,
+                }
+                for i in range(count)
+            ],
+        )
+        ids = session.scalars(select(Patient.id).where(Patient.mrn.like("BULK%"))).all()
+        session.execute(
+            insert(Schedule),
+            [
+                {
+                    "patient_id": p,
+                    "instrument_code": "sre-weekly",
+                    "rrule": DAILY_9,
+                    "start_date": date(2026, 1, 1),
+                }
+                for p in ids
+            ],
+        )
+
+
+def _created(rt: Any) -> list[tuple[int | None, datetime | None]]:
+    with rt.sessions() as session:
+        return list(session.execute(select(CheckIn.schedule_id, CheckIn.scheduled_for)).tuples())
+
+
+def _next_dues(rt: Any) -> set[datetime | None]:
+    with rt.sessions() as session:
+        return set(session.scalars(select(Schedule.next_due_at)))
+
+
+def test_1200_schedules_due_at_once_make_1200_check_ins_exactly_once(rt: Any) -> None:
+    count = 1200
+    _many_due_schedules(rt, count)
+    with _statements(rt) as statements:
+        assert _materialise(rt, _utc(2026, 6, 5, 9, 0, 5)) == count
+    assert statements.count("INSERT") == 2  # 1,000 + 200 rows
+    assert statements.count("UPDATE") == 1  # next_due_at of all of them, one executemany
+    rows = _created(rt)
+    assert len(rows) == count and len({s for s, _ in rows}) == count
+    assert {d for _, d in rows} == {_utc(2026, 6, 5, 9)}
+    assert _next_dues(rt) == {_utc(2026, 6, 6, 9)}
+    # Run again, as another beat that read the schedules before the first committed would: nothing new,
+    # and every schedule still moves on (its occurrence exists) rather than being retried every tick.
+    with rt.sessions() as session, session.begin():
+        session.execute(update(Schedule).values(next_due_at=None))
+    assert _materialise(rt, _utc(2026, 6, 5, 9, 0, 20)) == 0
+    assert len(_created(rt)) == count
+    assert _next_dues(rt) == {_utc(2026, 6, 6, 9)}
+    assert _materialise(rt, _utc(2026, 6, 5, 9, 0, 35)) == 0
+    assert len(_created(rt)) == count
+
+
+def test_concurrent_runs_over_1200_due_schedules_neither_deadlock_nor_duplicate(rt: Any) -> None:
+    """Four beats at the same instant over the same 1,200 rows: inserts and next_due_at updates go in one
+    order (schedule id), so they wait for each other instead of deadlocking."""
+    count = 1200
+    _many_due_schedules(rt, count)
+    at = _utc(2026, 6, 5, 9, 0, 5)
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+    results: list[int] = []
+
+    def run() -> None:
+        try:
+            barrier.wait(5)
+            results.append(_materialise(rt, at))
+        except BaseException as exc:  # collected and re-raised in the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert sorted(results) == [0, 0, 0, count]
+    assert len(_created(rt)) == count
+    assert _next_dues(rt) == {_utc(2026, 6, 6, 9)}

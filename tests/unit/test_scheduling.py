@@ -209,6 +209,76 @@ def test_next_occurrence_after_count_exhausted() -> None:
     assert next_occurrence(rule, NY, date(2026, 1, 1), None, utc(2026, 1, 13)) is None
 
 
+# next_occurrence(..., now) is what a tick stores as schedules.next_due_at; latest_due at that instant
+# must then find exactly that occurrence (same DST handling), or the tick would wake up for nothing.
+NIGHTLY_0230 = "FREQ=DAILY;BYHOUR=2;BYMINUTE=30"
+NIGHTLY_0130 = "FREQ=DAILY;BYHOUR=1;BYMINUTE=30"
+
+
+@pytest.mark.parametrize(
+    ("rule", "zone", "after", "expected"),
+    [
+        # New York, spring forward 2026-03-08: 02:30 does not exist and moves to 03:30 EDT; then 02:30 EDT.
+        (NIGHTLY_0230, NY, utc(2026, 3, 7, 8), utc(2026, 3, 8, 7, 30)),
+        (NIGHTLY_0230, NY, utc(2026, 3, 8, 7, 30), utc(2026, 3, 9, 6, 30)),
+        # New York, fall back 2026-11-01: 01:30 happens twice and counts once, the first (EDT) time.
+        (NIGHTLY_0130, NY, utc(2026, 10, 31, 12), utc(2026, 11, 1, 5, 30)),
+        (NIGHTLY_0130, NY, utc(2026, 11, 1, 5, 30), utc(2026, 11, 2, 6, 30)),
+        # Madrid, spring forward 2026-03-29 and fall back 2026-10-25, the same way.
+        (NIGHTLY_0230, MADRID, utc(2026, 3, 28, 12), utc(2026, 3, 29, 1, 30)),
+        (NIGHTLY_0230, MADRID, utc(2026, 3, 29, 1, 30), utc(2026, 3, 30, 0, 30)),
+        (NIGHTLY_0230, MADRID, utc(2026, 10, 24, 12), utc(2026, 10, 25, 0, 30)),
+        (NIGHTLY_0230, MADRID, utc(2026, 10, 25, 0, 30), utc(2026, 10, 26, 1, 30)),
+        # A weekly Monday 10:00 across each change: the week is 167 or 169 hours long.
+        (MONDAY_10, NY, utc(2026, 3, 2, 15), utc(2026, 3, 9, 14)),
+        (MONDAY_10, NY, utc(2026, 10, 26, 14), utc(2026, 11, 2, 15)),
+        (MONDAY_10, MADRID, utc(2026, 3, 23, 9), utc(2026, 3, 30, 8)),
+        (MONDAY_10, MADRID, utc(2026, 10, 19, 8), utc(2026, 10, 26, 9)),
+    ],
+)
+def test_next_occurrence_across_dst_is_what_latest_due_then_finds(
+    rule: str, zone: str, after: datetime, expected: datetime
+) -> None:
+    start = date(2026, 1, 1)
+    assert next_occurrence(rule, zone, start, None, after) == expected
+    assert latest_due(rule, zone, start, None, expected, timedelta(minutes=1)) == expected
+    assert (
+        latest_due(rule, zone, start, None, expected - timedelta(seconds=1), timedelta(hours=20)) != expected
+    )
+
+
+@pytest.mark.parametrize("zone", [NY, MADRID])
+def test_stepping_through_next_occurrence_visits_every_occurrence_once(zone: str) -> None:
+    # As ticks do: next_due_at = next_occurrence(previous). Two DST changes in the span, two times a day.
+    rule, start = "FREQ=DAILY;BYHOUR=1,2;BYMINUTE=30", date(2026, 3, 1)
+    expected = occurrences(rule, zone, start, None, utc(2026, 2, 28), utc(2026, 11, 5))
+    visited: list[datetime] = []
+    at: datetime | None = utc(2026, 2, 28)
+    while at is not None and at <= utc(2026, 11, 5):
+        visited.append(at)
+        at = next_occurrence(rule, zone, start, None, at)
+    assert visited[1:] == expected
+    assert len(expected) == 2 * 249  # 1 March to 4 November: two a day, none lost or doubled
+
+
+@pytest.mark.parametrize("zone", [NY, MADRID])
+def test_next_occurrence_is_none_once_the_rule_is_used_up(zone: str) -> None:
+    start = date(2026, 3, 6)
+    # COUNT=3 across the spring-forward change: the shifted 03:30 still counts as one.
+    counted = "FREQ=DAILY;COUNT=3;BYHOUR=2;BYMINUTE=30"
+    found = occurrences(counted, zone, start, None, utc(2026, 3, 1), utc(2026, 4, 30))
+    assert len(found) == 3
+    assert next_occurrence(counted, zone, start, None, found[1]) == found[2]
+    assert next_occurrence(counted, zone, start, None, found[2]) is None
+    # UNTIL (inclusive of that day) and the schedule's end date (inclusive) end it the same way.
+    until = "FREQ=DAILY;UNTIL=20260310;BYHOUR=10"
+    last = occurrences(until, zone, start, None, utc(2026, 3, 1), utc(2026, 4, 30))[-1]
+    assert last.astimezone(ZoneInfo(zone)).date() == date(2026, 3, 10)
+    assert next_occurrence(until, zone, start, None, last) is None
+    assert next_occurrence(DAILY_10, zone, start, date(2026, 3, 10), last - timedelta(hours=1)) == last
+    assert next_occurrence(DAILY_10, zone, start, date(2026, 3, 10), last) is None
+
+
 def test_ten_years_of_a_daily_rule_expand_completely() -> None:
     # Speed is measured in benchmarks/bench_scheduling.py; here, that the skip-ahead path is exact.
     start, now = date(2016, 1, 1), utc(2026, 1, 1, 20)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 09:27:07.760078
+Create Date: 2026-11-25 10:21:02.622687
 """
 
 from __future__ import annotations
@@ -181,13 +181,14 @@ def upgrade() -> None:
         sa.Column("end_date", sa.Date(), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("last_considered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("next_due_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["patient_id"], ["patients.id"], name=op.f("fk_schedules_patient_id_patients"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_schedules")),
     )
     with op.batch_alter_table("schedules", schema=None) as batch_op:
+        batch_op.create_index("ix_schedules_active_next_due", ["active", "next_due_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_schedules_patient_id"), ["patient_id"], unique=False)
 
     op.create_table(
@@ -525,6 +526,7 @@ def downgrade() -> None:
     op.drop_table("check_ins")
     with op.batch_alter_table("schedules", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_schedules_patient_id"))
+        batch_op.drop_index("ix_schedules_active_next_due")
 
     op.drop_table("schedules")
     with op.batch_alter_table("patients", schema=None) as batch_op:
