@@ -253,7 +253,7 @@ def run(full: bool = False, requests: int = 30) -> dict[str, Any]:
         alert_times: list[float] = []
         for alert_id in range(1, requests + 1):  # a different open alert each time
             alert_times += timed_get(client, f"/alerts/{alert_id}", 1)
-        rt.engine.dispose()
+        rt.dispose()
     rows = [
         ["GET / (queue)", ms(percentile(queue, 50)), ms(percentile(queue, 95)), ms(max(queue))],
         [

@@ -184,7 +184,7 @@ def run(
         time.sleep(1.0)  # anything sent twice would arrive now
         cpu = CpuMeter.delta(before, meter.snapshot())
         arrivals = http_json(f"{twilio_url}/_bench/arrivals", timeout=60)
-        rt.engine.dispose()
+        rt.dispose()
 
     times = sorted(a["at"] for a in arrivals)
     per_number = Counter(a["to"] for a in arrivals)

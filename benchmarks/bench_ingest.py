@@ -1,13 +1,16 @@
 """Ingest: signed inbound webhooks per second and latency under gunicorn on PostgreSQL, against a bare
 Flask handler under the same gunicorn settings (the stack's ceiling on this machine).
 
-No Celery worker consumes: this measures the webhook (verify, look up, INSERT, COMMIT, publish, 200).
+No Celery worker runs: this measures the webhook (verify, one INSERT committed, 200; the web makes no
+broker call, workers poll for stored replies).
 Load comes from `wrk` (Debian: apt-get install wrk) cycling through precomputed signed requests, each with
 its own MessageSid, so the load generator spends no CPU on HMAC. After each run every MessageSid sent is
 checked against the rows stored: all answers 200, nothing lost, nothing extra.
 
-Variants: `stack` (production), `nopublish` (the same app with the after-commit broker publish switched
-off: what publishing costs) and `bare`. `python -m benchmarks.bench_ingest [--full]`.
+Variants: `stack` (production: `pro_service.wsgi:app`) and `bare`. Besides throughput it reports CPU per
+request of the web processes and of PostgreSQL's backends: on this 2-core machine the web, PostgreSQL and
+wrk share the cores, so the web-only CPU ratio is the one that sizes a web tier whose database runs
+elsewhere. `python -m benchmarks.bench_ingest [--full]`.
 """
 
 from __future__ import annotations
@@ -35,13 +38,11 @@ from benchmarks.harness import (
     database_name,
     free_port,
     in_group,
-    percentile,
     postgres_backends,
     print_machine,
     psycopg_url,
     redis_db,
     redis_server,
-    runtime_for,
     seed_team_and_patients,
     service_env,
     sms_params,
@@ -230,19 +231,6 @@ def _server_cpu(runs: list[WrkRun]) -> float:
     return sum(r.web_cpu_ms + r.pg_cpu_ms + r.redis_cpu_ms for r in runs) / len(runs)
 
 
-def publish_cost(env: dict[str, str], count: int) -> dict[str, float]:
-    """Time `rt.tasks.publish` (Celery send_task to Redis) as the webhook's after-commit hook calls it."""
-    rt = runtime_for(env)
-    rt.tasks.publish("pro.process_inbound", 0)  # connect first
-    times = []
-    for i in range(count):
-        t0 = time.perf_counter()
-        rt.tasks.publish("pro.process_inbound", i)
-        times.append(time.perf_counter() - t0)
-    rt.engine.dispose()
-    return {"p50_ms": percentile(times, 50) * 1000, "p99_ms": percentile(times, 99) * 1000, "count": count}
-
-
 def run(
     full: bool = False,
     concurrencies: list[int] | None = None,
@@ -250,7 +238,7 @@ def run(
     patients: int | None = None,
     workers: int = 4,
     threads: int = 4,
-    variants: tuple[str, ...] = ("bare", "stack", "nopublish"),
+    variants: tuple[str, ...] = ("bare", "stack"),
 ) -> dict[str, Any]:
     if shutil.which("wrk") is None:
         raise BenchError("wrk is not installed (Debian: apt-get install -y wrk)")
@@ -268,42 +256,38 @@ def run(
         phones = seed_patients(pg_url, patients)
         env = service_env(pg_url, redis_url, "http://127.0.0.1:9", free_port())
         apps = {"bare": "benchmarks.bare_app:app", "stack": "pro_service.wsgi:app"}
-        apps["nopublish"] = "benchmarks.nopublish_wsgi:app"
         for variant in variants:
             runs += measure_variant(
                 variant, apps[variant], env, pg_url, phones, concurrencies, duration, workers, threads, tags
             )
-        publish = publish_cost(env, 2000)
 
     by = {(r.variant, r.concurrency): r for r in runs}
     rows = []
     for c in concurrencies:
-        stack, bare, nopub = by.get(("stack", c)), by.get(("bare", c)), by.get(("nopublish", c))
+        stack, bare = by.get(("stack", c)), by.get(("bare", c))
         rows.append(
             [
                 c,
                 f"{stack.rps:.0f}" if stack else "-",
                 f"{stack.p50_ms:.1f} / {stack.p99_ms:.1f}" if stack else "-",
-                f"{nopub.rps:.0f}" if nopub else "-",
-                f"{nopub.p50_ms:.1f} / {nopub.p99_ms:.1f}" if nopub else "-",
+                f"{stack.web_cpu_ms:.2f} / {stack.pg_cpu_ms:.2f}" if stack else "-",
                 f"{bare.rps:.0f}" if bare else "-",
                 f"{bare.p50_ms:.1f} / {bare.p99_ms:.1f}" if bare else "-",
+                f"{bare.web_cpu_ms:.2f}" if bare else "-",
                 f"{stack.rps / bare.rps:.2f}" if stack and bare else "-",
-                f"{stack.rps / nopub.rps:.2f}" if stack and nopub else "-",
             ]
         )
     table(
-        "Ingest: signed POST /twilio/sms (req/s; latency p50 / p99 ms)",
+        "Ingest: signed POST /twilio/sms (req/s; latency p50 / p99 ms; CPU ms per request)",
         [
             "conc",
             "stack",
             "stack p50/p99",
-            "no-publish",
-            "no-pub p50/p99",
+            "stack CPU web/pg",
             "bare",
             "bare p50/p99",
+            "bare CPU",
             "stack/bare",
-            "stack/no-pub",
         ],
         rows,
     )
@@ -317,10 +301,6 @@ def run(
         f"{sum(r.lost or 0 for r in checked)} MessageSids sent but not stored, "
         f"{sum(r.extra or 0 for r in checked)} stored but not sent -> {'OK' if ok else 'FAILED'}"
     )
-    print(
-        f"  publish (send_task to Redis) in-process: p50 {publish['p50_ms']:.2f} ms, "
-        f"p99 {publish['p99_ms']:.2f} ms"
-    )
     best_stack = max((r.rps for r in runs if r.variant == "stack"), default=0.0)
     best_bare = max((r.rps for r in runs if r.variant == "bare"), default=0.0)
     if best_bare:
@@ -329,18 +309,19 @@ def run(
             f"ratio {best_stack / best_bare:.2f} (target >= 0.5)"
         )
     # Throughput moves with other load on a shared machine; server CPU per request does not.
-    cpu = {v: _server_cpu([r for r in runs if r.variant == v]) for v in ("stack", "nopublish", "bare")}
+    cpu = {v: _server_cpu([r for r in runs if r.variant == v]) for v in ("stack", "bare")}
     print(
         "  server CPU per request (web + PostgreSQL + Redis), mean over concurrencies: "
         + ", ".join(f"{v} {c:.2f} ms" for v, c in cpu.items() if c)
     )
     if cpu["stack"] and cpu["bare"]:
         print(f"  CPU-based ratio bare/stack: {cpu['bare'] / cpu['stack']:.2f}")
+        web = {v: sum(r.web_cpu_ms for r in runs if r.variant == v) for v in ("stack", "bare")}
+        print(f"  web-only CPU ratio bare/stack (database on its own host): {web['bare'] / web['stack']:.2f}")
     if not ok:
         raise BenchError("ingest checks failed: see the table above")
     return {
         "runs": [r.__dict__ for r in runs],
-        "publish": publish,
         "peak_ratio": best_stack / best_bare if best_bare else None,
         "server_cpu_ms": cpu,
         "settings": {"workers": workers, "threads": threads, "patients": patients, "duration": duration},
@@ -356,7 +337,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, help="seconds per run")
     parser.add_argument("--workers", type=int, default=4, help="GUNICORN_WORKERS")
     parser.add_argument("--threads", type=int, default=4, help="GUNICORN_THREADS")
-    parser.add_argument("--variant", action="append", choices=["bare", "stack", "nopublish"])
+    parser.add_argument("--variant", action="append", choices=["bare", "stack"])
     args = parser.parse_args()
     print_machine()
     run(
@@ -365,7 +346,7 @@ def main() -> None:
         args.duration,
         workers=args.workers,
         threads=args.threads,
-        variants=tuple(args.variant or ("bare", "stack", "nopublish")),
+        variants=tuple(args.variant or ("bare", "stack")),
     )
 
 

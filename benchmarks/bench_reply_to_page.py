@@ -117,7 +117,7 @@ def seed(rt: Any, pg_url: str, urgent: int, background: int) -> tuple[list[str],
         with rt.sessions() as session, session.begin():
             for number in urgent_phones:
                 sid = "SM" + secrets.token_hex(16)
-                stored = inbound.store_inbound(session, rt, sms_params(sid, number, body))
+                stored = inbound.store_inbound(session, sms_params(sid, number, body), rt.now())
                 assert stored.patient_id is not None
                 inbound.process_patient(session, rt, stored.patient_id)
     with rt.sessions() as session, session.begin():
@@ -309,7 +309,7 @@ def run(
         cpu = CpuMeter.delta(before, meter.snapshot())
         arrivals = {a["sid"]: a["at"] for a in pages()}
         stages = stage_times(rt, nurse_number)
-        rt.engine.dispose()
+        rt.dispose()
 
     latencies, parts = [], {"webhook": [], "queue+process": [], "score+alert": [], "page send": []}
     for row in stages:

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
 
     # Reliability knobs.
     SWEEP_STUCK_AFTER_SECONDS: int = Field(default=60, ge=1)
+    # How often each worker looks for replies the webhook stored (the web never calls the broker).
+    INBOUND_POLL_SECONDS: float = Field(default=0.1, gt=0, le=10)
     BROKER_TIMEOUT_SECONDS: float = Field(default=2.0, gt=0, le=30)
     SEND_RATE_PER_SECOND: float = Field(default=10.0, gt=0)
     BEAT_TICK_SECONDS: float = Field(default=15.0, gt=0)

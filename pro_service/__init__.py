@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, *, gateway: SmsGateway | None =
     app.extensions["pro"] = runtime
 
     from pro_service.web import admin, api, auth, dashboard, health, security, simulator, twilio
+    from pro_service.web.inbound_sms import InboundSmsHandler
 
     app.register_blueprint(twilio.bp)
     app.register_blueprint(api.bp)
@@ -51,6 +52,9 @@ def create_app(settings: Settings | None = None, *, gateway: SmsGateway | None =
     observability.init_app(app)
     # Staff pages: session cookie flags, CSRF (not on /twilio or /api), sign-in required, security headers.
     security.init_app(app, settings, exempt=(twilio.bp, api.bp))
+
+    # POST /twilio/sms is answered before Flask (its hot path); every other request goes through Flask.
+    app.wsgi_app = InboundSmsHandler(app.wsgi_app, runtime)  # type: ignore[method-assign]
 
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:

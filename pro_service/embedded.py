@@ -29,7 +29,7 @@ def run_all(settings: Settings, host: str, port: int) -> int:
     rt = build_runtime(settings)
     for line in seed(rt):
         print(line)
-    rt.engine.dispose()
+    rt.dispose()
 
     env = {**os.environ, "PUBLIC_BASE_URL": settings.PUBLIC_BASE_URL}
     env.setdefault("BEAT_TICK_SECONDS", "10")

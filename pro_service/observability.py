@@ -16,6 +16,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -26,6 +27,8 @@ from sqlalchemy import func, select
 
 from pro_service.metrics import REQUEST_LATENCY
 
+# Set by handlers that run outside Flask's request context (web/inbound_sms.py); Flask requests use `g`.
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
@@ -51,6 +54,9 @@ class JsonFormatter(logging.Formatter):
 
 
 def _current_request_id() -> str | None:
+    outside_flask = request_id_var.get()
+    if outside_flask:
+        return outside_flask
     try:
         return g.get("request_id")
     except RuntimeError:  # outside a request

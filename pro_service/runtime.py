@@ -41,10 +41,19 @@ class Runtime:
     rulesets: dict[tuple[str, int], Ruleset]
     texts: Texts
     policy: EscalationPolicy
+    # The inbound webhook's own pool (web/inbound_sms.py): autocommit on PostgreSQL, so its one INSERT
+    # commits as it returns. On SQLite it is `engine`. Connections open only when used.
+    ingest_engine: Engine
     clock: Callable[[], datetime] = field(default=_utcnow)
 
     def now(self) -> datetime:
         return self.clock()
+
+    def dispose(self, *, close: bool = True) -> None:
+        """Drop pooled connections (close=False after a fork: the parent still uses them)."""
+        self.engine.dispose(close=close)
+        if self.ingest_engine is not self.engine:
+            self.ingest_engine.dispose(close=close)
 
     @property
     def ruleset(self) -> Ruleset:
@@ -93,6 +102,11 @@ def build_runtime(
         rulesets=rulesets,
         texts=load_texts(settings.CONFIG_DIR / "texts.yaml"),
         policy=load_policy(settings.CONFIG_DIR / "escalation.yaml"),
+        ingest_engine=(
+            make_engine(settings.DATABASE_URL, isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql"
+            else engine
+        ),
     )
     from pro_service.services import event_webhook
 

@@ -145,7 +145,7 @@ def rt(app: Any) -> Iterator[Any]:
 
     runtime = runtime_of(app)
     yield runtime
-    runtime.engine.dispose()
+    runtime.dispose()
 
 
 def _tables() -> str:
@@ -213,7 +213,7 @@ def unheard_app(settings: Any, redis_url: str) -> Iterator[Any]:
     flask_app = create_app(settings.model_copy(update={"REDIS_URL": f"{base}/{(int(db) % 15) + 1}"}))
     flask_app.testing = True
     yield flask_app
-    runtime_of(flask_app).engine.dispose()
+    runtime_of(flask_app).dispose()
 
 
 @pytest.fixture(scope="session")

@@ -27,15 +27,16 @@ if runtime.settings.REDIS_URL:
         "socket_keepalive": True,
     }
 
-from workers import tasks  # noqa: E402  (registers the tasks on `app`)
+from workers import tasks, wake  # noqa: E402  (registers the tasks on `app`)
 
 tasks.register(app, runtime)
+wake.install(app, runtime)
 
 
 @worker_process_init.connect
 def _fresh_connections(**_: object) -> None:
     # A forked child must not share the parent's database connections.
-    runtime.engine.dispose(close=False)
+    runtime.dispose(close=False)
 
 
 _started: dict[str, float] = {}

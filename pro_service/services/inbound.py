@@ -1,17 +1,22 @@
-"""Inbound SMS: store first (the webhook), then process a patient's replies in arrival order (a worker).
+"""Inbound SMS: store first (the webhook), wake a worker, then process a patient's replies in arrival order.
 
-`store_inbound` is the webhook's whole job: one indexed lookup and one INSERT … ON CONFLICT DO NOTHING on
-the MessageSid, committed before Twilio gets its 200. `process_patient` runs under the patient's row lock
-and handles that patient's unprocessed messages oldest first, so two workers never interleave one patient.
+`store_inbound` is the webhook's whole job: one statement (sender lookup + INSERT … ON CONFLICT DO NOTHING on
+the MessageSid), committed before Twilio gets its 200. The web does not touch the broker: `wake_received`,
+polled by every worker (workers/wake.py), claims newly stored replies and publishes their tasks, so the
+database is the ingest queue and the broker only wakes workers (ARCHITECTURE rule 2). `process_patient` runs
+under the patient's row lock and handles that patient's unprocessed messages oldest first, so two workers
+never interleave one patient.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import JSON, bindparam, select, text
+from sqlalchemy import JSON, Connection, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from pro_service.models import (
@@ -64,7 +69,7 @@ def _text(form: Mapping[str, str], name: str, limit: int | None = None) -> str:
 # prepare: SQLAlchemy cannot cache a dialect `insert().on_conflict_do_nothing()` construct, and compiling it
 # per request cost a third of the webhook's CPU (benchmarks/bench_ingest.py). `WHERE true` is SQLite's way
 # to let ON CONFLICT follow a SELECT; PostgreSQL accepts it as is.
-_INSERT_INBOUND = text(
+INSERT_INBOUND = text(
     """
     INSERT INTO messages (direction, kind, status, patient_id, staff_id, from_number, to_number, body,
                           num_media, media, twilio_sid, attempts, created_at, updated_at)
@@ -83,30 +88,66 @@ _INSERT_INBOUND = text(
 ).bindparams(bindparam("media", type_=JSON()), bindparam("now", type_=UTCDateTime()))
 
 
-def store_inbound(session: Session, rt: Runtime, form: Mapping[str, str]) -> Stored:
-    """Insert the message (idempotent on MessageSid) and name whose it is. The caller commits."""
+def inbound_values(form: Mapping[str, str], now: datetime) -> dict[str, Any]:
+    """The parameters of INSERT_INBOUND for one webhook form (Twilio's field names)."""
     sid = (_text(form, "MessageSid") or _text(form, "SmsSid")).strip()[:64]
     num_media, media = _media(form)
-    row = session.execute(
-        _INSERT_INBOUND,
-        {
-            "from_number": _text(form, "From").strip()[:32],
-            "to_number": _text(form, "To", 32),
-            "body": _text(form, "Body"),
-            "num_media": num_media,
-            "media": media,
-            "twilio_sid": sid or None,
-            "now": rt.now(),
-        },
-    ).first()
-    if row is None:
-        return Stored(None, None, None)  # a repeat delivery of a MessageSid we already have
-    message_id, patient_id, staff_id = row
-    if patient_id is not None:
-        rt.tasks.after_commit(session, "pro.process_inbound", patient_id)
-    elif staff_id is not None:
-        rt.tasks.after_commit(session, "pro.process_staff_inbound", message_id)
-    return Stored(message_id, patient_id, staff_id)
+    return {
+        "from_number": _text(form, "From").strip()[:32],
+        "to_number": _text(form, "To", 32),
+        "body": _text(form, "Body"),
+        "num_media": num_media,
+        "media": media,
+        "twilio_sid": sid or None,
+        "now": now,
+    }
+
+
+def stored(row: Sequence[Any] | None) -> Stored:
+    """INSERT_INBOUND's RETURNING row; none for a repeat delivery of a MessageSid we already have."""
+    return Stored(None, None, None) if row is None else Stored(row[0], row[1], row[2])
+
+
+def store_inbound(db: Connection | Session, form: Mapping[str, str], now: datetime) -> Stored:
+    """Insert the message (idempotent on MessageSid) and name whose it is. The caller commits."""
+    return stored(db.execute(INSERT_INBOUND, inbound_values(form, now)).first())
+
+
+WAKE_BATCH = 500
+
+
+def wake_received(session: Session, rt: Runtime) -> int:
+    """Claim replies stored since the last poll and publish their tasks; returns how many were claimed.
+
+    A claim sets `attempts` from 0 to 1 and commits only if every publish succeeded, so a broker outage
+    leaves the rows for the next poll; a claim whose task is lost later is re-published by the beat sweep.
+    Workers poll concurrently: the outer WHERE repeats `attempts = 0`, which PostgreSQL re-checks on a row
+    another poller claimed meanwhile, so each row is claimed once (SKIP LOCKED keeps pollers from queueing).
+    """
+    unclaimed = (
+        Message.direction == Direction.INBOUND,
+        Message.status == MessageStatus.RECEIVED,
+        Message.kind.in_((MessageKind.REPLY, MessageKind.STAFF_REPLY)),
+        Message.attempts == 0,
+    )
+    batch = select(Message.id).where(*unclaimed).order_by(Message.id).limit(WAKE_BATCH)
+    claimed = session.execute(
+        update(Message)
+        .where(Message.id.in_(batch.with_for_update(skip_locked=True).scalar_subquery()), *unclaimed)
+        .values(attempts=1)
+        .returning(Message.id, Message.patient_id, Message.staff_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    patients = sorted({patient_id for _, patient_id, _ in claimed if patient_id is not None})
+    staff_messages = sorted(mid for mid, patient_id, staff_id in claimed if patient_id is None and staff_id)
+    published = [rt.tasks.publish("pro.process_inbound", patient_id) for patient_id in patients] + [
+        rt.tasks.publish("pro.process_staff_inbound", message_id) for message_id in staff_messages
+    ]
+    if not all(published):
+        session.rollback()  # the broker is down: leave the rows unclaimed for the next poll
+        return 0
+    session.commit()
+    return len(claimed)
 
 
 def process_patient(session: Session, rt: Runtime, patient_id: int) -> int:

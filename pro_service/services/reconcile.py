@@ -1,6 +1,7 @@
 """Reconciliation: Twilio does not redeliver an inbound webhook that failed (our outage, a proxy error), so
 beat periodically lists recent inbound messages through the API and ingests any MessageSid we never stored.
-The same `store_inbound` path is used, so a message ingested here is processed exactly like a webhook one.
+The same `store_inbound` path is used, so a message ingested here is woken and processed exactly like a
+webhook one.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ def reconcile_inbound(rt: Runtime, now: datetime, lookback: timedelta = LOOKBACK
         for sms in sorted(missing, key=lambda m: (m.date_sent or now, m.sid)):
             store_inbound(
                 session,
-                rt,
                 {
                     "MessageSid": sms.sid,
                     "From": sms.from_,
@@ -39,6 +39,7 @@ def reconcile_inbound(rt: Runtime, now: datetime, lookback: timedelta = LOOKBACK
                     "Body": sms.body,
                     "NumMedia": str(sms.num_media),
                 },
+                now,
             )
     if missing:
         log.warning(

@@ -1,8 +1,7 @@
-"""Twilio webhooks: inbound SMS and delivery status. Verify, store, commit, then answer.
+"""Twilio's delivery-status callback. Verify, then record the status (forward only).
 
 Signatures are checked against the public URL Twilio called (PUBLIC_BASE_URL + path + query), not the URL
-Flask sees behind a proxy. Twilio does not redeliver a failed inbound webhook, so a database error answers
-5xx (visible in Twilio's console) and the reconciliation job can fetch the message later.
+Flask sees behind a proxy. The inbound SMS webhook is web/inbound_sms.py, a WSGI handler in front of Flask.
 """
 
 from __future__ import annotations
@@ -12,17 +11,14 @@ import logging
 from flask import Blueprint, Response, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator
 
 from pro_service.models import Direction, Message, MessageStatus
-from pro_service.services.inbound import store_inbound
 from pro_service.services.outbound import apply_provider_error
 from pro_service.web.common import db, runtime
 
 log = logging.getLogger(__name__)
 bp = Blueprint("twilio", __name__, url_prefix="/twilio")
-EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
 def _public_url() -> str:
@@ -43,26 +39,6 @@ def _signed() -> bool:
 
 def _forbidden() -> ResponseReturnValue:
     return Response("invalid signature", status=403, mimetype="text/plain")
-
-
-@bp.post("/sms")
-def inbound_sms() -> ResponseReturnValue:
-    if not _signed():
-        log.warning("inbound webhook refused: bad signature")
-        return _forbidden()
-    session = db()
-    try:
-        stored = store_inbound(session, runtime(), request.form)
-        session.commit()  # stored before we acknowledge; the worker is woken after this commit
-    except OperationalError as exc:
-        if not exc.connection_invalidated:
-            raise
-        # A pooled connection died (PostgreSQL restarted): the pool is fresh now, try once more.
-        session.rollback()
-        stored = store_inbound(session, runtime(), request.form)
-        session.commit()
-    log.info("inbound stored", extra={"message_id": stored.message_id, "patient_id": stored.patient_id})
-    return Response(EMPTY_TWIML, status=200, mimetype="text/xml")
 
 
 @bp.post("/status")

@@ -40,7 +40,7 @@ def outbox_server(settings: Any) -> Iterator[str]:
     yield url
     server.shutdown()
     thread.join(5)
-    runtime_of(outbox_app).engine.dispose()
+    runtime_of(outbox_app).dispose()
 
 
 def test_simulator_reply_goes_through_the_signed_webhook_and_the_worker(

@@ -95,7 +95,7 @@ def fault_stack() -> Iterator[Stack]:
         if live is not None:
             live.stop()
         if rt is not None:
-            rt.engine.dispose()
+            rt.dispose()
         twilio.stop()
         redis_server.stop()
         if pg.running():

@@ -27,6 +27,7 @@ import redis
 import requests
 from flask import Flask
 from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -622,6 +623,20 @@ class Stack:
             assert row.twilio_sid is not None
             found.setdefault(row.twilio_sid, []).append(row)
         return found
+
+    def reconnect(self) -> None:
+        """After a server restart the pool holds dead connections: the first use of one fails and
+        SQLAlchemy drops the whole pool (as in production); wait until a fresh connection answers."""
+
+        def answers() -> bool:
+            try:
+                with self.rt.engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+            except OperationalError:
+                return False
+            return True
+
+        wait_for(answers, timeout=30, message="PostgreSQL to answer after the restart")
 
     def processed_count(self, sids: Iterable[str]) -> int:
         wanted = list(sids)

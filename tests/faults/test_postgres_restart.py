@@ -89,6 +89,7 @@ def test_postgres_crash_under_load_acknowledged_replies_survive_and_none_is_stor
 
     wait_for(lambda: refused() >= 12, timeout=30, message="the webhook to refuse deliveries while down")
     stack.pg.start()
+    stack.reconnect()  # the test's own reads: their pooled connections died with the server
     for t in threads:
         t.join(90)
     assert not any(t.is_alive() for t in threads), "a sender is still retrying"

@@ -180,7 +180,7 @@ def test_cookie_is_secure_behind_https(settings: Any) -> None:
         assert "Secure" in response.headers["Set-Cookie"]
         assert "max-age" in response.headers["Strict-Transport-Security"]
     finally:
-        runtime_of(https_app).engine.dispose()
+        runtime_of(https_app).dispose()
 
 
 def test_idle_session_expires_and_polling_does_not_keep_it_alive(app: Any, client: Any, rt: Any) -> None:

@@ -61,7 +61,7 @@ def hooked_rt(settings: Any, receiver: tuple[Receiver, str]) -> Iterator[Any]:
         settings.model_copy(update={"EVENT_WEBHOOK_URL": receiver[1], "EVENT_WEBHOOK_SECRET": SECRET})
     )
     yield rt
-    rt.engine.dispose()
+    rt.dispose()
 
 
 def _finding() -> Finding:

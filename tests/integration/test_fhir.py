@@ -40,7 +40,7 @@ def fhir_app(settings: Any) -> Iterator[Any]:
     if "fhir" not in app.blueprints:
         app.register_blueprint(bp)
     yield app
-    runtime_of(app).engine.dispose()
+    runtime_of(app).dispose()
 
 
 @pytest.fixture

@@ -116,7 +116,7 @@ def test_broker_unreachable_at_ingest_still_stores_and_answers_fast(settings: An
     assert response.status_code == 200
     assert elapsed < settings.BROKER_TIMEOUT_SECONDS + 1.5
     assert _count(rt) == 1
-    rt.engine.dispose()
+    rt.dispose()
 
 
 def test_status_callback_only_moves_forward(client: Any, rt: Any, signer: Any) -> None:
@@ -174,3 +174,86 @@ def test_status_callback_21610_opts_the_patient_out(client: Any, rt: Any, signer
     assert client.post(path, data=params, headers=signer.headers(path, params)).status_code == 204
     with rt.sessions() as session:
         assert session.get(Patient, patient_id).opted_out_at is not None  # type: ignore[union-attr]
+
+
+def _signed_post(client: Any, signer: Any, sid: str, body: str = "yes", **headers: str) -> Any:
+    params = {
+        "MessageSid": sid,
+        "AccountSid": ACCOUNT_SID,
+        "From": "+15551230001",
+        "To": FROM_NUMBER,
+        "Body": body,
+    }
+    return client.post(
+        "/twilio/sms", data=params, headers={**signer.headers("/twilio/sms", params), **headers}
+    )
+
+
+def test_the_webhook_never_calls_the_broker(
+    client: Any, rt: Any, signer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_patient(rt, make_team(rt))
+
+    def no_broker(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("the webhook published to the broker")
+
+    monkeypatch.setattr(rt.celery, "send_task", no_broker)
+    monkeypatch.setattr(rt.tasks, "publish", no_broker)
+    assert _signed_post(client, signer, "SMnobroker").status_code == 200
+    assert _count(rt) == 1
+
+
+def test_request_id_is_echoed_and_only_post_is_the_webhook(client: Any, rt: Any, signer: Any) -> None:
+    make_patient(rt, make_team(rt))
+    response = _signed_post(client, signer, "SMrid", **{"X-Request-Id": "twilio-req-7"})
+    assert response.status_code == 200
+    assert response.headers["X-Request-Id"] == "twilio-req-7"
+    assert response.headers["Content-Type"].startswith("text/xml")
+    assert client.get("/twilio/sms").status_code in (404, 405)
+    assert _count(rt) == 1
+
+
+def test_an_oversized_body_is_refused_and_nothing_stored(client: Any, rt: Any, signer: Any) -> None:
+    response = _signed_post(client, signer, "SMbig", body="x" * 70_000)
+    assert response.status_code == 413
+    assert _count(rt) == 0
+
+
+def test_database_down_answers_503_so_the_provider_records_a_failure(settings: Any, signer: Any) -> None:
+    from pro_service import create_app, runtime_of
+
+    down = create_app(
+        settings.model_copy(update={"DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/x"})
+    )
+    try:
+        response = _signed_post(down.test_client(), signer, "SMdown")
+        assert response.status_code == 503
+        assert b"database" in response.data
+    finally:
+        runtime_of(down).dispose()
+
+
+def test_a_dead_pooled_connection_is_replaced_and_the_reply_stored(settings: Any, signer: Any) -> None:
+    """After a PostgreSQL restart every pooled connection is dead; the webhook retries on a fresh one."""
+    import psycopg
+
+    from pro_service import create_app, runtime_of
+    from tests.conftest import PG_ADMIN_URL
+
+    app = create_app(settings)
+    rt = runtime_of(app)
+    try:
+        make_patient(rt, make_team(rt))
+        client = app.test_client()
+        assert _signed_post(client, signer, "SMwarm").status_code == 200
+        pooled = rt.ingest_engine.raw_connection()
+        try:
+            pid = pooled.cursor().execute("SELECT pg_backend_pid()").fetchone()[0]
+        finally:
+            pooled.close()
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        assert _signed_post(client, signer, "SMafter").status_code == 200
+        assert _count(rt) == 2
+    finally:
+        rt.dispose()
