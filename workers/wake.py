@@ -35,8 +35,8 @@ class InboundPoller:
         if self.clock() < self.paused_until:
             return 0
         try:
-            with self.rt.sessions() as session:
-                return inbound.wake_received(session, self.rt)
+            with self.rt.engine.connect() as connection:
+                return inbound.wake_received(connection, self.rt)
         except Exception:  # the database or broker is down: the rows wait, nothing is lost
             log.warning("inbound wake-up failed; retrying", exc_info=True)
             self.paused_until = self.clock() + BACKOFF_SECONDS

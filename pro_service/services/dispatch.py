@@ -8,9 +8,9 @@ A tick costs what is due, not how many schedules exist: `schedules.next_due_at` 
 must next be looked at (NULL: on the next tick), and a tick selects only `next_due_at IS NULL OR
 next_due_at <= now`. Once a schedule's due occurrence is settled (inserted, already there, or nothing
 due), next_due_at moves to its next occurrence. An occurrence blocked only by the patient's open check-in
-(one open per patient) keeps next_due_at where it is, so later ticks retry it while it is still inside the
-window. Whatever changes what a schedule produces (rule, dates, instrument, active, the patient's time
-zone) resets next_due_at to NULL.
+(one open per patient) is looked at again BLOCKED_RETRY later, while it is still inside the window.
+Whatever changes what a schedule produces (rule, dates, instrument, active, the patient's time zone)
+resets next_due_at to NULL. A tick takes at most MATERIALISE_BATCH schedules, longest-waiting first.
 """
 
 from __future__ import annotations
@@ -38,10 +38,16 @@ NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 # Rows per multi-row INSERT (and per look-up of the rows it skipped): ~10 parameters a row stays well
 # inside PostgreSQL's 65,535 and SQLite's 32,766 bound parameters per statement.
 INSERT_BATCH = 1000
+# Schedules looked at per tick (~1 ms each: rule expansion and the insert); the rest wait for the next tick.
+MATERIALISE_BATCH = 5000
+# An occurrence blocked by the patient's open check-in is tried again this much later (while in the window).
+BLOCKED_RETRY = timedelta(minutes=1)
 
 
-def materialise_due(session: Session, rt: Runtime, now: datetime) -> int:
-    """Insert the check-ins due now; returns how many were created."""
+def materialise_due(session: Session, rt: Runtime, now: datetime, limit: int = MATERIALISE_BATCH) -> int:
+    """Insert the check-ins due now, at most `limit` schedules a call (the longest-waiting first, so a
+    fan-out of 100,000 spreads over ticks instead of holding one tick for minutes); returns how many were
+    created. What is left is due on the next tick, well inside the catch-up window."""
     window = timedelta(minutes=rt.settings.CATCH_UP_WINDOW_MINUTES)
     quiet = quiet_hours(rt)
     rows = session.execute(
@@ -62,8 +68,9 @@ def materialise_due(session: Session, rt: Runtime, now: datetime) -> int:
             Patient.opted_out_at.is_(None),
             Patient.phone_problem.is_(None),
         )
-        # One order for every beat: concurrent ticks insert and update in the same order (no deadlock).
-        .order_by(Schedule.id)
+        # One order for every beat: concurrent ticks insert in the same order (no deadlock).
+        .order_by(Schedule.next_due_at.asc().nulls_first(), Schedule.id)
+        .limit(limit)
     ).all()
     if not rows:
         return 0
@@ -106,7 +113,8 @@ def materialise_due(session: Session, rt: Runtime, now: datetime) -> int:
         )
     created, blocked = _insert(session, values, now - window)
     for schedule_id in blocked:
-        del upcoming[schedule_id]
+        # Looked at again shortly, behind the schedules waiting longer: blocked ones never starve a batch.
+        upcoming[schedule_id] = min(now + BLOCKED_RETRY, upcoming[schedule_id])
     if upcoming:
         # ORM bulk UPDATE by primary key (one executemany), in id order like the inserts.
         session.execute(update(Schedule), [{"id": k, "next_due_at": v} for k, v in sorted(upcoming.items())])

@@ -116,13 +116,14 @@ def store_inbound(db: Connection | Session, form: Mapping[str, str], now: dateti
 WAKE_BATCH = 500
 
 
-def wake_received(session: Session, rt: Runtime) -> int:
+def wake_received(connection: Connection, rt: Runtime) -> int:
     """Claim replies stored since the last poll and publish their tasks; returns how many were claimed.
 
     A claim sets `attempts` from 0 to 1 and commits only if every publish succeeded, so a broker outage
     leaves the rows for the next poll; a claim whose task is lost later is re-published by the beat sweep.
     Workers poll concurrently: the outer WHERE repeats `attempts = 0`, which PostgreSQL re-checks on a row
     another poller claimed meanwhile, so each row is claimed once (SKIP LOCKED keeps pollers from queueing).
+    Core, not the ORM: this runs ten times a second in every worker, mostly finding nothing.
     """
     unclaimed = (
         Message.direction == Direction.INBOUND,
@@ -131,12 +132,11 @@ def wake_received(session: Session, rt: Runtime) -> int:
         Message.attempts == 0,
     )
     batch = select(Message.id).where(*unclaimed).order_by(Message.id).limit(WAKE_BATCH)
-    claimed = session.execute(
+    claimed = connection.execute(
         update(Message)
         .where(Message.id.in_(batch.with_for_update(skip_locked=True).scalar_subquery()), *unclaimed)
         .values(attempts=1)
         .returning(Message.id, Message.patient_id, Message.staff_id)
-        .execution_options(synchronize_session=False)
     ).all()
     patients = sorted({patient_id for _, patient_id, _ in claimed if patient_id is not None})
     staff_messages = sorted(mid for mid, patient_id, staff_id in claimed if patient_id is None and staff_id)
@@ -144,9 +144,9 @@ def wake_received(session: Session, rt: Runtime) -> int:
         rt.tasks.publish("pro.process_staff_inbound", message_id) for message_id in staff_messages
     ]
     if not all(published):
-        session.rollback()  # the broker is down: leave the rows unclaimed for the next poll
+        connection.rollback()  # the broker is down: leave the rows unclaimed for the next poll
         return 0
-    session.commit()
+    connection.commit()
     return len(claimed)
 
 

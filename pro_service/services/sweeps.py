@@ -115,16 +115,17 @@ def _in_batches(rt: Runtime, now: datetime, step: Callable[..., int], budget: fl
 
 
 def tick(rt: Runtime, now: datetime) -> TickReport:
-    """One beat: materialise due check-ins, run check-in timers, escalate, re-publish what is stuck.
+    """One beat: escalate, run check-in timers, materialise due check-ins, re-publish what is stuck.
     Each part is its own transaction so one failing does not hold back the others."""
     report = TickReport()
     budget = time.monotonic() + 0.8 * rt.settings.BEAT_TICK_SECONDS
-    # Timers first: a check-in that expires now frees its patient for the occurrence due now.
+    # Escalations first: an unacknowledged urgent alert never waits behind a fan-out's bulk work.
+    report.escalated = _in_batches(rt, now, notify.escalate_due, budget)
+    # Then timers: a check-in that expires now frees its patient for the occurrence due now.
     report.deadlines = _in_batches(rt, now, check_ins.run_deadlines, budget)
     with rt.sessions() as session, session.begin():
         report.materialised = dispatch.materialise_due(session, rt, now)
     report.deadlines += _in_batches(rt, now, check_ins.run_deadlines, budget)
-    report.escalated = _in_batches(rt, now, notify.escalate_due, budget)
     with rt.sessions() as session, session.begin():
         report.republished = republish_stuck(session, rt, now)
     return report

@@ -81,8 +81,8 @@ def _store(rt: Any, from_: str, body: str) -> int | None:
 
 
 def _wake(rt: Any) -> int:
-    with rt.sessions() as session:
-        return wake_received(session, rt)
+    with rt.engine.connect() as connection:
+        return wake_received(connection, rt)
 
 
 def test_each_stored_reply_is_claimed_once_and_woken_by_kind(own_rt: Any, recorder: Recorder) -> None:
@@ -150,9 +150,11 @@ def test_a_failing_poll_backs_off_instead_of_hammering() -> None:
     class Broken:
         calls = 0
 
-        def sessions(self) -> Any:
-            Broken.calls += 1
-            raise RuntimeError("database down")
+        class engine:  # stands in for rt.engine
+            @staticmethod
+            def connect() -> Any:
+                Broken.calls += 1
+                raise RuntimeError("database down")
 
     now = [1000.0]
     poll = InboundPoller(Broken(), clock=lambda: now[0])  # type: ignore[arg-type]

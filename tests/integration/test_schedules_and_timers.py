@@ -354,7 +354,7 @@ def test_a_time_zone_change_resets_next_due_at_of_every_schedule_of_the_patient(
     assert [_next_due(rt, s) for s in schedules] == [_utc(2026, 6, 6, 13), _utc(2026, 6, 8, 14)]
 
 
-def test_a_blocked_occurrence_keeps_next_due_at_until_sent_or_out_of_the_window(rt: Any) -> None:
+def test_a_blocked_occurrence_is_retried_a_minute_later_until_sent_or_out_of_the_window(rt: Any) -> None:
     from pro_service.models import Patient
     from pro_service.services.check_ins import start_now
 
@@ -368,14 +368,15 @@ def test_a_blocked_occurrence_keeps_next_due_at_until_sent_or_out_of_the_window(
     with rt.sessions() as session, session.begin():
         manual = [start_now(session, rt, session.get_one(Patient, p), "sre-weekly").id for p in patients]
     assert _materialise(rt, _utc(2026, 6, 5, 9, 1)) == 0  # both blocked by their open manual check-in
-    assert [_next_due(rt, s) for s in schedules] == [None, None]
+    assert [_next_due(rt, s) for s in schedules] == [_utc(2026, 6, 5, 9, 2)] * 2
     assert _materialise(rt, _utc(2026, 6, 5, 9, 2)) == 0  # still blocked, still retried
+    assert [_next_due(rt, s) for s in schedules] == [_utc(2026, 6, 5, 9, 3)] * 2
     with rt.sessions() as session, session.begin():
         session.get_one(CheckIn, manual[0]).status = CheckInStatus.COMPLETED
     # The first patient's closes inside the window: the next tick sends today's.
     assert _materialise(rt, _utc(2026, 6, 5, 12)) == 1
     assert [c.scheduled_for for c in _check_ins(rt, patients[0])] == [None, _utc(2026, 6, 5, 9)]
-    assert [_next_due(rt, s) for s in schedules] == [_utc(2026, 6, 6, 9), None]
+    assert [_next_due(rt, s) for s in schedules] == [_utc(2026, 6, 6, 9), _utc(2026, 6, 5, 12, 1)]
     # The second's stays open past the 6 h window: today's is skipped and the schedule moves on.
     assert _materialise(rt, _utc(2026, 6, 5, 15, 0, 1)) == 0
     assert [_next_due(rt, s) for s in schedules] == [_utc(2026, 6, 6, 9), _utc(2026, 6, 6, 9)]
@@ -388,7 +389,7 @@ def test_two_schedules_of_one_patient_due_together_make_one_check_in_and_the_oth
     # Both rows go in one INSERT statement; the second conflicts with the first (one open per patient).
     assert _materialise(rt, _utc(2026, 6, 5, 9, 1)) == 1
     assert [c.schedule_id for c in _check_ins(rt, patient)] == [first]
-    assert [_next_due(rt, s) for s in (first, second)] == [_utc(2026, 6, 6, 9), None]
+    assert [_next_due(rt, s) for s in (first, second)] == [_utc(2026, 6, 6, 9), _utc(2026, 6, 5, 9, 2)]
     _close_open_check_ins(rt)
     assert _materialise(rt, _utc(2026, 6, 5, 9, 30)) == 1
     assert [c.schedule_id for c in _check_ins(rt, patient)] == [first, second]
@@ -568,3 +569,50 @@ def test_concurrent_runs_over_1200_due_schedules_neither_deadlock_nor_duplicate(
     assert sorted(results) == [0, 0, 0, count]
     assert len(_created(rt)) == count
     assert _next_dues(rt) == {_utc(2026, 6, 6, 9)}
+
+
+def test_a_fan_out_larger_than_a_batch_spreads_over_ticks_and_blocked_ones_never_starve_it(rt: Any) -> None:
+    from pro_service.models import Patient
+    from pro_service.services.check_ins import start_now
+
+    team = make_team(rt)
+    patients = [
+        make_patient(rt, team, phone=f"+1555123000{i}", mrn=f"F{i}", timezone="UTC") for i in range(4)
+    ]
+    schedules = [_schedule(rt, p, rule=DAILY_9) for p in patients]
+    rt.clock = lambda: _utc(2026, 6, 5, 8, 30)
+    with rt.sessions() as session, session.begin():  # the first two patients have a check-in open
+        for p in patients[:2]:
+            start_now(session, rt, session.get_one(Patient, p), "sre-weekly")
+    at = _utc(2026, 6, 5, 9, 1)
+
+    def batch() -> int:
+        with rt.sessions() as session, session.begin():
+            return dispatch.materialise_due(session, rt, at, limit=2)
+
+    assert batch() == 0  # the two blocked ones come first (lowest ids) ...
+    assert [_next_due(rt, s) for s in schedules[:2]] == [at + dispatch.BLOCKED_RETRY] * 2
+    assert batch() == 2  # ... and then wait behind the others, which the next batch takes
+    assert [_next_due(rt, s) for s in schedules[2:]] == [_utc(2026, 6, 6, 9)] * 2
+    assert batch() == 0  # nothing left due at this instant
+
+
+def test_a_tick_escalates_before_it_does_any_fan_out_work(rt: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alerts import notify
+    from pro_service.services import check_ins
+
+    order: list[str] = []
+
+    def recording(name: str, real: Any) -> Any:
+        def step(*args: Any, **kwargs: Any) -> Any:
+            order.append(name)
+            return real(*args, **kwargs)
+
+        return step
+
+    monkeypatch.setattr(notify, "escalate_due", recording("escalate", notify.escalate_due))
+    monkeypatch.setattr(check_ins, "run_deadlines", recording("deadlines", check_ins.run_deadlines))
+    monkeypatch.setattr(dispatch, "materialise_due", recording("materialise", dispatch.materialise_due))
+    sweeps.tick(rt, _utc(2026, 6, 5, 9))
+    assert order[0] == "escalate"
+    assert order.index("materialise") > order.index("deadlines")
