@@ -23,3 +23,8 @@ TIME_TO_ACK = Histogram(
     ["urgency"],
     buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400),
 )
+INBOUND_STORED = Counter(
+    "pro_inbound_messages_total",
+    "Inbound SMS webhooks answered 200: stored, or a repeat delivery of a MessageSid already stored",
+    ["outcome"],
+)

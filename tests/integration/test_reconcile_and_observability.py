@@ -39,9 +39,13 @@ def test_reconciliation_ingests_messages_whose_webhook_never_arrived(
 
 def test_metrics_expose_queue_depths_and_request_latency(client: Any, rt: Any, sms: Any) -> None:
     make_patient(rt, make_team(rt))
-    sms("+15551230001", "hello")
+    sms("+15551230001", "hello", sid="SMmetrics")
+    sms("+15551230001", "hello", sid="SMmetrics")  # Twilio's retry of the same message
     text = client.get("/metrics").get_data(as_text=True)
-    assert "pro_http_request_seconds_bucket" in text
+    webhook = 'pro_http_request_seconds_count{endpoint="/twilio/sms",method="POST",status="200"}'
+    assert webhook in text
+    assert 'pro_inbound_messages_total{outcome="stored"}' in text
+    assert 'pro_inbound_messages_total{outcome="duplicate"}' in text
     assert 'pro_queue_depth{kind="inbound_unprocessed"}' in text
     assert "pro_alerts_open" in text or "pro_queue_depth" in text
 
@@ -52,7 +56,7 @@ def test_request_id_is_echoed_and_logs_are_json_without_phi(
     from pro_service.observability import JsonFormatter
 
     make_patient(rt, make_team(rt))
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG)
     response = client.get("/healthz", headers={"X-Request-Id": "req-123"})
     assert response.headers["X-Request-Id"] == "req-123"
     sms("+15551230001", "I can't feel my legs")
