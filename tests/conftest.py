@@ -42,6 +42,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def run_concurrently(step: Callable[[], Any], threads: int = 4, timeout: float = 60.0) -> list[Any]:
+    """Start `threads` threads at the same instant, each running `step` once; their results (in no order).
+    An exception in any thread is re-raised here; a thread still running after `timeout` fails the test."""
+    barrier = threading.Barrier(threads)
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait(10)
+            results.append(step())
+        except BaseException as exc:  # collected and re-raised in the test's thread
+            errors.append(exc)
+
+    started = [threading.Thread(target=run) for _ in range(threads)]
+    for t in started:
+        t.start()
+    for t in started:
+        t.join(timeout)
+    assert not any(t.is_alive() for t in started), f"a thread was still running after {timeout}s"
+    if errors:
+        raise errors[0]
+    return results
+
+
 def wait_for(
     condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, message: str = "condition"
 ) -> Any:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from pro_service.models import Message
 from pro_service.services import inbound
 from pro_service.services.inbound import store_inbound, wake_received
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL, run_concurrently
 from tests.integration.helpers import make_nurse, make_patient, make_team
 from workers.wake import BACKOFF_SECONDS, InboundPoller
 
@@ -127,20 +127,14 @@ def test_concurrent_pollers_claim_each_reply_exactly_once(
         for p in phones:
             _store(own_rt, p, f"reply {round_}")
     monkeypatch.setattr(inbound, "WAKE_BATCH", 25)  # many small claims, so the pollers overlap
-    claimed: list[int] = []
-    start = threading.Barrier(4)
 
-    def poll() -> None:
-        start.wait()
+    def poll_until_empty() -> int:
+        claimed = 0
         while (n := _wake(own_rt)) > 0:
-            claimed.append(n)
+            claimed += n
+        return claimed
 
-    threads = [threading.Thread(target=poll) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert sum(claimed) == 300
+    assert sum(run_concurrently(poll_until_empty)) == 300
     with own_rt.sessions() as session:
         assert set(session.scalars(select(Message.attempts))) == {1}  # every row claimed, none twice
     assert {arg for name, arg in recorder.calls if name == "pro.process_inbound"} == set(patients)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ from sqlalchemy import event, func, insert, select, update
 
 from pro_service.models import CheckIn, CheckInStatus, Message, Schedule, StaffRole
 from pro_service.services import dispatch, sweeps
-from tests.conftest import wait_for
+from tests.conftest import run_concurrently, wait_for
 from tests.integration.helpers import make_patient, make_team
 
 pytestmark = pytest.mark.integration
@@ -112,23 +111,7 @@ def test_two_concurrent_dispatch_runs_create_one_check_in(rt: Any) -> None:
     patient = make_patient(rt, make_team(rt), timezone="UTC")
     _schedule(rt, patient, rule="FREQ=DAILY;BYHOUR=9;BYMINUTE=0;BYSECOND=0")
     at = _utc(2026, 6, 5, 9, 1)
-    barrier = threading.Barrier(4)
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            barrier.wait(5)
-            with rt.sessions() as session, session.begin():
-                dispatch.materialise_due(session, rt, at)
-        except BaseException as exc:  # collected and re-raised in the test thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(20)
-    assert errors == []
+    assert sorted(run_concurrently(lambda: _materialise(rt, at))) == [0, 0, 0, 1]
     with rt.sessions() as session:
         assert session.scalar(select(func.count()).select_from(CheckIn)) == 1
     # And again, later, as a restarted beat would: still one.
@@ -549,24 +532,7 @@ def test_concurrent_runs_over_1200_due_schedules_neither_deadlock_nor_duplicate(
     count = 1200
     _many_due_schedules(rt, count)
     at = _utc(2026, 6, 5, 9, 0, 5)
-    barrier = threading.Barrier(4)
-    errors: list[BaseException] = []
-    results: list[int] = []
-
-    def run() -> None:
-        try:
-            barrier.wait(5)
-            results.append(_materialise(rt, at))
-        except BaseException as exc:  # collected and re-raised in the test thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert errors == []
-    assert sorted(results) == [0, 0, 0, count]
+    assert sorted(run_concurrently(lambda: _materialise(rt, at))) == [0, 0, 0, count]
     assert len(_created(rt)) == count
     assert _next_dues(rt) == {_utc(2026, 6, 6, 9)}
 
