@@ -36,6 +36,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # found dead invalidates the whole pool, so after a PostgreSQL restart one request per process fails
     # (the webhook retries it once, see web/twilio.py; tasks are re-published by the sweep).
     kwargs.setdefault("pool_pre_ping", False)
+    # An unreachable server fails a connect in 5 s, not after the operating system's TCP timeout (minutes):
+    # a webhook answers 503 and a worker's poll backs off instead of hanging.
+    kwargs.setdefault("connect_args", {"connect_timeout": 5})
     kwargs.setdefault("pool_recycle", 1800)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)

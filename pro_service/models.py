@@ -320,11 +320,25 @@ class Answer(Base):
     check_in: Mapped[CheckIn] = relationship(back_populates="answers")
 
 
+# Replies stored by the webhook and not yet claimed by a worker's wake-up poll (both kinds are inbound
+# only). A literal predicate, not bound parameters, so PostgreSQL matches the query to the partial index
+# below even in a generic plan.
+INBOUND_TO_WAKE = text("status = 'received' AND attempts = 0 AND kind IN ('reply', 'staff_reply')")
+
+
 class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         Index("ix_messages_patient_created", "patient_id", "id"),
         Index("ix_messages_direction_status", "direction", "status"),
+        # The workers' 0.1 s poll (services/inbound.py::wake_received): only replies not yet claimed, so it
+        # stays tiny however many messages (e.g. unknown senders', kept `received` for review) pile up.
+        Index(
+            "ix_messages_inbound_to_wake",
+            "id",
+            postgresql_where=INBOUND_TO_WAKE,
+            sqlite_where=INBOUND_TO_WAKE,
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

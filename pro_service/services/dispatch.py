@@ -68,9 +68,11 @@ def materialise_due(session: Session, rt: Runtime, now: datetime, limit: int = M
             Patient.opted_out_at.is_(None),
             Patient.phone_problem.is_(None),
         )
-        # One order for every beat: concurrent ticks insert in the same order (no deadlock).
         .order_by(Schedule.next_due_at.asc().nulls_first(), Schedule.id)
         .limit(limit)
+        # Locked until this tick commits: an edit (which resets next_due_at) waits for it instead of being
+        # overwritten with a value worked out from the old rule; a concurrent tick takes other schedules.
+        .with_for_update(of=Schedule, skip_locked=True)
     ).all()
     if not rows:
         return 0

@@ -20,6 +20,7 @@ from sqlalchemy import JSON, Connection, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from pro_service.models import (
+    INBOUND_TO_WAKE,
     CheckInStatus,
     Direction,
     Message,
@@ -116,36 +117,36 @@ def store_inbound(db: Connection | Session, form: Mapping[str, str], now: dateti
 WAKE_BATCH = 500
 
 
+class BrokerUnavailable(RuntimeError):
+    """A wake-up could not be published: nothing was claimed; the poller backs off and tries again."""
+
+
 def wake_received(connection: Connection, rt: Runtime) -> int:
     """Claim replies stored since the last poll and publish their tasks; returns how many were claimed.
 
-    A claim sets `attempts` from 0 to 1 and commits only if every publish succeeded, so a broker outage
-    leaves the rows for the next poll; a claim whose task is lost later is re-published by the beat sweep.
+    A claim sets `attempts` from 0 to 1 and commits only if every publish succeeded: at the first failed
+    publish it rolls back and raises BrokerUnavailable (the poller backs off), so a broker outage leaves the
+    rows for a later poll; a claim whose task is lost later is re-published by the beat sweep.
     Workers poll concurrently: the outer WHERE repeats `attempts = 0`, which PostgreSQL re-checks on a row
     another poller claimed meanwhile, so each row is claimed once (SKIP LOCKED keeps pollers from queueing).
     Core, not the ORM: this runs ten times a second in every worker, mostly finding nothing.
     """
-    unclaimed = (
-        Message.direction == Direction.INBOUND,
-        Message.status == MessageStatus.RECEIVED,
-        Message.kind.in_((MessageKind.REPLY, MessageKind.STAFF_REPLY)),
-        Message.attempts == 0,
-    )
-    batch = select(Message.id).where(*unclaimed).order_by(Message.id).limit(WAKE_BATCH)
+    batch = select(Message.id).where(INBOUND_TO_WAKE).order_by(Message.id).limit(WAKE_BATCH)
     claimed = connection.execute(
         update(Message)
-        .where(Message.id.in_(batch.with_for_update(skip_locked=True).scalar_subquery()), *unclaimed)
+        .where(Message.id.in_(batch.with_for_update(skip_locked=True).scalar_subquery()), INBOUND_TO_WAKE)
         .values(attempts=1)
         .returning(Message.id, Message.patient_id, Message.staff_id)
     ).all()
     patients = sorted({patient_id for _, patient_id, _ in claimed if patient_id is not None})
     staff_messages = sorted(mid for mid, patient_id, staff_id in claimed if patient_id is None and staff_id)
-    published = [rt.tasks.publish("pro.process_inbound", patient_id) for patient_id in patients] + [
-        rt.tasks.publish("pro.process_staff_inbound", message_id) for message_id in staff_messages
+    jobs = [("pro.process_inbound", p) for p in patients] + [
+        ("pro.process_staff_inbound", m) for m in staff_messages
     ]
-    if not all(published):
-        connection.rollback()  # the broker is down: leave the rows unclaimed for the next poll
-        return 0
+    for name, argument in jobs:
+        if not rt.tasks.publish(name, argument):
+            connection.rollback()  # leave the rows unclaimed for the next poll
+            raise BrokerUnavailable(f"could not publish {name}")
     connection.commit()
     return len(claimed)
 

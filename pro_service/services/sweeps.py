@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,6 +20,7 @@ from pro_service.services import check_ins, dispatch, event_webhook
 from pro_service.services.outbound import reconcile_stuck_sending, send_queue
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 SENDING_STUCK_AFTER = timedelta(minutes=5)
 
 
@@ -116,16 +118,32 @@ def _in_batches(rt: Runtime, now: datetime, step: Callable[..., int], budget: fl
 
 def tick(rt: Runtime, now: datetime) -> TickReport:
     """One beat: escalate, run check-in timers, materialise due check-ins, re-publish what is stuck.
-    Each part is its own transaction so one failing does not hold back the others."""
+    Each part is its own transaction, and a part that fails is logged and the next one still runs: a bad
+    schedule must not stop escalations, nor a failing escalation the re-publishing of lost tasks."""
     report = TickReport()
     budget = time.monotonic() + 0.8 * rt.settings.BEAT_TICK_SECONDS
+
+    def materialise() -> int:
+        with rt.sessions() as session, session.begin():
+            return dispatch.materialise_due(session, rt, now)
+
+    def republish() -> dict[str, int]:
+        with rt.sessions() as session, session.begin():
+            return republish_stuck(session, rt, now)
+
     # Escalations first: an unacknowledged urgent alert never waits behind a fan-out's bulk work.
-    report.escalated = _in_batches(rt, now, notify.escalate_due, budget)
+    report.escalated = _part("escalate", lambda: _in_batches(rt, now, notify.escalate_due, budget), 0)
     # Then timers: a check-in that expires now frees its patient for the occurrence due now.
-    report.deadlines = _in_batches(rt, now, check_ins.run_deadlines, budget)
-    with rt.sessions() as session, session.begin():
-        report.materialised = dispatch.materialise_due(session, rt, now)
-    report.deadlines += _in_batches(rt, now, check_ins.run_deadlines, budget)
-    with rt.sessions() as session, session.begin():
-        report.republished = republish_stuck(session, rt, now)
+    report.deadlines = _part("deadlines", lambda: _in_batches(rt, now, check_ins.run_deadlines, budget), 0)
+    report.materialised = _part("materialise", materialise, 0)
+    report.deadlines += _part("deadlines", lambda: _in_batches(rt, now, check_ins.run_deadlines, budget), 0)
+    report.republished = _part("republish", republish, {})
     return report
+
+
+def _part(name: str, run: Callable[[], T], failed: T) -> T:
+    try:
+        return run()
+    except Exception:
+        log.exception("tick part failed; the rest of the tick goes on", extra={"part": name})
+        return failed

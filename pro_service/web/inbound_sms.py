@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
@@ -42,6 +43,7 @@ StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 _REASONS = {
     200: "200 OK",
+    400: "400 Bad Request",
     403: "403 Forbidden",
     413: "413 Request Entity Too Large",
     500: "500 Internal Server Error",
@@ -119,15 +121,10 @@ class InboundSmsHandler:
         if not signature:
             log.warning("inbound webhook refused: no signature")
             raise Refused(403, "invalid signature")
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > MAX_BODY_BYTES:
-            raise Refused(413, "request body too large")
-        raw = environ["wsgi.input"].read(length) if length > 0 else b""
+        raw = _body(environ)
         urlencoded = environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded")
-        # The same decoding Flask's request.form applied: UTF-8 with replacement, blank values kept.
+        # UTF-8, blank values kept. An undecodable byte becomes U+FFFD, so the signature fails (403), as it
+        # did when Flask parsed the form.
         pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True) if urlencoded else []
         form: MultiDict[str, str] = MultiDict(pairs)
         query = environ.get("QUERY_STRING", "")
@@ -147,6 +144,27 @@ class InboundSmsHandler:
             return False
 
 
+def _body(environ: dict[str, Any]) -> bytes:
+    """The request body, at most MAX_BODY_BYTES (413 beyond). A chunked body has no Content-Length; the
+    server marks its input terminated and it is read to the end (a proxy may re-chunk Twilio's request)."""
+    stream = environ["wsgi.input"]
+    length_header = environ.get("CONTENT_LENGTH") or ""
+    if length_header:
+        try:
+            length = int(length_header)
+        except ValueError:
+            raise Refused(400, "bad Content-Length") from None
+        if length > MAX_BODY_BYTES:
+            raise Refused(413, "request body too large")
+        return bytes(stream.read(length)) if length > 0 else b""
+    if not environ.get("wsgi.input_terminated"):
+        return b""
+    raw = bytes(stream.read(MAX_BODY_BYTES + 1))
+    if len(raw) > MAX_BODY_BYTES:
+        raise Refused(413, "request body too large")
+    return raw
+
+
 class DatabaseUnavailable(Exception):
     """The message could not be stored: answer 503 (Twilio logs it; reconciliation fetches it later)."""
 
@@ -163,6 +181,8 @@ class SqlAlchemyInsert:
             try:
                 with self.engine.begin() as connection:
                     return store_inbound(connection, form, self.rt.now())
+            except PoolTimeout as exc:
+                raise DatabaseUnavailable from exc
             except OperationalError as exc:
                 if attempt == 2 or not exc.connection_invalidated:
                     raise DatabaseUnavailable from exc
@@ -189,7 +209,7 @@ class PostgresInsert:
         for _ in range(self.engine.pool.size() + 1):  # type: ignore[attr-defined]
             try:
                 connection = self.engine.raw_connection()
-            except self.driver_error as exc:  # cannot connect at all (the pool passes the driver's error)
+            except (self.driver_error, PoolTimeout) as exc:  # cannot connect, or no pooled connection free
                 raise DatabaseUnavailable from exc
             try:
                 cursor = connection.cursor()

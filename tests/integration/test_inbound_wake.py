@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from pro_service.models import Message
 from pro_service.services import inbound
-from pro_service.services.inbound import store_inbound, wake_received
+from pro_service.services.inbound import BrokerUnavailable, store_inbound, wake_received
 from tests.conftest import PG_ADMIN_URL, run_concurrently
 from tests.integration.helpers import make_nurse, make_patient, make_team
 from workers.wake import BACKOFF_SECONDS, InboundPoller
@@ -109,7 +109,8 @@ def test_a_failed_publish_leaves_the_rows_for_the_next_poll(own_rt: Any, recorde
     patient = make_patient(own_rt, make_team(own_rt))
     message_id = _store(own_rt, "+15551230001", "my back hurts")
     recorder.fail = True  # Redis down
-    assert _wake(own_rt) == 0
+    with pytest.raises(BrokerUnavailable):
+        _wake(own_rt)
     with own_rt.sessions() as session:
         assert session.scalar(select(Message.attempts).where(Message.id == message_id)) == 0
     recorder.fail = False
@@ -160,3 +161,19 @@ def test_a_failing_poll_backs_off_instead_of_hammering() -> None:
     now[0] += BACKOFF_SECONDS
     assert poll() == 0
     assert Broken.calls == 2
+
+
+def test_the_poller_backs_off_while_the_broker_is_down(own_rt: Any, recorder: Recorder) -> None:
+    make_patient(own_rt, make_team(own_rt))
+    _store(own_rt, "+15551230001", "yes")
+    recorder.fail = True
+    now = [1000.0]
+    poll = InboundPoller(own_rt, clock=lambda: now[0])
+    assert poll() == 0
+    assert poll.paused_until == 1000.0 + BACKOFF_SECONDS  # not ten claims and rollbacks a second
+    recorder.fail = False
+    assert poll() == 0  # still backing off: nothing claimed, nothing published
+    assert recorder.calls == []
+    now[0] += BACKOFF_SECONDS
+    assert poll() == 1
+    assert len(recorder.calls) == 1

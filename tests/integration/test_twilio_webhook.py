@@ -257,3 +257,28 @@ def test_a_dead_pooled_connection_is_replaced_and_the_reply_stored(settings: Any
         assert _count(rt) == 2
     finally:
         rt.dispose()
+
+
+def test_a_chunked_request_without_content_length_is_read_and_stored(app: Any, rt: Any, signer: Any) -> None:
+    """gunicorn passes a chunked body with no CONTENT_LENGTH and marks the input terminated."""
+    import io
+    from urllib.parse import urlencode
+
+    make_patient(rt, make_team(rt))
+    params = {"MessageSid": "SMchunked", "AccountSid": ACCOUNT_SID, "From": "+15551230001", "To": FROM_NUMBER}
+    params["Body"] = "my back hurts"
+    body = urlencode(params).encode()
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/twilio/sms",
+        "QUERY_STRING": "",
+        "CONTENT_TYPE": "application/x-www-form-urlencoded",
+        "HTTP_X_TWILIO_SIGNATURE": signer.headers("/twilio/sms", params)["X-Twilio-Signature"],
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.input_terminated": True,
+    }
+    statuses: list[str] = []
+    answer = b"".join(app.wsgi_app(environ, lambda status, _headers: statuses.append(status)))
+    assert statuses == ["200 OK"]
+    assert b"<Response></Response>" in answer
+    assert _count(rt) == 1

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 10:21:02.622687
+Create Date: 2026-11-25 12:13:43.359191
 """
 
 from __future__ import annotations
@@ -423,6 +423,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.create_index("ix_messages_direction_status", ["direction", "status"], unique=False)
+        batch_op.create_index(
+            "ix_messages_inbound_to_wake",
+            ["id"],
+            unique=False,
+            postgresql_where=sa.text(
+                "status = 'received' AND attempts = 0 AND kind IN ('reply', 'staff_reply')"
+            ),
+            sqlite_where=sa.text("status = 'received' AND attempts = 0 AND kind IN ('reply', 'staff_reply')"),
+        )
         batch_op.create_index("ix_messages_patient_created", ["patient_id", "id"], unique=False)
 
     op.create_table(
@@ -496,6 +505,13 @@ def downgrade() -> None:
     op.drop_table("outbound_events")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index("ix_messages_patient_created")
+        batch_op.drop_index(
+            "ix_messages_inbound_to_wake",
+            postgresql_where=sa.text(
+                "status = 'received' AND attempts = 0 AND kind IN ('reply', 'staff_reply')"
+            ),
+            sqlite_where=sa.text("status = 'received' AND attempts = 0 AND kind IN ('reply', 'staff_reply')"),
+        )
         batch_op.drop_index("ix_messages_direction_status")
 
     op.drop_table("messages")
