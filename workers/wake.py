@@ -1,9 +1,11 @@
 """Wake-up for stored replies: each worker polls for replies the webhook stored and publishes their tasks.
 
 The webhook only stores and commits (no broker call on the hot path: a publish cost the web more CPU than
-the rest of the request). A consumer bootstep runs `inbound.wake_received` on the worker's own timer, in
-its main process and event loop: no extra thread (the prefork parent forks replacement children, and a
-thread holding a lock at fork time would leave that lock held in the child), no extra process to deploy.
+the rest of the request). A consumer bootstep runs `inbound.wake_received` on the worker's own timer: with
+prefork on Redis that is the main process's event loop, so no thread of ours lives in the parent that forks
+replacement children (a thread holding a lock at fork time would leave it held in the child); pools without
+an event loop (the embedded `--pool=solo` on the SQLite broker) run Celery's timer thread, and fork nothing
+after it starts. No extra process to deploy.
 Several workers poll safely: each row is claimed once. While the database or broker is failing, polling
 backs off; the beat sweep re-publishes anything claimed whose task was lost.
 """
