@@ -527,12 +527,21 @@ class Stack:
             status = 0  # no answer at all: Twilio counts it as a failed delivery too
         return status, time.monotonic() - started
 
-    def hold_fault(self, started: float, seconds: float) -> None:
-        """Keep an injected fault in place until it has lasted `seconds` (since `started`, a monotonic time).
-        This is the fault's duration, a parameter of the experiment, not a wait for a condition."""
-        remaining = started + seconds - time.monotonic()
-        if remaining > 0:
-            time.sleep(remaining)
+    def worker_noticed_the_broker_is_gone(self) -> bool:
+        """A worker logged that it lost the broker, or that its wake-up poll could not publish."""
+        needles = (b"Connection to broker lost", b"inbound wake-up failed")
+        return any(p.log_count(n) for p in self.processes for n in needles)
+
+    def frozen_broker_has_unread_requests(self) -> bool:
+        """A client has sent the frozen Redis bytes it has not read (a publish, an ack): the worker has met
+        the freeze. Read from the kernel's socket table (the receive queue of Redis's own sockets)."""
+        port = f":{self.redis.port:04X}"
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                local, state, queues = line.split()[1], line.split()[3], line.split()[4]
+                if local.endswith(port) and state == "01" and int(queues.split(":")[1], 16) > 0:
+                    return True
+        return False
 
     # ---- the sweep ----------------------------------------------------------------------------------
     def fast_forward_stuck_sends(self, older_than_seconds: float = 3.0) -> list[int]:

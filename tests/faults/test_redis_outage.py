@@ -1,7 +1,7 @@
 """Redis (the broker) stopped, and frozen, during a stream of replies.
 
-The webhook must still store and acknowledge every reply (200), fast: it never waits on the broker (a
-publish that fails is logged and dropped). Redis restarts empty (no persistence), so whatever was queued
+The webhook must still store and acknowledge every reply (200), fast: it never calls the broker (workers
+poll for stored replies and publish their tasks). Each fault lasts until a worker has met it. Redis restarts empty (no persistence), so whatever was queued
 is gone too: the database is the source of truth and beat's sweep re-publishes it. The workers must come
 back to work by themselves once Redis does."""
 
@@ -11,13 +11,13 @@ import time
 
 import pytest
 
+from tests.conftest import wait_for
+
 from .harness import SCRIPT, Enrolled, Stack
 
 pytestmark = pytest.mark.faults
 # How long each fault lasts: a restart that takes a few seconds, a freeze of five broker timeouts (a
 # failover, a stalled host, a fork for a snapshot on a big dataset).
-DOWN_SECONDS = 3.0
-FREEZE_SECONDS = 5.0
 
 
 def _stream(stack: Stack, patients: list[Enrolled], round_: int, sids: list[str]) -> list[float]:
@@ -42,10 +42,10 @@ def test_redis_stopped_mid_stream_every_reply_stored_then_processed_once(stack: 
 
     _stream(stack, patients, 0, sids)
     stack.redis.stop()  # SIGTERM; nothing saved: what was queued and unacknowledged is lost with it
-    down_at = time.monotonic()
     during = _stream(stack, patients, 1, sids)
     stored_while_down = len(stack.inbound_by_sid(sids[-len(patients) :]))
-    stack.hold_fault(down_at, DOWN_SECONDS)
+    # Down until the worker has run into it (its poll cannot publish round 1, or its consumer lost Redis).
+    wait_for(stack.worker_noticed_the_broker_is_gone, timeout=30, message="the worker to meet the outage")
     stack.redis.start()  # same port, empty
     assert max(during) <= bound, during
     assert stored_while_down == len(patients)
@@ -83,11 +83,10 @@ def test_redis_frozen_webhook_answers_within_the_broker_timeout(stack: Stack) ->
     _stream(stack, patients, 0, sids)
     # Frozen at once, while the worker is busy with round one (acks, publishes of the next questions).
     stack.redis.freeze()  # SIGSTOP: connections open, nothing answers
-    frozen_at = time.monotonic()
     try:
         frozen = _stream(stack, patients, 1, sids)
-        # Meanwhile the worker finishes what it had taken: its acks and publishes meet the frozen broker.
-        stack.hold_fault(frozen_at, FREEZE_SECONDS)
+        # Frozen until the worker's acks or publishes (round 1's wake-ups) are waiting on the frozen broker.
+        wait_for(stack.frozen_broker_has_unread_requests, timeout=30, message="the worker to meet the freeze")
     finally:
         stack.redis.thaw()
     print(f"[Redis frozen] slowest webhook while frozen: {max(frozen) * 1000:.0f} ms (bound {bound:.0f} s)")
