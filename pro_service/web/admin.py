@@ -125,13 +125,8 @@ def patient_new() -> ResponseReturnValue:
         patient = enrol_patient(
             session,
             mrn=_form("mrn", 64),
-            given_name=_form("given_name", 120),
-            family_name=_form("family_name", 120),
-            phone=_form("phone", 32),
-            timezone=_form("timezone", 64),
-            language=_form("language", 8),
-            care_team_id=_int_form("care_team_id") or 0,
             sms_consent=request.form.get("sms_consent") == "yes",
+            **_patient_fields(),
         )
         if not (patient.mrn and patient.given_name and patient.family_name):
             raise svc.AdminError("name", "MRN, given and family name are required")
@@ -148,6 +143,18 @@ def patient_new() -> ResponseReturnValue:
     return redirect(url_for("admin.schedules", patient_id=patient.id))
 
 
+def _patient_fields() -> dict[str, Any]:
+    """The patient form's fields both enrolment and editing take, bounded as the columns are."""
+    return {
+        "given_name": _form("given_name", 120),
+        "family_name": _form("family_name", 120),
+        "phone": _form("phone", 32),
+        "timezone": _form("timezone", 64),
+        "language": _form("language", 8),
+        "care_team_id": _int_form("care_team_id") or 0,
+    }
+
+
 @bp.route("/patients/<int:patient_id>/edit", methods=["GET", "POST"])
 def patient_edit(patient_id: int) -> ResponseReturnValue:
     session = db()
@@ -160,13 +167,8 @@ def patient_edit(patient_id: int) -> ResponseReturnValue:
         changed = update_patient(
             session,
             patient,
-            given_name=_form("given_name", 120),
-            family_name=_form("family_name", 120),
-            phone=_form("phone", 32),
-            timezone=_form("timezone", 64),
-            language=_form("language", 8),
-            care_team_id=_int_form("care_team_id") or 0,
             clear_phone_problem=request.form.get("clear_phone_problem") == "yes",
+            **_patient_fields(),
         )
     except EnrolmentError as exc:
         session.rollback()

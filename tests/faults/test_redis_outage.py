@@ -1,9 +1,9 @@
 """Redis (the broker) stopped, and frozen, during a stream of replies.
 
 The webhook must still store and acknowledge every reply (200), fast: it never calls the broker (workers
-poll for stored replies and publish their tasks). Each fault lasts until a worker has met it. Redis restarts empty (no persistence), so whatever was queued
-is gone too: the database is the source of truth and beat's sweep re-publishes it. The workers must come
-back to work by themselves once Redis does."""
+poll for stored replies and publish their tasks). Each fault lasts until a worker has met it. Redis
+restarts empty (no persistence), so whatever was queued is gone too: the database is the source of truth
+and beat's sweep re-publishes it. The workers must come back to work by themselves once Redis does."""
 
 from __future__ import annotations
 
