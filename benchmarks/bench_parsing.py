@@ -5,11 +5,11 @@ one check-in's answers. Pure functions, no servers. `python -m benchmarks.bench_
 
 from __future__ import annotations
 
-import argparse
 from itertools import cycle
 from typing import Any
 
-from benchmarks.harness import print_machine, table
+from benchmarks import micro
+from benchmarks.harness import table
 from benchmarks.micro import HEADER, per_call, row
 
 # Replies as patients send them: short, mixed case, emoji, Spanish, numbers in words, free text.
@@ -170,13 +170,7 @@ def run(full: bool = False) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--full", action="store_true", help="more repetitions")
-    args = parser.parse_args()
-    print_machine()
-    run(args.full)
+    micro.main(__doc__, run)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.harness import percentile
+from benchmarks.harness import percentile, print_machine
 
 
 def per_call(fn: Callable[[], Any], *, repeat: int, batch: int = 1) -> dict[str, float]:
@@ -30,3 +31,12 @@ def row(name: str, result: dict[str, float]) -> list[str]:
 
 
 HEADER = ["", "p50 µs", "p99 µs", "mean µs"]
+
+
+def main(doc: str | None, run: Callable[[bool], Any]) -> None:
+    """The command line of a micro benchmark: `--full` for more repetitions, the machine, then the table."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full", action="store_true", help="more repetitions")
+    args = parser.parse_args()
+    print_machine()
+    run(args.full)
