@@ -129,19 +129,23 @@ class InboundSmsHandler:
         form: MultiDict[str, str] = MultiDict(pairs)
         query = environ.get("QUERY_STRING", "")
         url = self.public_url + (f"?{query}" if query else "")
-        if not self._signed(url, form, signature):
+        if not twilio_signed(self.validator, url, form, signature):
             log.warning("inbound webhook refused: bad signature")
             raise Refused(403, "invalid signature")
         return form
 
-    def _signed(self, url: str, form: MultiDict[str, str], signature: str) -> bool:
-        try:
-            # The exact public URL first (one HMAC); then the library's port variants (two more).
-            if hmac.compare_digest(self.validator.compute_signature(url, form), signature):
-                return True
-            return bool(self.validator.validate(url, form, signature))
-        except (ValueError, TypeError, UnicodeError):
-            return False
+
+def twilio_signed(validator: RequestValidator, url: str, form: MultiDict[str, str], signature: str) -> bool:
+    """Twilio's signature over `url` (the public URL it called) and the form. The exact URL first (one
+    HMAC), then the library's port variants (two more); malformed input is simply not signed."""
+    if not signature:
+        return False
+    try:
+        if hmac.compare_digest(validator.compute_signature(url, form), signature):
+            return True
+        return bool(validator.validate(url, form, signature))
+    except (ValueError, TypeError, UnicodeError):
+        return False
 
 
 def _body(environ: dict[str, Any]) -> bytes:

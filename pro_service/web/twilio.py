@@ -16,6 +16,7 @@ from twilio.request_validator import RequestValidator
 from pro_service.models import Direction, Message, MessageStatus
 from pro_service.services.outbound import apply_provider_error
 from pro_service.web.common import db, runtime
+from pro_service.web.inbound_sms import twilio_signed
 
 log = logging.getLogger(__name__)
 bp = Blueprint("twilio", __name__, url_prefix="/twilio")
@@ -27,14 +28,10 @@ def _public_url() -> str:
 
 
 def _signed() -> bool:
-    signature = request.headers.get("X-Twilio-Signature", "")
-    if not signature:
-        return False
     validator = RequestValidator(runtime().settings.webhook_auth_token)
-    try:
-        return bool(validator.validate(_public_url(), request.form, signature))
-    except (ValueError, TypeError, UnicodeError):
-        return False
+    return twilio_signed(
+        validator, _public_url(), request.form, request.headers.get("X-Twilio-Signature", "")
+    )
 
 
 def _forbidden() -> ResponseReturnValue:
