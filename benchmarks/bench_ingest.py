@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import shutil
@@ -53,6 +54,8 @@ from benchmarks.harness import (
 REDIS_DB = 14
 LUA = Path(__file__).with_name("ingest.lua")
 REPLIES = ("yes", "no", "No thanks", "7", "0", "1 3", "YES!", "si", "about a 6 today", "none", "2,4")
+# Production's defaults (config/gunicorn.conf.py), for both variants.
+WORKERS, THREADS = len(os.sched_getaffinity(0)) + 1, 8
 # Upper bound on requests per second this machine could take, to precompute enough unique bodies.
 MAX_RPS = 5000
 
@@ -236,12 +239,13 @@ def run(
     concurrencies: list[int] | None = None,
     duration: float | None = None,
     patients: int | None = None,
-    workers: int = 4,
-    threads: int = 4,
+    workers: int | None = None,
+    threads: int | None = None,
     variants: tuple[str, ...] = ("bare", "stack"),
 ) -> dict[str, Any]:
     if shutil.which("wrk") is None:
         raise BenchError("wrk is not installed (Debian: apt-get install -y wrk)")
+    workers, threads = workers or WORKERS, threads or THREADS
     concurrencies = concurrencies or [1, 8, 32, 64]
     duration = duration or (30.0 if full else 5.0)
     patients = patients or (10_000 if full else 1_000)
@@ -335,8 +339,8 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="30 s per run, 10,000 patients")
     parser.add_argument("--concurrency", type=int, action="append", help="repeatable; default 1 8 32 64")
     parser.add_argument("--duration", type=float, help="seconds per run")
-    parser.add_argument("--workers", type=int, default=4, help="GUNICORN_WORKERS")
-    parser.add_argument("--threads", type=int, default=4, help="GUNICORN_THREADS")
+    parser.add_argument("--workers", type=int, default=WORKERS, help="GUNICORN_WORKERS")
+    parser.add_argument("--threads", type=int, default=THREADS, help="GUNICORN_THREADS")
     parser.add_argument("--variant", action="append", choices=["bare", "stack"])
     args = parser.parse_args()
     print_machine()

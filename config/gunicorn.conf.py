@@ -3,8 +3,12 @@
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
-workers = int(os.environ.get("GUNICORN_WORKERS", "4"))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# One process per core plus one (Python runs one thread at a time per process), and 8 threads each to
+# cover the time a request waits on PostgreSQL. The webhook stores the replies that arrive together in one
+# process with one insert (pro_service/web/inbound_store.py), so more threads per process means fewer,
+# larger inserts: 8 threads halved PostgreSQL's CPU per reply against 4 (docs/benchmarks.md).
+workers = int(os.environ.get("GUNICORN_WORKERS", str(len(os.sched_getaffinity(0)) + 1)))
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 worker_class = "gthread"
 timeout = 30
 graceful_timeout = 20

@@ -23,6 +23,11 @@ TIME_TO_ACK = Histogram(
     ["urgency"],
     buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400),
 )
+INBOUND_GROUP_SIZE = Histogram(
+    "pro_inbound_group_rows",
+    "Inbound SMS stored per INSERT by one web process (concurrent webhooks share one; web/inbound_store.py)",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
 INBOUND_STORED = Counter(
     "pro_inbound_messages_total",
     "Inbound SMS webhooks answered 200: stored, or a repeat delivery of a MessageSid already stored",

@@ -102,8 +102,11 @@ def build_runtime(
         rulesets=rulesets,
         texts=load_texts(settings.CONFIG_DIR / "texts.yaml"),
         policy=load_policy(settings.CONFIG_DIR / "escalation.yaml"),
+        # The webhook's own autocommit pool. Its inserts run one at a time per process (concurrent replies
+        # share one: web/inbound_store.py), so one connection serves it; the overflow covers a replacement
+        # while a dead one is dropped.
         ingest_engine=(
-            make_engine(settings.DATABASE_URL, isolation_level="AUTOCOMMIT")
+            make_engine(settings.DATABASE_URL, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=2)
             if engine.dialect.name == "postgresql"
             else engine
         ),

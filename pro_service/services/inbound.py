@@ -89,6 +89,29 @@ INSERT_INBOUND = text(
 ).bindparams(bindparam("media", type_=JSON()), bindparam("now", type_=UTCDateTime()))
 
 
+# INSERT_INBOUND for several webhooks at once (PostgreSQL; web/inbound_store.py stores concurrent webhooks
+# together): the same lookup and insert over parallel arrays, one constant text however many rows, so the
+# driver prepares it once. Rows go in in arrival order (a patient's "1" then "3" keep their order); the
+# MessageSid comes back so each request learns its own outcome (none returned: a repeat delivery).
+INSERT_INBOUND_ROWS_PG = """
+    INSERT INTO messages (direction, kind, status, patient_id, staff_id, from_number, to_number, body,
+                          num_media, media, twilio_sid, attempts, created_at, updated_at)
+    SELECT 'inbound',
+           CASE WHEN p.id IS NOT NULL THEN 'reply' WHEN s.id IS NOT NULL THEN 'staff_reply'
+                ELSE 'unknown_sender' END,
+           'received', p.id, CASE WHEN p.id IS NULL THEN s.id END, v.from_number, v.to_number, v.body,
+           v.num_media, v.media::json, v.twilio_sid, 0, v.now, v.now
+    FROM unnest(%(from_number)s::text[], %(to_number)s::text[], %(body)s::text[], %(num_media)s::int[],
+                %(media)s::text[], %(twilio_sid)s::text[], %(now)s::timestamptz[])
+         WITH ORDINALITY AS v(from_number, to_number, body, num_media, media, twilio_sid, now, arrival)
+    LEFT JOIN LATERAL (SELECT id FROM patients WHERE phone = v.from_number) AS p ON true
+    LEFT JOIN LATERAL (SELECT id FROM staff_users WHERE phone = v.from_number) AS s ON true
+    ORDER BY v.arrival
+    ON CONFLICT (twilio_sid) DO NOTHING
+    RETURNING id, patient_id, staff_id, twilio_sid
+"""
+
+
 def inbound_values(form: Mapping[str, str], now: datetime) -> dict[str, Any]:
     """The parameters of INSERT_INBOUND for one webhook form (Twilio's field names)."""
     sid = (_text(form, "MessageSid") or _text(form, "SmsSid")).strip()[:64]

@@ -3,9 +3,10 @@
 This is the one route whose rate is set by patients' phones, not by staff, and every reply waits on it.
 Flask's request machinery (context, form parsing, session, hooks) cost more CPU than the route's own work
 (benchmarks/bench_ingest.py), so this handler takes the request before Flask sees it and does only: parse
-the urlencoded form, check Twilio's signature (the `twilio` library's validator) against the public URL,
-run the one INSERT (committed when it returns), answer empty TwiML. No broker call: workers poll for
-stored replies (workers/wake.py). Every other path goes to Flask unchanged.
+the urlencoded form, check Twilio's signature (web/twilio_signature.py) against the public URL, store the
+message (web/inbound_store.py: committed when it returns; concurrent replies share one insert), answer empty
+TwiML. No broker call: workers poll for stored replies (workers/wake.py). Every other path goes to Flask
+unchanged.
 
 Signatures are checked against PUBLIC_BASE_URL + path + query (the URL Twilio called), not the URL seen
 behind a proxy. A database outage answers 503, so the provider logs it and reconciliation fetches the
@@ -14,25 +15,18 @@ message later (Twilio does not redeliver inbound webhooks).
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qsl
-
-from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from twilio.request_validator import RequestValidator
-from werkzeug.datastructures import MultiDict
+from urllib.parse import unquote_plus
 
 from pro_service.metrics import INBOUND_STORED, REQUEST_LATENCY
 from pro_service.observability import request_id_var
 from pro_service.runtime import Runtime
-from pro_service.services.inbound import INSERT_INBOUND, Stored, inbound_values, store_inbound, stored
+from pro_service.web.inbound_store import DatabaseUnavailable, make_store
+from pro_service.web.twilio_signature import TwilioSignature
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +58,12 @@ class InboundSmsHandler:
     def __init__(self, app: WsgiApp, rt: Runtime) -> None:
         self.app = app
         self.rt = rt
-        self.validator = RequestValidator(rt.settings.webhook_auth_token)
+        self.signature = TwilioSignature(rt.settings.webhook_auth_token)
         self.public_url = rt.settings.PUBLIC_BASE_URL + PATH
-        # PostgreSQL: the driver directly, on the autocommit pool (one round trip: BEGIN, INSERT, COMMIT
-        # would be three). SQLite (embedded): SQLAlchemy in a transaction, with its BEGIN IMMEDIATE.
-        self.store: Callable[[MultiDict[str, str]], Stored]
-        if rt.ingest_engine.dialect.name == "postgresql":
-            self.store = PostgresInsert(rt.ingest_engine, rt)
-        else:
-            self.store = SqlAlchemyInsert(rt.ingest_engine, rt)
+        self.store = make_store(rt)
+        # The metrics' label sets, looked up once rather than per request.
+        self.latency = {status: REQUEST_LATENCY.labels(PATH, "POST", str(status)) for status in _REASONS}
+        self.stored, self.repeats = INBOUND_STORED.labels("stored"), INBOUND_STORED.labels("duplicate")
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST":
@@ -95,7 +86,7 @@ class InboundSmsHandler:
                 ("Cache-Control", "no-store"),
             ],
         )
-        REQUEST_LATENCY.labels(PATH, "POST", str(status)).observe(time.perf_counter() - started)
+        self.latency[status].observe(time.perf_counter() - started)
         return [body]
 
     def _answer(self, environ: dict[str, Any]) -> tuple[int, bytes, str]:
@@ -104,19 +95,20 @@ class InboundSmsHandler:
             stored = self.store(form)
         except Refused as refused:
             return refused.status, refused.text.encode(), "text/plain"
-        except DatabaseUnavailable:
-            log.error("database unavailable: inbound SMS not stored")
+        except DatabaseUnavailable as unavailable:
+            # The reason is the driver's error class or ours, never a value from the message.
+            log.error("inbound SMS not stored: %s", unavailable)
             return 503, b"the database is unavailable", "text/plain"
         except Exception:
             log.exception("inbound SMS failed")
             return 500, b"internal error", "text/plain"
         # Counted, and logged at DEBUG only: at hundreds a second an INFO line each is noise (and ~5 % of the
         # route's CPU); refusals and failures are logged above at WARNING/ERROR.
-        INBOUND_STORED.labels("duplicate" if stored.message_id is None else "stored").inc()
+        (self.repeats if stored.message_id is None else self.stored).inc()
         log.debug("inbound stored", extra={"message_id": stored.message_id, "patient_id": stored.patient_id})
         return 200, EMPTY_TWIML, "text/xml"
 
-    def _verified_form(self, environ: dict[str, Any]) -> MultiDict[str, str]:
+    def _verified_form(self, environ: dict[str, Any]) -> dict[str, str]:
         signature = environ.get("HTTP_X_TWILIO_SIGNATURE", "")
         if not signature:
             log.warning("inbound webhook refused: no signature")
@@ -125,27 +117,31 @@ class InboundSmsHandler:
         urlencoded = environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded")
         # UTF-8, blank values kept. An undecodable byte becomes U+FFFD, so the signature fails (403), as it
         # did when Flask parsed the form.
-        pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True) if urlencoded else []
-        form: MultiDict[str, str] = MultiDict(pairs)
+        pairs = form_pairs(raw.decode("utf-8", "replace")) if urlencoded else []
         query = environ.get("QUERY_STRING", "")
         url = self.public_url + (f"?{query}" if query else "")
-        if not twilio_signed(self.validator, url, form, signature):
+        if not self.signature.signed(url, pairs, signature):
             log.warning("inbound webhook refused: bad signature")
             raise Refused(403, "invalid signature")
+        form: dict[str, str] = {}
+        for name, value in pairs:
+            form.setdefault(name, value)  # a repeated field: its first value, as Flask's form.get gave
         return form
 
 
-def twilio_signed(validator: RequestValidator, url: str, form: MultiDict[str, str], signature: str) -> bool:
-    """Twilio's signature over `url` (the public URL it called) and the form. The exact URL first (one
-    HMAC), then the library's port variants (two more); malformed input is simply not signed."""
-    if not signature:
-        return False
-    try:
-        if hmac.compare_digest(validator.compute_signature(url, form), signature):
-            return True
-        return bool(validator.validate(url, form, signature))
-    except (ValueError, TypeError, UnicodeError):
-        return False
+def form_pairs(urlencoded: str) -> list[tuple[str, str]]:
+    """`urllib.parse.parse_qsl(urlencoded, keep_blank_values=True)`, without decoding the many fields that
+    have nothing to decode (tests/unit/test_inbound_form.py checks they agree)."""
+    pairs = []
+    for field in urlencoded.split("&"):
+        if field:
+            name, _, value = field.partition("=")
+            pairs.append((_unquote(name), _unquote(value)))
+    return pairs
+
+
+def _unquote(text: str) -> str:
+    return unquote_plus(text, errors="replace") if "%" in text or "+" in text else text
 
 
 def _body(environ: dict[str, Any]) -> bytes:
@@ -167,64 +163,3 @@ def _body(environ: dict[str, Any]) -> bytes:
     if len(raw) > MAX_BODY_BYTES:
         raise Refused(413, "request body too large")
     return raw
-
-
-class DatabaseUnavailable(Exception):
-    """The message could not be stored: answer 503 (Twilio logs it; reconciliation fetches it later)."""
-
-
-class SqlAlchemyInsert:
-    """INSERT_INBOUND through SQLAlchemy, in a transaction (SQLite: the embedded default)."""
-
-    def __init__(self, engine: Engine, rt: Runtime) -> None:
-        self.engine = engine
-        self.rt = rt
-
-    def __call__(self, form: MultiDict[str, str]) -> Stored:
-        for attempt in (1, 2):
-            try:
-                with self.engine.begin() as connection:
-                    return store_inbound(connection, form, self.rt.now())
-            except PoolTimeout as exc:
-                raise DatabaseUnavailable from exc
-            except OperationalError as exc:
-                if attempt == 2 or not exc.connection_invalidated:
-                    raise DatabaseUnavailable from exc
-        raise AssertionError("unreachable")
-
-
-class PostgresInsert:
-    """INSERT_INBOUND on a raw psycopg connection from an autocommit pool: one round trip, committed (and
-    on disk) when it returns. SQLAlchemy's Connection and Result machinery cost about 40 % of this
-    route's database CPU, so the statement SQLAlchemy compiled once runs on the driver directly; the
-    pool (checkout, return, invalidation) stays SQLAlchemy's."""
-
-    def __init__(self, engine: Engine, rt: Runtime) -> None:
-        self.engine = engine
-        self.rt = rt
-        self.sql = INSERT_INBOUND.compile(dialect=engine.dialect).string  # %(name)s, with ::JSON casts
-        self.driver_error: type[Exception] = engine.dialect.loaded_dbapi.OperationalError
-
-    def __call__(self, form: MultiDict[str, str]) -> Stored:
-        values = inbound_values(form, self.rt.now())
-        values["media"] = None if values["media"] is None else json.dumps(values["media"])
-        # After a PostgreSQL restart every idle pooled connection is dead (there is no pre-ping): drop each
-        # one found dead and try the next, at most pool-size times, then a fresh connection.
-        for _ in range(self.engine.pool.size() + 1):  # type: ignore[attr-defined]
-            try:
-                connection = self.engine.raw_connection()
-            except (self.driver_error, PoolTimeout) as exc:  # cannot connect, or no pooled connection free
-                raise DatabaseUnavailable from exc
-            try:
-                cursor = connection.cursor()
-                cursor.execute(self.sql, values)
-                row = cursor.fetchone()
-                cursor.close()
-                return stored(row)
-            except self.driver_error as exc:
-                if not getattr(connection.dbapi_connection, "broken", True):
-                    raise DatabaseUnavailable from exc  # the server answered with an error
-                connection.invalidate(exc)  # closed, never handed to another request
-            finally:
-                connection.close()  # back to the pool (a no-op after invalidate)
-        raise DatabaseUnavailable("no live connection to PostgreSQL")

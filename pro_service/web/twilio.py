@@ -11,12 +11,11 @@ import logging
 from flask import Blueprint, Response, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
-from twilio.request_validator import RequestValidator
 
 from pro_service.models import Direction, Message, MessageStatus
 from pro_service.services.outbound import apply_provider_error
 from pro_service.web.common import db, runtime
-from pro_service.web.inbound_sms import twilio_signed
+from pro_service.web.twilio_signature import TwilioSignature
 
 log = logging.getLogger(__name__)
 bp = Blueprint("twilio", __name__, url_prefix="/twilio")
@@ -28,9 +27,9 @@ def _public_url() -> str:
 
 
 def _signed() -> bool:
-    validator = RequestValidator(runtime().settings.webhook_auth_token)
-    return twilio_signed(
-        validator, _public_url(), request.form, request.headers.get("X-Twilio-Signature", "")
+    signature = TwilioSignature(runtime().settings.webhook_auth_token)
+    return signature.signed(
+        _public_url(), list(request.form.items(multi=True)), request.headers.get("X-Twilio-Signature", "")
     )
 
 

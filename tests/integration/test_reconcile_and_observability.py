@@ -37,8 +37,14 @@ def test_reconciliation_ingests_messages_whose_webhook_never_arrived(
     assert all(patient is not None for *_, patient in rows)
 
 
+def _group_inserts(text: str) -> float:
+    (line,) = [line for line in text.splitlines() if line.startswith("pro_inbound_group_rows_count")]
+    return float(line.split()[-1])
+
+
 def test_metrics_expose_queue_depths_and_request_latency(client: Any, rt: Any, sms: Any) -> None:
     make_patient(rt, make_team(rt))
+    inserts_before = _group_inserts(client.get("/metrics").get_data(as_text=True))
     sms("+15551230001", "hello", sid="SMmetrics")
     sms("+15551230001", "hello", sid="SMmetrics")  # Twilio's retry of the same message
     text = client.get("/metrics").get_data(as_text=True)
@@ -46,6 +52,7 @@ def test_metrics_expose_queue_depths_and_request_latency(client: Any, rt: Any, s
     assert webhook in text
     assert 'pro_inbound_messages_total{outcome="stored"}' in text
     assert 'pro_inbound_messages_total{outcome="duplicate"}' in text
+    assert _group_inserts(text) == inserts_before + 2  # rows per insert (web/inbound_store.py), one each
     assert 'pro_queue_depth{kind="inbound_unprocessed"}' in text
     assert "pro_alerts_open" in text or "pro_queue_depth" in text
 
