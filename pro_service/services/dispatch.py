@@ -10,7 +10,8 @@ next_due_at <= now`. Once a schedule's due occurrence is settled (inserted, alre
 due), next_due_at moves to its next occurrence. An occurrence blocked only by the patient's open check-in
 (one open per patient) is looked at again BLOCKED_RETRY later, while it is still inside the window.
 Whatever changes what a schedule produces (rule, dates, instrument, active, the patient's time zone)
-resets next_due_at to NULL. A tick takes at most MATERIALISE_BATCH schedules, longest-waiting first.
+resets next_due_at to NULL. A tick takes at most MATERIALISE_BATCH schedules, longest-waiting first,
+and none once its time budget is spent (sweeps.tick): they are still due on the next tick.
 """
 
 from __future__ import annotations

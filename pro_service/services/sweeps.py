@@ -102,30 +102,66 @@ def republish_stuck(session: Session, rt: Runtime, now: datetime) -> dict[str, i
 
 
 BATCH = 500
+# The share of the beat interval a tick may use; the rest is slack so that ticks do not pile up.
+TICK_BUDGET_SHARE = 0.8
 
 
-def _in_batches(rt: Runtime, now: datetime, step: Callable[..., int], budget: float) -> int:
+@dataclass(frozen=True)
+class Budget:
+    """When a tick's time is up, on a monotonic clock: a wall-clock step (NTP, DST) neither ends nor extends
+    it, and `now` (the instant the tick works at, set by tests and operators) plays no part."""
+
+    deadline: float
+    clock: Callable[[], float]
+
+    @classmethod
+    def start(cls, seconds: float, clock: Callable[[], float] = time.monotonic) -> Budget:
+        return cls(clock() + seconds, clock)
+
+    def left(self) -> float:
+        return self.deadline - self.clock()
+
+    def spent(self) -> bool:
+        return self.left() < 0
+
+
+def _in_batches(rt: Runtime, now: datetime, step: Callable[..., int], budget: Budget) -> int:
     """Run a sweep step in batches, one transaction each, until a batch comes back short or the tick's
-    time is spent (a fan-out of thousands is queued in one tick, and a long one yields to the next)."""
+    time is spent (a fan-out of thousands is queued in one tick, and a long one yields to the next).
+    The first batch always runs, so escalation, first in every tick, is never skipped."""
     total = 0
     while True:
         with rt.sessions() as session, session.begin():
             handled = step(session, rt, now, limit=BATCH)
         total += handled
-        if handled < BATCH or time.monotonic() > budget:
+        if handled < BATCH or budget.spent():
             return total
 
 
-def tick(rt: Runtime, now: datetime) -> TickReport:
+def _materialise(rt: Runtime, now: datetime, budget: Budget, report: TickReport) -> int:
+    """Materialise due check-ins, unless the tick's time is already spent: then they wait for the next tick
+    (their schedules keep next_due_at, so nothing is lost) rather than push this tick past the interval."""
+    if budget.spent():
+        log.info(
+            "materialise skipped: the tick's time budget is spent; due schedules wait for the next tick",
+            extra={
+                "escalated": report.escalated,
+                "deadlines": report.deadlines,
+                "over_budget_seconds": round(-budget.left(), 3),
+            },
+        )
+        return 0
+    with rt.sessions() as session, session.begin():
+        return dispatch.materialise_due(session, rt, now)
+
+
+def tick(rt: Runtime, now: datetime, *, clock: Callable[[], float] = time.monotonic) -> TickReport:
     """One beat: escalate, run check-in timers, materialise due check-ins, re-publish what is stuck.
     Each part is its own transaction, and a part that fails is logged and the next one still runs: a bad
-    schedule must not stop escalations, nor a failing escalation the re-publishing of lost tasks."""
+    schedule must not stop escalations, nor a failing escalation the re-publishing of lost tasks.
+    `clock` times the tick's budget (tests pass their own)."""
     report = TickReport()
-    budget = time.monotonic() + 0.8 * rt.settings.BEAT_TICK_SECONDS
-
-    def materialise() -> int:
-        with rt.sessions() as session, session.begin():
-            return dispatch.materialise_due(session, rt, now)
+    budget = Budget.start(TICK_BUDGET_SHARE * rt.settings.BEAT_TICK_SECONDS, clock)
 
     def republish() -> dict[str, int]:
         with rt.sessions() as session, session.begin():
@@ -135,7 +171,7 @@ def tick(rt: Runtime, now: datetime) -> TickReport:
     report.escalated = _part("escalate", lambda: _in_batches(rt, now, notify.escalate_due, budget), 0)
     # Then timers: a check-in that expires now frees its patient for the occurrence due now.
     report.deadlines = _part("deadlines", lambda: _in_batches(rt, now, check_ins.run_deadlines, budget), 0)
-    report.materialised = _part("materialise", materialise, 0)
+    report.materialised = _part("materialise", lambda: _materialise(rt, now, budget, report), 0)
     report.deadlines += _part("deadlines", lambda: _in_batches(rt, now, check_ins.run_deadlines, budget), 0)
     report.republished = _part("republish", republish, {})
     return report

@@ -585,6 +585,52 @@ def test_a_tick_escalates_before_it_does_any_fan_out_work(rt: Any, monkeypatch: 
     assert order.index("materialise") > order.index("deadlines")
 
 
+def test_a_tick_whose_budget_is_spent_leaves_materialising_to_the_next_tick(
+    rt: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """First sends took the whole beat interval: materialising now would push the tick past it, so the due
+    schedules wait for the next tick, which makes each check-in exactly once. Escalation still ran first."""
+    from alerts import notify
+    from pro_service.services import check_ins
+
+    count = 3
+    _many_due_schedules(rt, count)
+    elapsed = [0.0]  # the clock of the tick's budget, in seconds
+    order: list[str] = []
+    real_escalate, real_deadlines = notify.escalate_due, check_ins.run_deadlines
+
+    def escalate(*args: Any, **kwargs: Any) -> int:
+        order.append("escalate")
+        return int(real_escalate(*args, **kwargs))
+
+    def slow_first_sends(*args: Any, **kwargs: Any) -> int:
+        order.append("deadlines")
+        elapsed[0] += rt.settings.BEAT_TICK_SECONDS
+        return int(real_deadlines(*args, **kwargs))
+
+    monkeypatch.setattr(notify, "escalate_due", escalate)
+    monkeypatch.setattr(check_ins, "run_deadlines", slow_first_sends)
+    at = _utc(2026, 6, 5, 9, 0, 5)
+    with caplog.at_level("INFO", logger="pro_service.services.sweeps"):
+        report = sweeps.tick(rt, at, clock=lambda: elapsed[0])
+    assert order == ["escalate", "deadlines", "deadlines"]
+    assert report.materialised == 0
+    assert _created(rt) == []
+    assert _next_dues(rt) == {None}  # untouched: every schedule is still due
+    (skipped,) = [r for r in caplog.records if r.getMessage().startswith("materialise skipped")]
+    assert skipped.levelname == "INFO"
+    assert (skipped.escalated, skipped.deadlines) == (0, 0)  # type: ignore[attr-defined]
+    assert skipped.over_budget_seconds > 0  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(check_ins, "run_deadlines", real_deadlines)
+    assert sweeps.tick(rt, at + timedelta(seconds=15), clock=lambda: elapsed[0]).materialised == count
+    assert sweeps.tick(rt, at + timedelta(seconds=30), clock=lambda: elapsed[0]).materialised == 0
+    rows = _created(rt)
+    assert len(rows) == count and len({s for s, _ in rows}) == count
+    assert {d for _, d in rows} == {_utc(2026, 6, 5, 9)}
+    assert _next_dues(rt) == {_utc(2026, 6, 6, 9)}
+
+
 def test_a_schedule_edited_during_a_tick_is_not_overwritten_by_the_tick(
     rt: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
