@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 from werkzeug.serving import make_server
 
@@ -22,9 +21,11 @@ def run_all(settings: Settings, host: str, port: int) -> int:
     from pro_service import create_app
     from pro_service.demo import seed
     from pro_service.migrate import upgrade
+    from pro_service.queue import embedded_data_dir
     from pro_service.runtime import build_runtime
 
-    Path(ROOT / "var").mkdir(exist_ok=True)
+    data_dir = embedded_data_dir(settings)
+    data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.DATABASE_URL)
     rt = build_runtime(settings)
     for line in seed(rt):
@@ -45,7 +46,7 @@ def run_all(settings: Settings, host: str, port: int) -> int:
             "--pool=solo",
             "--loglevel=WARNING",
             "-s",
-            str(ROOT / "var" / "celerybeat-schedule"),
+            str(data_dir / "celerybeat-schedule"),
         ],
         cwd=ROOT,
         env=env,

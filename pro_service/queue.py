@@ -11,11 +11,12 @@ import logging
 import os
 import queue
 import threading
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
 from kombu import Queue
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import ROOT, Settings
@@ -34,11 +35,20 @@ ROUTES = {
 }
 
 
+def embedded_data_dir(settings: Settings) -> Path:
+    """The embedded default's folder: the SQLite database's (`var/` unless DATABASE_URL moves it). Its broker
+    and beat schedule live there, so two instances on different databases never share a queue."""
+    database = make_url(settings.DATABASE_URL).database if settings.is_sqlite else None
+    if not database or database == ":memory:":
+        return ROOT / "var"
+    return Path(database).parent
+
+
 def broker_url(settings: Settings) -> str:
     if settings.REDIS_URL:
         return settings.REDIS_URL
     # Embedded default: Celery's SQLAlchemy transport on a SQLite file, so no server is needed.
-    return f"sqla+sqlite:///{ROOT / 'var' / 'celery-broker.sqlite3'}"
+    return f"sqla+sqlite:///{embedded_data_dir(settings) / 'celery-broker.sqlite3'}"
 
 
 def _transport_options(settings: Settings) -> dict[str, Any]:
