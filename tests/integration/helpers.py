@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
+from urllib.parse import urlencode
 
 from pro_service.models import CareTeam, CareTeamMember, Patient, StaffRole, StaffUser
 from pro_service.services.patients import create_care_team, enrol_patient
@@ -52,3 +54,29 @@ def make_nurse(
         )
         session.add(CareTeamMember(care_team_id=team_id, staff_id=staff.id))
         return staff.id
+
+
+def signed_sms_environ(signer: Any, params: dict[str, str], *, chunked: bool = False) -> dict[str, Any]:
+    """A WSGI environ for a Twilio-signed POST /twilio/sms, as gunicorn passes it (`chunked`: no
+    CONTENT_LENGTH, the input marked terminated)."""
+    body = urlencode(params).encode()
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/twilio/sms",
+        "QUERY_STRING": "",
+        "CONTENT_TYPE": "application/x-www-form-urlencoded",
+        "HTTP_X_TWILIO_SIGNATURE": signer.headers("/twilio/sms", params)["X-Twilio-Signature"],
+        "wsgi.input": io.BytesIO(body),
+    }
+    if chunked:
+        environ["wsgi.input_terminated"] = True
+    else:
+        environ["CONTENT_LENGTH"] = str(len(body))
+    return environ
+
+
+def call_wsgi(app: Any, environ: dict[str, Any]) -> tuple[str, bytes]:
+    """The status line and body the app's WSGI callable answers."""
+    statuses: list[str] = []
+    body = b"".join(app.wsgi_app(environ, lambda status, _headers: statuses.append(status)))
+    return statuses[0], body

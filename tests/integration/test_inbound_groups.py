@@ -4,11 +4,9 @@ the server refuses costs only its own request."""
 
 from __future__ import annotations
 
-import io
 import threading
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import select, text
@@ -17,7 +15,7 @@ from pro_service.models import Message, MessageKind
 from pro_service.services.inbound import Stored
 from pro_service.web.inbound_store import DatabaseUnavailable, GroupInsert, PostgresRows, Rows
 from tests.conftest import ACCOUNT_SID, FROM_NUMBER, run_concurrently
-from tests.integration.helpers import make_nurse, make_patient, make_team
+from tests.integration.helpers import call_wsgi, make_nurse, make_patient, make_team, signed_sms_environ
 from tests.unit.test_group_insert import queue_behind_first
 
 pytestmark = pytest.mark.integration
@@ -141,17 +139,7 @@ def test_concurrent_signed_webhooks_are_each_stored_once(
             with lock:
                 n = next(counter)
             params = form(f"SMc{n}", PATIENT if n % 2 else OTHER_PATIENT, str(n % 10))
-            body = urlencode(params).encode()
-            environ = {
-                "REQUEST_METHOD": "POST",
-                "PATH_INFO": "/twilio/sms",
-                "QUERY_STRING": "",
-                "CONTENT_TYPE": "application/x-www-form-urlencoded",
-                "CONTENT_LENGTH": str(len(body)),
-                "HTTP_X_TWILIO_SIGNATURE": signer.headers("/twilio/sms", params)["X-Twilio-Signature"],
-                "wsgi.input": io.BytesIO(body),
-            }
-            b"".join(app.wsgi_app(environ, lambda status, _headers: statuses.append(status)))
+            statuses.append(call_wsgi(app, signed_sms_environ(signer, params))[0])
         return statuses
 
     results = run_concurrently(post_many, threads=8)

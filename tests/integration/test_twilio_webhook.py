@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from pro_service.models import Direction, Message, MessageStatus
 from tests.conftest import ACCOUNT_SID, FROM_NUMBER
-from tests.integration.helpers import make_patient, make_team
+from tests.integration.helpers import call_wsgi, make_patient, make_team, signed_sms_environ
 
 pytestmark = pytest.mark.integration
 
@@ -261,24 +261,10 @@ def test_a_dead_pooled_connection_is_replaced_and_the_reply_stored(settings: Any
 
 def test_a_chunked_request_without_content_length_is_read_and_stored(app: Any, rt: Any, signer: Any) -> None:
     """gunicorn passes a chunked body with no CONTENT_LENGTH and marks the input terminated."""
-    import io
-    from urllib.parse import urlencode
-
     make_patient(rt, make_team(rt))
     params = {"MessageSid": "SMchunked", "AccountSid": ACCOUNT_SID, "From": "+15551230001", "To": FROM_NUMBER}
     params["Body"] = "my back hurts"
-    body = urlencode(params).encode()
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": "/twilio/sms",
-        "QUERY_STRING": "",
-        "CONTENT_TYPE": "application/x-www-form-urlencoded",
-        "HTTP_X_TWILIO_SIGNATURE": signer.headers("/twilio/sms", params)["X-Twilio-Signature"],
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.input_terminated": True,
-    }
-    statuses: list[str] = []
-    answer = b"".join(app.wsgi_app(environ, lambda status, _headers: statuses.append(status)))
-    assert statuses == ["200 OK"]
+    status, answer = call_wsgi(app, signed_sms_environ(signer, params, chunked=True))
+    assert status == "200 OK"
     assert b"<Response></Response>" in answer
     assert _count(rt) == 1
