@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from config.settings import Settings
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
@@ -43,6 +45,32 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)
+
+
+def make_ingest_engine(settings: Settings) -> Engine:
+    """The inbound webhook's own autocommit pool (PostgreSQL). Its inserts run one at a time per process
+    (concurrent replies share one: web/inbound_store.py), so one connection serves it; the overflow covers a
+    replacement while a dead one is dropped. Every wait on the server is bounded by
+    WEBHOOK_DB_TIMEOUT_SECONDS, so a lock held by a migration or a hung server gives a 503 in seconds,
+    not a webhook thread stuck for minutes: the statement timeout covers lock waits and a slow server, TCP
+    keepalives and the user timeout a server that stopped answering at all."""
+    timeout_ms = int(settings.WEBHOOK_DB_TIMEOUT_SECONDS * 1000)
+    connect_args = {
+        "connect_timeout": 5,
+        "options": f"-c statement_timeout={timeout_ms}",
+        "keepalives": 1,
+        "keepalives_idle": max(1, timeout_ms // 2000),
+        "keepalives_interval": 1,
+        "keepalives_count": 3,
+        "tcp_user_timeout": timeout_ms,
+    }
+    return make_engine(
+        settings.DATABASE_URL,
+        isolation_level="AUTOCOMMIT",
+        pool_size=1,
+        max_overflow=2,
+        connect_args=connect_args,
+    )
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.escalation import EscalationPolicy, load_policy
 from alerts.ruleset import Ruleset, load_rulesets
 from config.settings import Settings
-from pro_service.db import make_engine, make_session_factory
+from pro_service.db import make_engine, make_ingest_engine, make_session_factory
 from pro_service.instruments import InstrumentRegistry, load_instruments
 from pro_service.sms.gateway import SmsGateway
 from pro_service.sms.outbox import OutboxGateway
@@ -102,14 +102,7 @@ def build_runtime(
         rulesets=rulesets,
         texts=load_texts(settings.CONFIG_DIR / "texts.yaml"),
         policy=load_policy(settings.CONFIG_DIR / "escalation.yaml"),
-        # The webhook's own autocommit pool. Its inserts run one at a time per process (concurrent replies
-        # share one: web/inbound_store.py), so one connection serves it; the overflow covers a replacement
-        # while a dead one is dropped.
-        ingest_engine=(
-            make_engine(settings.DATABASE_URL, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=2)
-            if engine.dialect.name == "postgresql"
-            else engine
-        ),
+        ingest_engine=make_ingest_engine(settings) if engine.dialect.name == "postgresql" else engine,
     )
     from pro_service.services import event_webhook
 

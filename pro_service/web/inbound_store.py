@@ -80,8 +80,11 @@ class PostgresRows:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.cannot_connect: type[Exception] = engine.dialect.loaded_dbapi.OperationalError
-        self.driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error  # any error the server sends
+        dbapi = engine.dialect.loaded_dbapi
+        self.cannot_connect: type[Exception] = dbapi.OperationalError
+        self.driver_error: type[Exception] = dbapi.Error  # any error the server sends
+        # Errors about a row's values: the other rows of its group can still be stored without it.
+        self.row_errors: tuple[type[Exception], ...] = (dbapi.IntegrityError, dbapi.DataError)
         # One message (an idle process, or a group of one): the single-row statement, which costs both
         # sides less than the array form (%(name)s placeholders, with ::JSON casts).
         self.one_row_sql = INSERT_INBOUND.compile(dialect=engine.dialect).string
@@ -89,7 +92,7 @@ class PostgresRows:
     def __call__(self, rows: Rows) -> list[Stored | Exception]:
         try:
             returned = self._execute(rows)
-        except _ServerRefused as refused:
+        except _RowRefused as refused:
             if len(rows) == 1:
                 return [DatabaseUnavailable(str(refused))]
             # One message the server refuses must not cost the others theirs: each on its own.
@@ -120,9 +123,13 @@ class PostgresRows:
                 cursor.close()
                 return returned
             except self.driver_error as exc:
-                if not getattr(connection.dbapi_connection, "broken", True):
-                    raise _ServerRefused(type(exc).__name__) from exc  # the server answered with an error
-                connection.invalidate(exc)  # closed, never handed to another request
+                if getattr(connection.dbapi_connection, "broken", True):
+                    connection.invalidate(exc)  # closed, never handed to another request
+                    continue
+                if isinstance(exc, self.row_errors):
+                    raise _RowRefused(type(exc).__name__) from exc
+                # Anything else (a statement timeout, the server shutting down) would fail each row alone too.
+                raise DatabaseUnavailable(type(exc).__name__) from exc
             finally:
                 connection.close()  # back to the pool (a no-op after invalidate)
         raise DatabaseUnavailable("no live connection to PostgreSQL")
@@ -137,8 +144,8 @@ class PostgresRows:
         return INSERT_INBOUND_ROWS_PG, params
 
 
-class _ServerRefused(Exception):
-    """PostgreSQL answered the statement with an error (the connection is fine)."""
+class _RowRefused(Exception):
+    """PostgreSQL refused the statement for a row's values (a constraint, a value out of range)."""
 
 
 class _Waiting:

@@ -149,3 +149,36 @@ def test_concurrent_signed_webhooks_are_each_stored_once(
     assert all(
         m.patient_id == people[PATIENT if int(sid[3:]) % 2 else OTHER_PATIENT] for sid, m in stored.items()
     )
+
+
+def test_a_group_that_times_out_answers_503_at_once_not_row_by_row(
+    settings: Any, rt: Any, people: dict[str, int]
+) -> None:
+    """A lock (a migration, say) longer than WEBHOOK_DB_TIMEOUT_SECONDS: the group's statement is cancelled
+    and every request in it answers 503 then, rather than each row waiting out the timeout again."""
+    from pro_service.db import make_ingest_engine
+
+    engine = make_ingest_engine(settings.model_copy(update={"WEBHOOK_DB_TIMEOUT_SECONDS": 0.3}))
+    rows = PostgresRows(engine)
+    statements: list[int] = []
+    execute = rows._execute
+
+    def counted(batch: Rows) -> Any:
+        statements.append(len(batch))
+        return execute(batch)
+
+    rows._execute = counted  # type: ignore[method-assign]
+    gate = HeldFirstInsert(rows)
+    store = GroupInsert(gate, rt)
+    try:
+        with engine.connect() as locker:  # autocommit: the lock is held until the explicit COMMIT below
+            locker.exec_driver_sql("BEGIN")
+            locker.exec_driver_sql("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+            later = [form("SM1", PATIENT, "1"), form("SM2", PATIENT, "2"), form("SM3", PATIENT, "3")]
+            outcomes = queue_behind_first(gate, store, later)  # type: ignore[arg-type]
+            locker.exec_driver_sql("COMMIT")
+        assert all(isinstance(outcomes[sid], DatabaseUnavailable) for sid in ("SMfirst", "SM1", "SM2", "SM3"))
+        assert statements == [1, 3]  # the held one, then the group once: no retry row by row
+        assert store(form("SM4", PATIENT, "4")).message_id  # the lock is gone: stored again
+    finally:
+        engine.dispose()

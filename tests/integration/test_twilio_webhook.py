@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -268,3 +269,35 @@ def test_a_chunked_request_without_content_length_is_read_and_stored(app: Any, r
     assert status == "200 OK"
     assert b"<Response></Response>" in answer
     assert _count(rt) == 1
+
+
+def test_a_table_locked_past_the_timeout_answers_503_then_stores_once_released(
+    settings: Any, signer: Any
+) -> None:
+    """WEBHOOK_DB_TIMEOUT_SECONDS bounds the webhook's wait on PostgreSQL (a lock held by a migration)."""
+    from pro_service import create_app, runtime_of
+
+    app = create_app(settings.model_copy(update={"WEBHOOK_DB_TIMEOUT_SECONDS": 0.3}))
+    rt = runtime_of(app)
+    try:
+        make_patient(rt, make_team(rt))
+        client = app.test_client()
+        answered: list[int] = []
+
+        def post() -> None:
+            answered.append(_signed_post(client, signer, "SMlocked").status_code)
+
+        with rt.engine.connect() as locker:
+            locker.exec_driver_sql("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+            waiting = threading.Thread(target=post)
+            waiting.start()
+            waiting.join(10)  # bounded here, so a webhook that waits for ever fails rather than hangs
+            locker.rollback()
+        waiting.join(10)
+        assert answered == [503]
+        assert (
+            _signed_post(client, signer, "SMlocked").status_code == 200
+        )  # Twilio's retry, or reconciliation
+        assert _count(rt) == 1
+    finally:
+        rt.dispose()
