@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from alerts.rules import AnswerView, Finding, History, Urgency, callback_request, evaluate, evaluate_message
+from pro_service.db import ROW_LOCK
 from pro_service.models import (
     Alert,
     AlertEvent,
@@ -192,7 +193,7 @@ def score_check_in(session: Session, rt: Runtime, check_in_id: int) -> list[Aler
     check_in = session.get(CheckIn, check_in_id)
     if check_in is None:
         return []
-    session.scalar(select(Patient.id).where(Patient.id == check_in.patient_id).with_for_update())
+    session.scalar(select(Patient.id).where(Patient.id == check_in.patient_id).with_for_update(**ROW_LOCK))
     session.refresh(check_in)
     complete = not check_in.status.is_open
     findings = evaluate(

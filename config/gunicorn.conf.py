@@ -7,7 +7,9 @@ bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 # cover the time a request waits on PostgreSQL. The webhook stores the replies that arrive together in one
 # process with one insert (pro_service/web/inbound_store.py), so more threads per process means fewer,
 # larger inserts: 8 threads halved PostgreSQL's CPU per reply against 4 (docs/benchmarks.md).
-workers = int(os.environ.get("GUNICORN_WORKERS", str(len(os.sched_getaffinity(0)) + 1)))
+# In a container with a CPU quota the host's cores are counted: set GUNICORN_WORKERS there.
+_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+workers = int(os.environ.get("GUNICORN_WORKERS", str(_cores + 1)))
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 worker_class = "gthread"
 timeout = 30

@@ -6,10 +6,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
+
+# How rows are locked to serialise work on them (a patient's replies, an alert's life cycle): FOR NO KEY
+# UPDATE, not FOR UPDATE. Two such locks still exclude each other, but a foreign-key check (KEY SHARE)
+# passes: the webhook's insert of one patient's reply must not wait for a worker that holds that patient,
+# nor make the other replies stored with it wait (web/inbound_store.py).
+ROW_LOCK: dict[str, Any] = {"key_share": True}
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -55,9 +61,12 @@ def make_ingest_engine(settings: Settings) -> Engine:
     not a webhook thread stuck for minutes: the statement timeout covers lock waits and a slow server, TCP
     keepalives and the user timeout a server that stopped answering at all."""
     timeout_ms = int(settings.WEBHOOK_DB_TIMEOUT_SECONDS * 1000)
+    # connect_args replace the URL's own `options` (a search_path, say): keep them. (Behind PgBouncer, list
+    # `options` in its ignore_startup_parameters.)
+    url_options = make_url(settings.DATABASE_URL).query.get("options") or ""
     connect_args = {
         "connect_timeout": 5,
-        "options": f"-c statement_timeout={timeout_ms}",
+        "options": f"{url_options} -c statement_timeout={timeout_ms}".strip(),
         "keepalives": 1,
         "keepalives_idle": max(1, timeout_ms // 2000),
         "keepalives_interval": 1,

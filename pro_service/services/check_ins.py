@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pro_service import conversation
+from pro_service.db import ROW_LOCK
 from pro_service.instruments import Instrument
 from pro_service.models import (
     OPEN_CHECK_IN_STATUSES,
@@ -216,7 +217,7 @@ def run_deadlines(session: Session, rt: Runtime, now: datetime, limit: int = 500
     )
     handled = 0
     for check_in in session.scalars(query).all():
-        patient = session.get(Patient, check_in.patient_id, with_for_update=True)
+        patient = session.get(Patient, check_in.patient_id, with_for_update=ROW_LOCK)
         assert patient is not None
         handled += 1
         if check_in.status == CheckInStatus.PENDING:

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import JSON, Connection, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
+from pro_service.db import ROW_LOCK
 from pro_service.models import (
     INBOUND_TO_WAKE,
     CheckInStatus,
@@ -83,7 +84,7 @@ INSERT_INBOUND = text(
     LEFT JOIN patients AS p ON p.phone = :from_number
     LEFT JOIN staff_users AS s ON s.phone = :from_number
     WHERE true
-    ON CONFLICT DO NOTHING
+    ON CONFLICT (twilio_sid) DO NOTHING
     RETURNING id, patient_id, staff_id
     """
 ).bindparams(bindparam("media", type_=JSON()), bindparam("now", type_=UTCDateTime()))
@@ -176,7 +177,7 @@ def wake_received(connection: Connection, rt: Runtime) -> int:
 
 def process_patient(session: Session, rt: Runtime, patient_id: int) -> int:
     """Handle the patient's unprocessed messages in arrival order, under the patient's row lock."""
-    patient = session.scalar(select(Patient).where(Patient.id == patient_id).with_for_update())
+    patient = session.scalar(select(Patient).where(Patient.id == patient_id).with_for_update(**ROW_LOCK))
     if patient is None:
         return 0
     pending = session.scalars(

@@ -21,6 +21,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 
 from alerts.lifecycle import AlertActionError, acknowledge, add_note, resolve
+from pro_service.db import ROW_LOCK
 from pro_service.models import (
     Alert,
     AlertStatus,
@@ -246,7 +247,7 @@ def audit(action: str, subject: tuple[str, object], patient_id: int | None, **de
 
 
 def _get(model: type[Any], ident: int, what: str, *, lock: bool = False) -> Any:
-    row = db().get(model, ident, with_for_update=lock)
+    row = db().get(model, ident, with_for_update=ROW_LOCK if lock else None)
     if row is None:
         raise ApiError(404, "not_found", f"no {what} {ident}")
     return row

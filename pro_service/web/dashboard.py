@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from alerts.lifecycle import OUTCOMES, AlertActionError, acknowledge, add_note, resolve
 from alerts.notify import page_next_level
+from pro_service.db import ROW_LOCK
 from pro_service.models import Alert, AlertEvent, AlertStatus, Patient
 from pro_service.services import dashboard_queries as dq
 from pro_service.services.check_ins import CheckInError, start_now
@@ -323,7 +324,7 @@ def _next_due(view: dq.PatientView, now: Any) -> dict[int, Any]:
 def start_check_in(patient_id: int) -> ResponseReturnValue:
     """Send the weekly check-in now (a staff request: quiet hours do not apply)."""
     session = db()
-    patient = session.scalar(select(Patient).where(Patient.id == patient_id).with_for_update())
+    patient = session.scalar(select(Patient).where(Patient.id == patient_id).with_for_update(**ROW_LOCK))
     if patient is None:
         abort(404)
     instrument = request.form.get("instrument") or "sre-weekly"

@@ -41,6 +41,10 @@ class DatabaseUnavailable(Exception):
     """The message could not be stored: answer 503 (Twilio logs it; reconciliation fetches it later)."""
 
 
+class MessageRefused(DatabaseUnavailable):
+    """PostgreSQL refused this message's own row (a constraint, a value): 503 for it alone."""
+
+
 def make_store(rt: Runtime) -> Store:
     if rt.ingest_engine.dialect.name == "postgresql":
         return GroupInsert(PostgresRows(rt.ingest_engine), rt)
@@ -83,8 +87,13 @@ class PostgresRows:
         dbapi = engine.dialect.loaded_dbapi
         self.cannot_connect: type[Exception] = dbapi.OperationalError
         self.driver_error: type[Exception] = dbapi.Error  # any error the server sends
-        # Errors about a row's values: the other rows of its group can still be stored without it.
-        self.row_errors: tuple[type[Exception], ...] = (dbapi.IntegrityError, dbapi.DataError)
+        # Errors about a row's values, and a deadlock with another process's group over the same
+        # MessageSids: the rows can still be stored one by one.
+        self.row_errors: tuple[type[Exception], ...] = (
+            dbapi.IntegrityError,
+            dbapi.DataError,
+            dbapi.errors.DeadlockDetected,
+        )
         # One message (an idle process, or a group of one): the single-row statement, which costs both
         # sides less than the array form (%(name)s placeholders, with ::JSON casts).
         self.one_row_sql = INSERT_INBOUND.compile(dialect=engine.dialect).string
@@ -94,7 +103,7 @@ class PostgresRows:
             returned = self._execute(rows)
         except _RowRefused as refused:
             if len(rows) == 1:
-                return [DatabaseUnavailable(str(refused))]
+                return [MessageRefused(str(refused))]
             # One message the server refuses must not cost the others theirs: each on its own.
             return [self([row])[0] for row in rows]
         except DatabaseUnavailable as exc:
@@ -152,11 +161,12 @@ class _Waiting:
     """One request's message, queued for a group. `gate` is released when its outcome is set (`done`) or
     when it is handed the lead."""
 
-    __slots__ = ("done", "gate", "outcome", "row")
+    __slots__ = ("done", "gate", "lead", "outcome", "row")
 
     def __init__(self, row: dict[str, Any]) -> None:
         self.row = row
         self.done = False
+        self.lead = False  # handed the lead (set under GroupInsert's lock)
         self.outcome: Stored | Exception = DatabaseUnavailable("not stored")
         self.gate = threading.Lock()
         self.gate.acquire()
@@ -172,7 +182,8 @@ class GroupInsert:
     followers). The first request to find no insert running leads: it takes the queue (itself first, at
     most MAX_GROUP, in arrival order), runs one insert, releases the followers with their outcomes, and
     hands the lead to the first request that queued meanwhile, so no request ever waits for more than the
-    insert in flight plus its own.
+    insert in flight plus its own. When a whole group fails for want of the database (an outage, a
+    timeout), the requests queued behind it answer 503 at once rather than wait out the same failure.
     """
 
     def __init__(self, rows: Callable[[Rows], list[Stored | Exception]], rt: Runtime) -> None:
@@ -188,17 +199,23 @@ class GroupInsert:
             self._queue.append(me)
             lead, self._leading = not self._leading, True
         if not lead:
-            me.gate.acquire()  # released with an outcome, or to lead (then `me` is first in the queue)
+            try:
+                me.gate.acquire()  # released with an outcome, or to lead (then `me` is first in the queue)
+            except BaseException:
+                self._leave(me)  # e.g. a timeout signal: never strand the lead, nor those queued behind
+                raise
             if me.done:
                 return me.result()
+        unavailable = False
         try:
-            self._run(self._take())
+            group = self._take()
+            self._run(group)
+            unavailable = all(_outage(waiting.outcome) for waiting in group)
         finally:
             with self._lock:
-                if self._queue:
-                    self._queue[0].gate.release()  # the next leader
-                else:
-                    self._leading = False
+                if unavailable:
+                    self._fail_queued()
+                self._pass_lead()
         return me.result()
 
     @property
@@ -206,6 +223,32 @@ class GroupInsert:
         """Messages waiting for a group (not counting one being inserted)."""
         with self._lock:
             return len(self._queue)
+
+    def _pass_lead(self) -> None:
+        """To the first request queued, or to nobody (call with the lock held)."""
+        if self._queue:
+            self._queue[0].lead = True
+            self._queue[0].gate.release()
+        else:
+            self._leading = False
+
+    def _fail_queued(self) -> None:
+        """The database just failed a whole group: everyone queued answers 503 now (lock held)."""
+        for waiting in self._queue:
+            waiting.outcome = DatabaseUnavailable("the group before failed")
+            waiting.done = True
+            waiting.gate.release()
+        self._queue = []
+
+    def _leave(self, me: _Waiting) -> None:
+        """A queued request gives up (an exception while it waited): out of the queue, and the lead passed
+        on if it had just been handed to it."""
+        with self._lock:
+            if not any(waiting is me for waiting in self._queue):
+                return  # already in a group, or failed: its outcome simply goes unread
+            self._queue = [waiting for waiting in self._queue if waiting is not me]
+            if me.lead:
+                self._pass_lead()
 
     def _take(self) -> list[_Waiting]:
         """The next group: queued messages in arrival order. A MessageSid twice (a retried delivery) or a
@@ -228,16 +271,23 @@ class GroupInsert:
         return group
 
     def _run(self, group: list[_Waiting]) -> None:
-        outcomes: list[Stored | Exception] = [RuntimeError("group insert interrupted") for _ in group]
+        outcomes: list[Stored | Exception] = []
         try:
             outcomes = self.rows([waiting.row for waiting in group])
         except Exception as exc:  # a bug, not the database: every request in the group answers 500
             outcomes = [RuntimeError(f"group insert failed: {type(exc).__name__}") for _ in group]
             raise
         finally:
+            # Every follower is released whatever happened above, and before anything else can fail.
+            try:
+                for i, waiting in enumerate(group):
+                    waiting.outcome = outcomes[i] if i < len(outcomes) else RuntimeError("no outcome")
+                    waiting.done = True
+            finally:
+                for waiting in group[1:]:  # the leader (first) is running this
+                    waiting.gate.release()
             INBOUND_GROUP_SIZE.observe(len(group))
-            for waiting, outcome in zip(group, outcomes, strict=True):
-                waiting.outcome = outcome
-                waiting.done = True
-            for waiting in group[1:]:  # the leader (first) is running this
-                waiting.gate.release()
+
+
+def _outage(outcome: Stored | Exception) -> bool:
+    return isinstance(outcome, DatabaseUnavailable) and not isinstance(outcome, MessageRefused)

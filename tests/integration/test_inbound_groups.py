@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, text
 
 from pro_service.models import Message, MessageKind
-from pro_service.services.inbound import Stored
+from pro_service.services.inbound import Stored, inbound_values
 from pro_service.web.inbound_store import DatabaseUnavailable, GroupInsert, PostgresRows, Rows
 from tests.conftest import ACCOUNT_SID, FROM_NUMBER, run_concurrently
 from tests.integration.helpers import call_wsgi, make_nurse, make_patient, make_team, signed_sms_environ
@@ -151,11 +151,12 @@ def test_concurrent_signed_webhooks_are_each_stored_once(
     )
 
 
-def test_a_group_that_times_out_answers_503_at_once_not_row_by_row(
+def test_a_timeout_answers_503_and_those_queued_behind_it_at_once(
     settings: Any, rt: Any, people: dict[str, int]
 ) -> None:
-    """A lock (a migration, say) longer than WEBHOOK_DB_TIMEOUT_SECONDS: the group's statement is cancelled
-    and every request in it answers 503 then, rather than each row waiting out the timeout again."""
+    """A lock (a migration, say) longer than WEBHOOK_DB_TIMEOUT_SECONDS: the statement is cancelled, its
+    request answers 503, and so do those queued behind it, at once: none waits out the timeout again (and
+    past Twilio's 15 s), and none is retried row by row."""
     from pro_service.db import make_ingest_engine
 
     engine = make_ingest_engine(settings.model_copy(update={"WEBHOOK_DB_TIMEOUT_SECONDS": 0.3}))
@@ -176,9 +177,50 @@ def test_a_group_that_times_out_answers_503_at_once_not_row_by_row(
             locker.exec_driver_sql("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
             later = [form("SM1", PATIENT, "1"), form("SM2", PATIENT, "2"), form("SM3", PATIENT, "3")]
             outcomes = queue_behind_first(gate, store, later)  # type: ignore[arg-type]
+            # A group that meets the lock itself: cancelled once, not retried row by row.
+            group = rows([inbound_values(form(f"SMg{i}", PATIENT, "1"), rt.now()) for i in range(3)])
             locker.exec_driver_sql("COMMIT")
         assert all(isinstance(outcomes[sid], DatabaseUnavailable) for sid in ("SMfirst", "SM1", "SM2", "SM3"))
-        assert statements == [1, 3]  # the held one, then the group once: no retry row by row
+        assert [type(outcome) for outcome in group] == [DatabaseUnavailable] * 3
+        assert statements == [1, 3]  # the held one (those queued behind it: none), then the group once
         assert store(form("SM4", PATIENT, "4")).message_id  # the lock is gone: stored again
     finally:
         engine.dispose()
+
+
+def test_a_worker_holding_a_patient_does_not_hold_up_the_webhook(
+    settings: Any, rt: Any, people: dict[str, int], signer: Any
+) -> None:
+    """A worker serialises a patient's replies with a row lock; the webhook's insert of that patient's next
+    reply (and of other patients' replies stored with it) must not wait for it: the foreign-key check
+    takes KEY SHARE, which FOR NO KEY UPDATE lets through and FOR UPDATE would not."""
+    from sqlalchemy import event
+
+    from pro_service import create_app, runtime_of
+    from pro_service.services.inbound import process_patient
+
+    # The lock process_patient takes is the row lock (ROW_LOCK).
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(rt.engine, "before_cursor_execute", record)
+    try:
+        with rt.sessions() as session, session.begin():
+            process_patient(session, rt, people[PATIENT])
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", record)
+    assert any("FROM patients" in s and "FOR NO KEY UPDATE" in s for s in statements), statements
+
+    app = create_app(settings.model_copy(update={"WEBHOOK_DB_TIMEOUT_SECONDS": 0.5}))
+    try:
+        with rt.sessions() as worker, worker.begin():  # a worker in the middle of this patient's replies
+            worker.execute(
+                text("SELECT id FROM patients WHERE id = :id FOR NO KEY UPDATE"), {"id": people[PATIENT]}
+            )
+            status, _ = call_wsgi(app, signed_sms_environ(signer, form("SMheld", PATIENT, "7")))
+        assert status == "200 OK"
+        assert rows_by_sid(rt)["SMheld"].patient_id == people[PATIENT]
+    finally:
+        runtime_of(app).dispose()

@@ -301,3 +301,20 @@ def test_a_table_locked_past_the_timeout_answers_503_then_stores_once_released(
         assert _count(rt) == 1
     finally:
         rt.dispose()
+
+
+def test_only_a_repeated_message_sid_counts_as_a_repeat(client: Any, rt: Any, signer: Any) -> None:
+    """Any other conflict (here the id sequence set behind the table, as after a bad restore) is an error,
+    answered 503, never a 200 that stores nothing."""
+    make_patient(rt, make_team(rt))
+    assert _signed_post(client, signer, "SMone").status_code == 200
+    with rt.engine.begin() as connection:
+        connection.exec_driver_sql("SELECT setval('messages_id_seq', (SELECT min(id) FROM messages), false)")
+    try:
+        assert _signed_post(client, signer, "SMtwo").status_code == 503
+        assert _count(rt) == 1
+    finally:
+        with rt.engine.begin() as connection:
+            connection.exec_driver_sql("SELECT setval('messages_id_seq', (SELECT max(id) FROM messages))")
+    assert _signed_post(client, signer, "SMtwo").status_code == 200  # the provider's retry
+    assert _count(rt) == 2

@@ -144,3 +144,96 @@ def test_database_unavailable_reaches_the_request() -> None:
 
     with pytest.raises(DatabaseUnavailable):
         GroupInsert(down, Clock())(form("SM1"))  # type: ignore[arg-type]
+
+
+def test_when_the_database_fails_a_whole_group_those_queued_behind_it_answer_at_once() -> None:
+    calls: list[int] = []
+    release = threading.Event()
+    first_call = threading.Event()
+
+    class Down:
+        def __init__(self) -> None:
+            self.first_call, self.release = first_call, release
+
+        def __call__(self, rows: Rows) -> list[Stored | Exception]:
+            calls.append(len(rows))
+            first_call.set()
+            assert release.wait(10)
+            return [DatabaseUnavailable("timeout") for _ in rows]
+
+    down = Down()
+    store = GroupInsert(down, Clock())  # type: ignore[arg-type]
+    outcomes = queue_behind_first(down, store, [form("SM1"), form("SM2")])  # type: ignore[arg-type]
+    assert all(isinstance(outcome, DatabaseUnavailable) for outcome in outcomes.values())
+    assert calls == [1]  # SM1 and SM2 did not wait out a second failure
+    assert store.queued == 0
+
+
+class Interrupted(BaseException):
+    """Stands in for an exception delivered to a waiting thread (a signal, a green-thread timeout)."""
+
+
+class InterruptedGate:
+    """A gate whose blocking acquire raises: before acquiring (`after=False`) or just after (`after=True`,
+    i.e. the lead was handed over and the exception arrived before the thread could act on it)."""
+
+    def __init__(self, after: bool) -> None:
+        self.lock = threading.Lock()
+        self.after = after
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if not blocking:
+            return self.lock.acquire(False)
+        if self.after:
+            self.lock.acquire()
+        raise Interrupted
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["while-waiting", "just-handed-the-lead"])
+def test_a_request_interrupted_while_queued_strands_nobody(
+    after: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pro_service.web import inbound_store
+
+    db = Database()
+    store = GroupInsert(db, Clock())  # type: ignore[arg-type]
+    outcomes: dict[str, Any] = {}
+
+    def send(f: dict[str, str]) -> None:
+        try:
+            outcomes[f["MessageSid"]] = store(f)
+        except BaseException as exc:  # collected for the test to look at
+            outcomes[f["MessageSid"]] = exc
+
+    first = threading.Thread(target=send, args=(form("SMfirst"),))
+    first.start()
+    assert db.first_call.wait(10)
+    real_init = inbound_store._Waiting.__init__
+
+    def interrupted_init(self: Any, row: dict[str, Any]) -> None:
+        real_init(self, row)
+        self.gate = InterruptedGate(after)
+        self.gate.lock.acquire()
+
+    monkeypatch.setattr(inbound_store._Waiting, "__init__", interrupted_init)
+    interrupted = threading.Thread(target=send, args=(form("SMint"),))
+    interrupted.start()
+    if not after:
+        interrupted.join(10)  # it gave up at once
+    else:
+        wait_for(lambda: store.queued == 1, timeout=10, message="the interrupted request queued")
+    monkeypatch.setattr(inbound_store._Waiting, "__init__", real_init)
+    later = threading.Thread(target=send, args=(form("SMlater"),))
+    later.start()
+    wait_for(lambda: store.queued == (1 if not after else 2), timeout=10, message="SMlater queued")
+    db.release.set()
+    for thread in (first, interrupted, later):
+        thread.join(10)
+    assert not any(t.is_alive() for t in (first, interrupted, later)), "a request was stranded"
+    assert isinstance(outcomes["SMint"], Interrupted)
+    assert outcomes["SMlater"] == Stored(2, 7, None)
+    assert db.groups == [["SMfirst"], ["SMlater"]]
+    assert store(form("SMnext")) == Stored(3, 7, None)  # the lead is free again
