@@ -44,9 +44,10 @@ class Settings(BaseSettings):
     # How often each worker looks for replies the webhook stored (the web never calls the broker).
     INBOUND_POLL_SECONDS: float = Field(default=0.1, gt=0, le=10)
     BROKER_TIMEOUT_SECONDS: float = Field(default=2.0, gt=0, le=30)
-    # The longest the inbound webhook waits on PostgreSQL (a lock, a hung server) before answering 503;
-    # Twilio itself gives up on a webhook after 15 s.
-    WEBHOOK_DB_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0, le=60)
+    # The longest one insert of the inbound webhook waits on PostgreSQL (a lock, a hung server) before
+    # answering 503. A reply may wait for the insert in flight before its own: 2 × 5 s stays inside the
+    # 15 s after which Twilio gives up on a webhook.
+    WEBHOOK_DB_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0, le=60)
     SEND_RATE_PER_SECOND: float = Field(default=10.0, gt=0)
     BEAT_TICK_SECONDS: float = Field(default=15.0, gt=0)
     RECONCILE_EVERY_SECONDS: float = Field(default=300.0, gt=0)
