@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pro_service.db import ROW_LOCK
 from pro_service.metrics import TIME_TO_ACK
 from pro_service.models import Alert, AlertEvent, AlertStatus
 
@@ -105,4 +106,4 @@ def add_note(
 
 
 def find_by_ref(session: Session, ref: str) -> Alert | None:
-    return session.scalar(select(Alert).where(Alert.ref == ref.upper()).with_for_update())
+    return session.scalar(select(Alert).where(Alert.ref == ref.upper()).with_for_update(**ROW_LOCK))

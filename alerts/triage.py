@@ -74,7 +74,7 @@ def upsert_alert(
             Alert.category == finding.category,
             Alert.status != AlertStatus.RESOLVED,
         )
-        .with_for_update()
+        .with_for_update(**ROW_LOCK)
     )
     if alert is None:
         alert = Alert(

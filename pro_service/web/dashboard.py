@@ -152,7 +152,7 @@ def alert_page(alert_id: int) -> ResponseReturnValue:
 def _locked_alert(alert_id: int) -> Alert:
     if alert_id > MAX_ID:
         abort(404)
-    alert = db().scalar(select(Alert).where(Alert.id == alert_id).with_for_update())
+    alert = db().scalar(select(Alert).where(Alert.id == alert_id).with_for_update(**ROW_LOCK))
     if alert is None:
         abort(404)
     return alert
