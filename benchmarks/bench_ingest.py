@@ -16,6 +16,7 @@ elsewhere. `python -m benchmarks.bench_ingest [--full]`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -40,6 +41,7 @@ from benchmarks.harness import (
     free_port,
     in_group,
     postgres_backends,
+    postgres_on_its_own_core,
     print_machine,
     psycopg_url,
     redis_db,
@@ -242,6 +244,22 @@ def run(
     workers: int | None = None,
     threads: int | None = None,
     variants: tuple[str, ...] = ("bare", "stack"),
+    pin_postgres: bool = False,
+) -> dict[str, Any]:
+    with postgres_on_its_own_core() if pin_postgres else contextlib.nullcontext("") as split:
+        if split:
+            print(f"ingest: {split}", flush=True)
+        return _run(full, concurrencies, duration, patients, workers, threads, variants)
+
+
+def _run(
+    full: bool,
+    concurrencies: list[int] | None,
+    duration: float | None,
+    patients: int | None,
+    workers: int | None,
+    threads: int | None,
+    variants: tuple[str, ...],
 ) -> dict[str, Any]:
     if shutil.which("wrk") is None:
         raise BenchError("wrk is not installed (Debian: apt-get install -y wrk)")
@@ -342,6 +360,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=WORKERS, help="GUNICORN_WORKERS")
     parser.add_argument("--threads", type=int, default=THREADS, help="GUNICORN_THREADS")
     parser.add_argument("--variant", action="append", choices=["bare", "stack"])
+    parser.add_argument(
+        "--pin-postgres",
+        action="store_true",
+        help="PostgreSQL on its own core, web and wrk on the others (the database on its own host)",
+    )
     args = parser.parse_args()
     print_machine()
     run(
@@ -351,6 +374,7 @@ def main() -> None:
         workers=args.workers,
         threads=args.threads,
         variants=tuple(args.variant or ("bare", "stack")),
+        pin_postgres=args.pin_postgres,
     )
 
 

@@ -445,6 +445,47 @@ def _processes() -> Iterator[tuple[int, int, str, float]]:
         yield int(entry), int(fields[2]), cmd, (int(fields[11]) + int(fields[12])) / _TICK
 
 
+@contextlib.contextmanager
+def postgres_on_its_own_core() -> Iterator[str]:
+    """PostgreSQL's processes on the last core, this process (and so what it starts: gunicorn, wrk, workers)
+    on the others, as if the database ran on its own host (the production shape): the web tier then
+    competes for its cores with wrk, not with the database. New backends fork from the postmaster and
+    inherit its core. Needs the right to set other processes' affinity (root, or PostgreSQL's owner).
+    Yields a description of the split; every affinity is restored on the way out."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        raise BenchError("--pin-postgres needs at least 2 cores")
+    database, others = {cores[-1]}, set(cores[:-1])
+    postgres = [pid for pid in _pids() if _comm(pid) == "postgres"]
+    if not postgres:
+        raise BenchError("--pin-postgres: no local PostgreSQL process found")
+    before = {pid: os.sched_getaffinity(pid) for pid in postgres}
+    ours = os.sched_getaffinity(0)
+    try:
+        for pid in postgres:
+            os.sched_setaffinity(pid, database)
+        os.sched_setaffinity(0, others)
+        yield f"PostgreSQL on core {cores[-1]}, web and load generator on cores {sorted(others)}"
+    except PermissionError as exc:
+        raise BenchError(f"--pin-postgres: cannot set PostgreSQL's CPU affinity ({exc})") from exc
+    finally:
+        os.sched_setaffinity(0, ours)
+        for pid, mask in before.items():
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(pid, mask)
+
+
+def _pids() -> Iterator[int]:
+    return (int(entry) for entry in os.listdir("/proc") if entry.isdigit())
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _machine_busy() -> float:
     """CPU seconds all cores spent not idle since boot."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
