@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import func, select
+from werkzeug.datastructures import MultiDict
 
 from pro_service.models import Direction, Message, MessageStatus
 from tests.conftest import ACCOUNT_SID, FROM_NUMBER
@@ -318,3 +320,22 @@ def test_only_a_repeated_message_sid_counts_as_a_repeat(client: Any, rt: Any, si
             connection.exec_driver_sql("SELECT setval('messages_id_seq', (SELECT max(id) FROM messages))")
     assert _signed_post(client, signer, "SMtwo").status_code == 200  # the provider's retry
     assert _count(rt) == 2
+
+
+def test_a_repeated_form_field_keeps_its_first_value(client: Any, rt: Any, signer: Any) -> None:
+    """As Flask's form.get did: the first Body is the patient's reply (the signature covers both)."""
+    make_patient(rt, make_team(rt))
+    pairs = [("MessageSid", "SMtwice"), ("From", "+15551230001"), ("To", FROM_NUMBER)]
+    pairs += [("Body", "my legs are weak"), ("Body", "fine")]
+    signature = signer.validator.compute_signature(signer.public_base + "/twilio/sms", MultiDict(pairs))
+    response = client.post(
+        "/twilio/sms",
+        data=urlencode(pairs),
+        content_type="application/x-www-form-urlencoded",
+        headers={"X-Twilio-Signature": signature},
+    )
+    assert response.status_code == 200
+    with rt.sessions() as session:
+        assert (
+            session.scalar(select(Message.body).where(Message.twilio_sid == "SMtwice")) == "my legs are weak"
+        )
