@@ -433,16 +433,14 @@ _TICK = os.sysconf("SC_CLK_TCK")
 
 def _processes() -> Iterator[tuple[int, int, str, float]]:
     """(pid, process group, command line, CPU seconds used) for every process we can read."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid in _pids():
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        yield int(entry), int(fields[2]), cmd, (int(fields[11]) + int(fields[12])) / _TICK
+        yield pid, int(fields[2]), cmd, (int(fields[11]) + int(fields[12])) / _TICK
 
 
 @contextlib.contextmanager

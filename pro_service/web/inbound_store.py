@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from pro_service.metrics import INBOUND_GROUP_SIZE
@@ -65,6 +65,8 @@ class SqlAlchemyInsert:
                     return store_inbound(connection, form, self.rt.now())
             except PoolTimeout as exc:
                 raise DatabaseUnavailable(type(exc).__name__) from exc
+            except IntegrityError as exc:  # a conflict other than a repeated MessageSid
+                raise MessageRefused(type(exc).__name__) from exc
             except OperationalError as exc:
                 if attempt == 2 or not exc.connection_invalidated:
                     raise DatabaseUnavailable(type(exc).__name__) from exc
@@ -158,20 +160,21 @@ class _RowRefused(Exception):
 
 
 class _Waiting:
-    """One request's message, queued for a group. `gate` is released when its outcome is set (`done`) or
-    when it is handed the lead."""
+    """One request's message, queued for a group. `gate` is released when its outcome is set or when it is
+    handed the lead."""
 
-    __slots__ = ("done", "gate", "lead", "outcome", "row")
+    __slots__ = ("gate", "lead", "outcome", "row")
 
     def __init__(self, row: dict[str, Any]) -> None:
         self.row = row
-        self.done = False
         self.lead = False  # handed the lead (set under GroupInsert's lock)
-        self.outcome: Stored | Exception = DatabaseUnavailable("not stored")
+        self.outcome: Stored | Exception | None = None  # set once, by whoever ran its group
         self.gate = threading.Lock()
         self.gate.acquire()
 
     def result(self) -> Stored:
+        if self.outcome is None:
+            raise RuntimeError("no outcome")
         if isinstance(self.outcome, Exception):
             raise self.outcome
         return self.outcome
@@ -204,7 +207,7 @@ class GroupInsert:
             except BaseException:
                 self._leave(me)  # e.g. a timeout signal: never strand the lead, nor those queued behind
                 raise
-            if me.done:
+            if me.outcome is not None:
                 return me.result()
         unavailable = False
         try:
@@ -236,7 +239,6 @@ class GroupInsert:
         """The database just failed a whole group: everyone queued answers 503 now (lock held)."""
         for waiting in self._queue:
             waiting.outcome = DatabaseUnavailable("the group before failed")
-            waiting.done = True
             waiting.gate.release()
         self._queue = []
 
@@ -282,12 +284,11 @@ class GroupInsert:
             try:
                 for i, waiting in enumerate(group):
                     waiting.outcome = outcomes[i] if i < len(outcomes) else RuntimeError("no outcome")
-                    waiting.done = True
             finally:
                 for waiting in group[1:]:  # the leader (first) is running this
                     waiting.gate.release()
             INBOUND_GROUP_SIZE.observe(len(group))
 
 
-def _outage(outcome: Stored | Exception) -> bool:
+def _outage(outcome: Stored | Exception | None) -> bool:
     return isinstance(outcome, DatabaseUnavailable) and not isinstance(outcome, MessageRefused)
