@@ -33,7 +33,12 @@ class TickReport:
 
 
 def republish_stuck(session: Session, rt: Runtime, now: datetime) -> dict[str, int]:
-    """Rows whose task the broker may have lost: publish again (the tasks are idempotent)."""
+    """Rows whose task the broker may have lost: publish again (the tasks are idempotent).
+
+    Stuck means "no progress for a while", which only the real clock can say: a tick run at a chosen later
+    instant (tests, an operator) moves the timers, but must not take a send that is in flight for one
+    whose worker died, nor requeue it for that later instant."""
+    now = min(now, rt.now())
     older = now - timedelta(seconds=rt.settings.SWEEP_STUCK_AFTER_SECONDS)
     counts: dict[str, int] = {}
     patients = session.scalars(

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import event, func, insert, select, update
@@ -120,9 +121,22 @@ def test_two_concurrent_dispatch_runs_create_one_check_in(rt: Any) -> None:
     assert len(_check_ins(rt, patient)) == 1
 
 
+def _zone_where_it_is_morning(at: datetime) -> str:
+    """A fixed-offset zone where `at` is 10:xx local: a test on the real clock whose reminder is due four
+    hours later stays clear of quiet hours (21:00-08:00) at whatever time of day the suite runs."""
+    offset = (10 - at.hour + 12) % 24 - 12  # hours east of UTC, -12..+11
+    return f"Etc/GMT{-offset:+d}"  # POSIX signs: Etc/GMT-3 is three hours east
+
+
+def test_zone_where_it_is_morning() -> None:
+    for hour in range(24):
+        at = _utc(2026, 11, 25, hour, 59)
+        assert at.astimezone(ZoneInfo(_zone_where_it_is_morning(at))).hour == 10
+
+
 def test_reminder_then_expiry_through_beat(rt: Any, twilio_server: Any, worker: Any, api: Any) -> None:
     """The real beat task (pro.tick) on the real worker, told what time it is."""
-    patient = make_patient(rt, make_team(rt), timezone="UTC")
+    patient = make_patient(rt, make_team(rt), timezone=_zone_where_it_is_morning(datetime.now(UTC)))
     started = api("POST", f"/api/v1/patients/{patient}/check-ins", {"instrument": "sre-weekly"}).json
     twilio_server.state.wait_for_messages(1, timeout=20, to="+15551230001")
     t0 = datetime.fromisoformat(started["started_at"])

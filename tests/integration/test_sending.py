@@ -7,10 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from pro_service.models import Message, MessageKind, Patient, utcnow
-from pro_service.services import outbound
+from pro_service.services import outbound, sweeps
 from pro_service.services.ratelimit import KEY, _client, reserve_slot
 from tests.integration.helpers import make_patient, make_team
 
@@ -135,3 +135,29 @@ def test_reconciling_a_send_interrupted_by_a_crash_adopts_the_provider_copy(
         outbound.reconcile_stuck_sending(session, rt, message, later)
     assert _message(rt, mid).status == "sent"
     assert len(twilio_server.state.messages(PHONE)) == 1  # adopted, not sent again
+
+
+def test_a_tick_at_a_later_instant_leaves_a_send_in_flight_alone(rt: Any, twilio_server: Any) -> None:
+    """A tick told a later instant (a test, an operator) moves timers, not the clock that says a send is
+    stuck: a row claimed a moment ago is in flight, not a dead worker's, and is neither requeued for that
+    later instant nor sent twice."""
+    patient = make_patient(rt, make_team(rt))
+    mid = _queue(rt, patient)
+    with rt.sessions() as session, session.begin():
+        assert outbound.claim(session, rt, mid) is not None  # the worker now waits for its send slot
+    report = sweeps.tick(rt, rt.now() + timedelta(hours=3))
+    assert report.republished["sending_reconciled"] == 0
+    assert _message(rt, mid).status == "sending"
+    # Stuck for real (no progress for longer than SENDING_STUCK_AFTER): the same tick requeues it, due now.
+    with rt.sessions() as session, session.begin():
+        session.execute(
+            update(Message)
+            .where(Message.id == mid)
+            .values(updated_at=rt.now() - sweeps.SENDING_STUCK_AFTER - timedelta(seconds=1))
+        )
+    report = sweeps.tick(rt, rt.now() + timedelta(hours=3))
+    assert report.republished["sending_reconciled"] == 1
+    requeued = _message(rt, mid)
+    assert requeued.status == "queued"
+    assert requeued.next_attempt_at is not None and requeued.next_attempt_at <= rt.now()
+    assert twilio_server.state.messages(PHONE) == []
