@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # answering 503. A reply may wait for the insert in flight before its own: 2 × 5 s stays inside the
     # 15 s after which Twilio gives up on a webhook.
     WEBHOOK_DB_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0, le=60)
+    # Every other wait on PostgreSQL (web requests, tasks, beat): a statement, a lock, a silent server. Longer
+    # than any query the product runs (the dashboard at 100,000 alerts: well under a second), shorter than
+    # a nurse would wait for a page.
+    DB_STATEMENT_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0, le=3600)
     SEND_RATE_PER_SECOND: float = Field(default=10.0, gt=0)
     BEAT_TICK_SECONDS: float = Field(default=15.0, gt=0)
     RECONCILE_EVERY_SECONDS: float = Field(default=300.0, gt=0)

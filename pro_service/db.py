@@ -53,18 +53,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def make_ingest_engine(settings: Settings) -> Engine:
-    """The inbound webhook's own autocommit pool (PostgreSQL). Its inserts run one at a time per process
-    (concurrent replies share one: web/inbound_store.py), so one connection serves it; the overflow covers a
-    replacement while a dead one is dropped. Every wait on the server is bounded by
-    WEBHOOK_DB_TIMEOUT_SECONDS, so a lock held by a migration or a hung server gives a 503 in seconds,
-    not a webhook thread stuck for minutes: the statement timeout covers lock waits and a slow server, TCP
-    keepalives and the user timeout a server that stopped answering at all."""
-    timeout_ms = int(settings.WEBHOOK_DB_TIMEOUT_SECONDS * 1000)
+def bounded_connect_args(url: str, timeout_seconds: float) -> dict[str, Any]:
+    """libpq settings under which no wait on PostgreSQL outlasts `timeout_seconds`: a statement timeout
+    (lock waits, a slow server), TCP keepalives (an idle connection to a host that vanished) and the user
+    timeout (a request the server never acknowledges). Without them a thread whose server went silent
+    waits for the operating system's TCP timeout, about 15 minutes."""
+    timeout_ms = int(timeout_seconds * 1000)
     # connect_args replace the URL's own `options` (a search_path, say): keep them. (Behind PgBouncer, list
     # `options` in its ignore_startup_parameters.)
-    url_options = make_url(settings.DATABASE_URL).query.get("options") or ""
-    connect_args = {
+    url_options = make_url(url).query.get("options") or ""
+    return {
         "connect_timeout": 5,
         "options": f"{url_options} -c statement_timeout={timeout_ms}".strip(),
         "keepalives": 1,
@@ -73,12 +71,33 @@ def make_ingest_engine(settings: Settings) -> Engine:
         "keepalives_count": 3,
         "tcp_user_timeout": timeout_ms,
     }
+
+
+def make_main_engine(settings: Settings) -> Engine:
+    """The engine of every session: web requests, Celery tasks, beat, the CLI (not migrations, which run
+    on their own engine and may take longer). On PostgreSQL each wait is bounded by
+    DB_STATEMENT_TIMEOUT_SECONDS: a request or task stuck behind a lock or a silent server fails (a 503,
+    a task the sweep publishes again) instead of holding a thread for minutes."""
+    if make_url(settings.DATABASE_URL).get_backend_name() != "postgresql":
+        return make_engine(settings.DATABASE_URL)
+    return make_engine(
+        settings.DATABASE_URL,
+        connect_args=bounded_connect_args(settings.DATABASE_URL, settings.DB_STATEMENT_TIMEOUT_SECONDS),
+    )
+
+
+def make_ingest_engine(settings: Settings) -> Engine:
+    """The inbound webhook's own autocommit pool (PostgreSQL). Its inserts run one at a time per process
+    (concurrent replies share one: web/inbound_store.py), so one connection serves it; the overflow covers a
+    replacement while a dead one is dropped. Every wait on the server is bounded by the shorter
+    WEBHOOK_DB_TIMEOUT_SECONDS, so a lock held by a migration or a hung server gives a 503 in seconds,
+    well inside the 15 s after which Twilio gives up."""
     return make_engine(
         settings.DATABASE_URL,
         isolation_level="AUTOCOMMIT",
         pool_size=1,
         max_overflow=2,
-        connect_args=connect_args,
+        connect_args=bounded_connect_args(settings.DATABASE_URL, settings.WEBHOOK_DB_TIMEOUT_SECONDS),
     )
 
 

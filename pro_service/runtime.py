@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.escalation import EscalationPolicy, load_policy
 from alerts.ruleset import Ruleset, load_rulesets
 from config.settings import Settings
-from pro_service.db import make_engine, make_ingest_engine, make_session_factory
+from pro_service.db import make_ingest_engine, make_main_engine, make_session_factory
 from pro_service.instruments import InstrumentRegistry, load_instruments
 from pro_service.sms.gateway import SmsGateway
 from pro_service.sms.outbox import OutboxGateway
@@ -84,7 +84,7 @@ def build_runtime(
 ) -> Runtime:
     from pro_service.queue import TaskQueue, make_celery
 
-    engine = make_engine(settings.DATABASE_URL)
+    engine = make_main_engine(settings)
     sessions = make_session_factory(engine)
     celery = make_celery(settings)
     tasks = TaskQueue(celery, background=background_publish)

@@ -1,0 +1,94 @@
+"""No wait on PostgreSQL is unbounded: a request or task stuck behind a lock (a long transaction, a migration)
+or a silent server fails after DB_STATEMENT_TIMEOUT_SECONDS with a clear answer, instead of holding one of
+the web's threads (or a worker) for minutes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from pro_service.models import Patient, StaffRole
+from pro_service.services.tokens import create_token
+from tests.integration.helpers import make_patient, make_team
+
+pytestmark = pytest.mark.integration
+HELD_FOR = 8.0  # seconds: how long the other transaction holds the row unless the test lets it go sooner
+
+
+@pytest.fixture(scope="module")
+def impatient_app(settings: Any) -> Iterator[Any]:
+    from pro_service import create_app, runtime_of
+
+    flask_app = create_app(settings.model_copy(update={"DB_STATEMENT_TIMEOUT_SECONDS": 1.0}))
+    flask_app.testing = True
+    yield flask_app
+    runtime_of(flask_app).dispose()
+
+
+class RowHolder:
+    """Another transaction that locks a patient's row (as a long task or a migration would) and keeps it
+    for HELD_FOR seconds, or until released: without a bound the request under test would simply wait for
+    it, then succeed, and the test would fail rather than hang."""
+
+    def __init__(self, rt: Any, patient_id: int) -> None:
+        self.rt, self.patient_id = rt, patient_id
+        self.locked, self.release = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._hold, daemon=True)
+
+    def _hold(self) -> None:
+        with self.rt.engine.connect() as connection:
+            lock = text("SELECT id FROM patients WHERE id = :id FOR UPDATE")
+            connection.execute(lock, {"id": self.patient_id})
+            self.locked.set()
+            self.release.wait(HELD_FOR)
+            connection.rollback()
+
+    def __enter__(self) -> RowHolder:
+        self.thread.start()
+        assert self.locked.wait(10), "the other transaction never took the lock"
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release.set()
+        self.thread.join(HELD_FOR + 5)
+
+
+def test_an_api_request_behind_a_held_lock_answers_503_within_the_timeout(
+    rt: Any, impatient_app: Any
+) -> None:
+    patient = make_patient(rt, make_team(rt))
+    with rt.sessions() as session, session.begin():
+        token = create_token(session, name="test-admin", role=StaffRole.ADMIN).token
+    client = impatient_app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    with RowHolder(rt, patient):
+        started = time.monotonic()
+        response = client.patch(f"/api/v1/patients/{patient}", json={"language": "es"}, headers=headers)
+        waited = time.monotonic() - started
+    assert response.status_code == 503, response.data
+    assert response.json == {"error": "service_unavailable", "detail": "the database is unavailable"}
+    assert waited < HELD_FOR / 2  # the statement timeout (1 s) ended the wait, not the other transaction
+    # Nothing half-done: the patient is as before, and the same request goes through once the lock is gone.
+    with rt.sessions() as session:
+        assert session.get(Patient, patient).language == "en"
+    again = client.patch(f"/api/v1/patients/{patient}", json={"language": "es"}, headers=headers)
+    assert again.status_code == 200 and again.json["language"] == "es"
+
+
+def test_every_connection_carries_the_bounds(rt: Any, settings: Any) -> None:
+    """Sessions (web requests, tasks, beat) get DB_STATEMENT_TIMEOUT_SECONDS; the webhook's own pool the
+    shorter WEBHOOK_DB_TIMEOUT_SECONDS; both with TCP keepalives and a user timeout."""
+    with rt.engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == "30s"
+        parameters = connection.connection.dbapi_connection.info.get_parameters()
+        assert parameters["keepalives"] == "1" and parameters["tcp_user_timeout"] == "30000"
+    with rt.ingest_engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == "5s"
+        parameters = connection.connection.dbapi_connection.info.get_parameters()
+        assert parameters["keepalives"] == "1" and parameters["tcp_user_timeout"] == "5000"
+    assert settings.DB_STATEMENT_TIMEOUT_SECONDS == 30.0
