@@ -66,8 +66,9 @@ def create_app(settings: Settings | None = None, *, gateway: SmsGateway | None =
 
 
 def _register_error_handlers(app: Flask) -> None:
-    """Under /api every error is JSON; a database outage is a 503 so Twilio and clients retry."""
-    from flask import jsonify, request
+    """Under /api every error is JSON; a database outage is a 503 (for staff, a page that says so) so Twilio
+    and clients retry."""
+    from flask import jsonify, render_template, request
     from sqlalchemy.exc import OperationalError
     from werkzeug.exceptions import HTTPException
 
@@ -80,8 +81,21 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     def _database_down(_exc: OperationalError) -> Any:
+        # The database down, or not answering within DB_STATEMENT_TIMEOUT_SECONDS: nothing was saved.
         logging.getLogger(__name__).error("database unavailable")
-        return jsonify({"error": "service_unavailable", "detail": "the database is unavailable"}), 503
+        retry = {"Retry-After": "30"}
+        if not request.path.startswith(("/api/", "/twilio/")) and request.accept_mimetypes.accept_html:
+            try:  # a staff page: say so in words, with the way back
+                return (
+                    render_template(
+                        "error.html", status=503, title="Briefly unavailable", kind="unavailable"
+                    ),
+                    503,
+                    retry,
+                )
+            except Exception:  # the page itself needed the database: the JSON below still says it
+                logging.getLogger(__name__).exception("error page failed")
+        return jsonify({"error": "service_unavailable", "detail": "the database is unavailable"}), 503, retry
 
 
 def runtime_of(app: Flask) -> Runtime:

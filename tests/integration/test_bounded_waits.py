@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from pro_service.models import Patient, StaffRole
 from pro_service.services.tokens import create_token
+from tests.browser.support import login, make_staff
 from tests.integration.helpers import make_patient, make_team
 
 pytestmark = pytest.mark.integration
@@ -30,25 +31,24 @@ def impatient_app(settings: Any) -> Iterator[Any]:
     runtime_of(flask_app).dispose()
 
 
-class RowHolder:
-    """Another transaction that locks a patient's row (as a long task or a migration would) and keeps it
-    for HELD_FOR seconds, or until released: without a bound the request under test would simply wait for
+class LockHolder:
+    """Another transaction that takes a lock (as a long task or a migration would) and keeps it for
+    HELD_FOR seconds, or until released: without a bound the request under test would simply wait for
     it, then succeed, and the test would fail rather than hang."""
 
-    def __init__(self, rt: Any, patient_id: int) -> None:
-        self.rt, self.patient_id = rt, patient_id
+    def __init__(self, rt: Any, sql: str, **params: Any) -> None:
+        self.rt, self.sql, self.params = rt, text(sql), params
         self.locked, self.release = threading.Event(), threading.Event()
         self.thread = threading.Thread(target=self._hold, daemon=True)
 
     def _hold(self) -> None:
         with self.rt.engine.connect() as connection:
-            lock = text("SELECT id FROM patients WHERE id = :id FOR UPDATE")
-            connection.execute(lock, {"id": self.patient_id})
+            connection.execute(self.sql, self.params)
             self.locked.set()
             self.release.wait(HELD_FOR)
             connection.rollback()
 
-    def __enter__(self) -> RowHolder:
+    def __enter__(self) -> LockHolder:
         self.thread.start()
         assert self.locked.wait(10), "the other transaction never took the lock"
         return self
@@ -66,7 +66,7 @@ def test_an_api_request_behind_a_held_lock_answers_503_within_the_timeout(
         token = create_token(session, name="test-admin", role=StaffRole.ADMIN).token
     client = impatient_app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
-    with RowHolder(rt, patient):
+    with LockHolder(rt, "SELECT id FROM patients WHERE id = :id FOR UPDATE", id=patient):
         started = time.monotonic()
         response = client.patch(f"/api/v1/patients/{patient}", json={"language": "es"}, headers=headers)
         waited = time.monotonic() - started
@@ -92,3 +92,20 @@ def test_every_connection_carries_the_bounds(rt: Any, settings: Any) -> None:
         parameters = connection.connection.dbapi_connection.info.get_parameters()
         assert parameters["keepalives"] == "1" and parameters["tcp_user_timeout"] == "5000"
     assert settings.DB_STATEMENT_TIMEOUT_SECONDS == 30.0
+
+
+def test_a_staff_page_behind_a_held_lock_says_so_in_words(rt: Any, impatient_app: Any) -> None:
+    """A nurse gets a page that says nothing was saved and to try again, not a JSON body or a 500."""
+    make_staff(rt, email="kim@example.org")
+    client = impatient_app.test_client()
+    login(client, "kim@example.org")
+    with LockHolder(rt, "LOCK TABLE alerts IN ACCESS EXCLUSIVE MODE"):  # as a migration would
+        started = time.monotonic()
+        page = client.get("/", headers={"Accept": "text/html"})
+        waited = time.monotonic() - started
+    assert page.status_code == 503
+    assert page.mimetype == "text/html" and page.headers["Retry-After"] == "30"
+    html = page.get_data(as_text=True)
+    assert "Briefly unavailable" in html and "nothing was saved" in html and "Nurse Kim" in html
+    assert waited < HELD_FOR / 2
+    assert client.get("/", headers={"Accept": "text/html"}).status_code == 200
