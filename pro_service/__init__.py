@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None, *, gateway: SmsGateway | None =
 def _register_error_handlers(app: Flask) -> None:
     """Under /api every error is JSON; a database outage is a 503 (for staff, a page that says so) so Twilio
     and clients retry."""
-    from flask import jsonify, render_template, request
+    from flask import g, jsonify, render_template, request
     from sqlalchemy.exc import OperationalError
     from werkzeug.exceptions import HTTPException
 
@@ -80,21 +80,24 @@ def _register_error_handlers(app: Flask) -> None:
         return exc
 
     @app.errorhandler(OperationalError)
-    def _database_down(_exc: OperationalError) -> Any:
-        # The database down, or not answering within DB_STATEMENT_TIMEOUT_SECONDS: nothing was saved.
-        logging.getLogger(__name__).error("database unavailable")
+    def _database_down(exc: OperationalError) -> Any:
+        # The database down, or not answering within DB_STATEMENT_TIMEOUT_SECONDS: nothing was saved. The
+        # driver's error class (QueryCanceled for a timeout) tells the two apart; it holds no PHI.
+        log = logging.getLogger(__name__)
+        log.error("database unavailable: %s", type(exc.orig).__name__)
         retry = {"Retry-After": "30"}
         if not request.path.startswith(("/api/", "/twilio/")) and request.accept_mimetypes.accept_html:
-            try:  # a staff page: say so in words, with the way back
-                return (
-                    render_template(
+            # A staff page says so in words. Its header shows who is signed in, but after a failed write
+            # the signed-in user's row is expired and cannot be reloaded: then the page goes without it.
+            for _ in range(2):
+                try:
+                    page = render_template(
                         "error.html", status=503, title="Briefly unavailable", kind="unavailable"
-                    ),
-                    503,
-                    retry,
-                )
-            except Exception:  # the page itself needed the database: the JSON below still says it
-                logging.getLogger(__name__).exception("error page failed")
+                    )
+                    return page, 503, retry
+                except Exception:
+                    log.warning("error page needed the database; rendering it without the header")
+                    g.pop("staff", None)
         return jsonify({"error": "service_unavailable", "detail": "the database is unavailable"}), 503, retry
 
 

@@ -59,12 +59,14 @@ def bounded_connect_args(url: str, timeout_seconds: float) -> dict[str, Any]:
     timeout (a request the server never acknowledges). Without them a thread whose server went silent
     waits for the operating system's TCP timeout, about 15 minutes."""
     timeout_ms = int(timeout_seconds * 1000)
-    # connect_args replace the URL's own `options` (a search_path, say): keep them. (Behind PgBouncer, list
-    # `options` in its ignore_startup_parameters.)
+    # connect_args replace the URL's own `options` (a search_path, say): keep them, after ours, so that an
+    # operator's own statement_timeout there wins. (PgBouncer drops `options`: docs/deployment.md.)
     url_options = make_url(url).query.get("options") or ""
+    if not isinstance(url_options, str):  # the parameter given twice
+        url_options = " ".join(url_options)
     return {
         "connect_timeout": 5,
-        "options": f"{url_options} -c statement_timeout={timeout_ms}".strip(),
+        "options": f"-c statement_timeout={timeout_ms} {url_options}".strip(),
         "keepalives": 1,
         "keepalives_idle": max(1, timeout_ms // 2000),
         "keepalives_interval": 1,

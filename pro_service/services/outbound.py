@@ -305,5 +305,5 @@ def reconcile_stuck_sending(session: Session, rt: Runtime, message: Message, now
         _adopt(message, copy, now)
         return
     message.status = MessageStatus.QUEUED
-    message.next_attempt_at = now
+    message.next_attempt_at = rt.now()  # due at once, even when a tick was told a later instant
     rt.tasks.after_commit(session, "pro.send_message", message.id, queue_name=send_queue(message))

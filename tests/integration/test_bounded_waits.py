@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from pro_service.models import Patient, StaffRole
+from config.settings import Settings
+from pro_service.db import bounded_connect_args
+from pro_service.models import Patient, StaffRole, StaffUser
 from pro_service.services.tokens import create_token
-from tests.browser.support import login, make_staff
+from tests.browser.support import csrf_token, login, make_staff
 from tests.integration.helpers import make_patient, make_team
 
 pytestmark = pytest.mark.integration
@@ -50,7 +52,9 @@ class LockHolder:
 
     def __enter__(self) -> LockHolder:
         self.thread.start()
-        assert self.locked.wait(10), "the other transaction never took the lock"
+        if not self.locked.wait(10):
+            self.release.set()  # let it go as soon as it gets the lock, so the next test can truncate
+            raise AssertionError("the other transaction never took the lock")
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -83,15 +87,22 @@ def test_an_api_request_behind_a_held_lock_answers_503_within_the_timeout(
 def test_every_connection_carries_the_bounds(rt: Any, settings: Any) -> None:
     """Sessions (web requests, tasks, beat) get DB_STATEMENT_TIMEOUT_SECONDS; the webhook's own pool the
     shorter WEBHOOK_DB_TIMEOUT_SECONDS; both with TCP keepalives and a user timeout."""
-    with rt.engine.connect() as connection:
-        assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == "30s"
-        parameters = connection.connection.dbapi_connection.info.get_parameters()
-        assert parameters["keepalives"] == "1" and parameters["tcp_user_timeout"] == "30000"
-    with rt.ingest_engine.connect() as connection:
-        assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == "5s"
-        parameters = connection.connection.dbapi_connection.info.get_parameters()
-        assert parameters["keepalives"] == "1" and parameters["tcp_user_timeout"] == "5000"
-    assert settings.DB_STATEMENT_TIMEOUT_SECONDS == 30.0
+    for engine, seconds in (
+        (rt.engine, settings.DB_STATEMENT_TIMEOUT_SECONDS),
+        (rt.ingest_engine, settings.WEBHOOK_DB_TIMEOUT_SECONDS),
+    ):
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == f"{int(seconds)}s"
+            parameters = connection.connection.dbapi_connection.info.get_parameters()
+            assert parameters["keepalives"] == "1"
+            assert parameters["tcp_user_timeout"] == str(int(seconds * 1000))
+    assert Settings.model_fields["DB_STATEMENT_TIMEOUT_SECONDS"].default == 30.0
+
+
+def test_an_operators_own_statement_timeout_in_the_url_wins() -> None:
+    url = "postgresql+psycopg://app@db/pro?options=-c%20statement_timeout%3D90s%20-c%20search_path%3Dpro"
+    options = bounded_connect_args(url, 30)["options"]
+    assert options == "-c statement_timeout=30000 -c statement_timeout=90s -c search_path=pro"  # last wins
 
 
 def test_a_staff_page_behind_a_held_lock_says_so_in_words(rt: Any, impatient_app: Any) -> None:
@@ -109,3 +120,21 @@ def test_a_staff_page_behind_a_held_lock_says_so_in_words(rt: Any, impatient_app
     assert "Briefly unavailable" in html and "nothing was saved" in html and "Nurse Kim" in html
     assert waited < HELD_FOR / 2
     assert client.get("/", headers={"Accept": "text/html"}).status_code == 200
+
+
+def test_a_staff_save_behind_a_held_lock_says_so_in_words(rt: Any, impatient_app: Any) -> None:
+    """The usual case: a write that waits on a row another transaction holds. After the failed write the
+    signed-in user's row cannot be reloaded, so the page goes without its header, but still in words."""
+    make_staff(rt, email="admin@example.org", name="Ada Admin", role=StaffRole.ADMIN)
+    other = make_staff(rt, email="kim@example.org")
+    client = impatient_app.test_client()
+    login(client, "admin@example.org")
+    token = csrf_token(client, f"/admin/staff/{other}")
+    form = {"csrf_token": token, "name": "Kim Lee", "phone": ""}
+    with LockHolder(rt, "SELECT id FROM staff_users WHERE id = :id FOR UPDATE", id=other):
+        page = client.post(f"/admin/staff/{other}", data=form, headers={"Accept": "text/html"})
+    assert page.status_code == 503 and page.mimetype == "text/html"
+    assert "nothing was saved" in page.get_data(as_text=True)
+    with rt.sessions() as session:
+        assert session.get(StaffUser, other).name == "Nurse Kim"
+    assert client.post(f"/admin/staff/{other}", data=form).status_code == 302  # saved once the lock is gone
