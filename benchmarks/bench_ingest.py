@@ -58,7 +58,7 @@ REDIS_DB = 14
 LUA = Path(__file__).with_name("ingest.lua")
 REPLIES = ("yes", "no", "No thanks", "7", "0", "1 3", "YES!", "si", "about a 6 today", "none", "2,4")
 # Production's defaults (config/gunicorn.conf.py), for both variants.
-WORKERS, THREADS = len(os.sched_getaffinity(0)) + 1, 8
+WORKERS, THREADS = len(os.sched_getaffinity(0)) + 1, 16
 # Upper bound on requests per second this machine could take, to precompute enough unique bodies.
 MAX_RPS = 5000
 
@@ -254,7 +254,7 @@ def run(
     threads: int | None = None,
     variants: tuple[str, ...] = ("bare", "stack"),
     pin_postgres: bool = False,
-    rounds: int = 1,
+    rounds: int = 3,
 ) -> dict[str, Any]:
     with postgres_on_its_own_core() if pin_postgres else contextlib.nullcontext("") as split:
         if split:
@@ -270,7 +270,7 @@ def _run(
     workers: int | None,
     threads: int | None,
     variants: tuple[str, ...],
-    rounds: int = 1,
+    rounds: int,
 ) -> dict[str, Any]:
     if shutil.which("wrk") is None:
         raise BenchError("wrk is not installed (Debian: apt-get install -y wrk)")
@@ -405,7 +405,7 @@ def main() -> None:
         help="PostgreSQL on its own core, web and wrk on the others (the database on its own host)",
     )
     parser.add_argument(
-        "--rounds", type=int, default=1, help="alternate the variants N times; report the median ratio"
+        "--rounds", type=int, default=3, help="alternate the variants N times; report the median ratio"
     )
     args = parser.parse_args()
     if args.rounds < 1:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -331,8 +332,12 @@ def worker(settings_env: dict[str, str], rt: Any) -> Iterator[subprocess.Popen[b
     log_path = ROOT / "var" / f"test-worker-{os.getpid()}.log"
     log_path.parent.mkdir(exist_ok=True)
     log_file = log_path.open("wb")
+    # Dies with this test session, even one killed with SIGKILL: an orphaned worker would go on taking tasks
+    # from its Redis db, which a later run (or a benchmark, dbs 11-14) may be using.
+    dies_with_us = ["setpriv", "--pdeathsig", "SIGTERM", "--"] if shutil.which("setpriv") else []
     proc = subprocess.Popen(
         [
+            *dies_with_us,
             sys.executable,
             "-m",
             "celery",
