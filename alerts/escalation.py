@@ -48,6 +48,11 @@ def load_policy(path: Path) -> EscalationPolicy:
         raise EscalationError(f"{path.name}: {exc}") from None
     if "urgent" not in policy.policies or policy.policies["urgent"].page != "always":
         raise EscalationError(f"{path.name}: urgent alerts must page always (an urgent flag is never silent)")
+    if "same_day" not in policy.policies or policy.policies["same_day"].page != "always":
+        raise EscalationError(
+            f"{path.name}: same_day alerts must page always (same day means within 24 hours, every day; "
+            "out of hours the on-call rota is paged)"
+        )
     return policy
 
 

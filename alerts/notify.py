@@ -30,23 +30,45 @@ from pro_service.services.outbound import queue_to_patient, queue_to_staff
 log = logging.getLogger(__name__)
 
 
-def alert_raised(session: Session, rt: Runtime, alert: Alert, *, previous_rank: int) -> None:
+def alert_raised(
+    session: Session,
+    rt: Runtime,
+    alert: Alert,
+    *,
+    previous_rank: int,
+    renotify: bool = False,
+    message_id: int | None = None,
+) -> None:
+    """An alert opened, became more urgent, or (renotify) has new urgent evidence: tell the patient and page.
+
+    Each notice (`alert.notice`) has its own safety text and pages, keyed so a repeated task sends none twice.
+    """
     patient = session.get(Patient, alert.patient_id)
     assert patient is not None
     now = rt.now()
-    if alert.urgency == "urgent" and not alert.safety_message_sent:
+    if alert.urgency == "urgent" and (renotify or not alert.safety_message_sent):
         phone = patient.care_team.phone or rt.settings.CLINIC_PHONE
+        crisis = any(c.crisis and c.category == alert.category for c in rt.lexicon.concepts.values())
         queue_to_patient(
             session,
             rt,
             patient,
             MessageKind.SAFETY,
-            rt.texts.get("safety", patient.language, clinic_phone=phone),
+            rt.texts.get("crisis" if crisis else "safety", patient.language, clinic_phone=phone),
             alert_id=alert.id,
-            dedup_key=f"safety:{alert.id}",
+            # One safety text per patient message, however many categories it raised ("I fell and can't
+            # walk" is a fracture and a cord compression); otherwise one per alert notice.
+            dedup_key=f"safety:message:{message_id}" if message_id else f"safety:{alert.id}:{alert.notice}",
         )
         alert.safety_message_sent = True
-        session.add(AlertEvent(alert_id=alert.id, kind="safety_message", created_at=now, detail={}))
+        session.add(
+            AlertEvent(
+                alert_id=alert.id,
+                kind="safety_message",
+                created_at=now,
+                detail={"notice": alert.notice, "text": "crisis" if crisis else "safety"},
+            )
+        )
     if alert.status != AlertStatus.OPEN:
         return  # acknowledged already: someone is on it; the raise is visible on the dashboard
     decision = decide(rt.policy, alert.urgency, now, patient.care_team.timezone)
@@ -112,7 +134,7 @@ def page_next_level(session: Session, rt: Runtime, alert: Alert, now: datetime) 
             staff,
             text,
             alert_id=alert.id,
-            dedup_key=f"page:{alert.id}:{step}:{alert.urgency}:{staff.id}",
+            dedup_key=f"page:{alert.id}:{alert.notice}:{step}:{alert.urgency}:{staff.id}",
         )
         if queued is not None:
             paged.append(staff.id)

@@ -52,6 +52,22 @@ def _key(ev: dict[str, Any]) -> tuple[Any, ...]:
     return (ev.get("rule_id"), ev.get("item_code"), ev.get("check_in_id"), ev.get("message_id"))
 
 
+def _source(ev: dict[str, Any]) -> tuple[Any, ...]:
+    """What a piece of evidence came from: one answer, one message, or a check-in as a whole.
+
+    The reader's finding on a reply and the rules' finding on the same answer share a source, so they
+    notify once between them.
+    """
+    if ev.get("check_in_id") is not None and ev.get("item_code") is not None:
+        return ("answer", ev["check_in_id"], ev["item_code"])
+    if ev.get("message_id") is not None:
+        return ("message", ev["message_id"])
+    return ("check_in", ev.get("check_in_id"), ev.get("rule_id"))
+
+
+_RESOLVED_LOOKBACK = 20  # resolved episodes of a category whose evidence is never raised again
+
+
 def upsert_alert(
     session: Session,
     rt: Runtime,
@@ -60,8 +76,14 @@ def upsert_alert(
     *,
     check_in_id: int | None = None,
     message_id: int | None = None,
-) -> Alert:
-    """Record a finding: a new alert, or new evidence on the open one. Urgency only ever rises."""
+) -> Alert | None:
+    """Record a finding as an episode: a new alert, or new evidence on the open one.
+
+    Urgency only ever rises. New urgent evidence from a new source (another answer or message) notifies
+    again, reopening an acknowledged alert: an acknowledgement covers only what was seen. Evidence already
+    in a resolved alert never raises again (None is returned when nothing is new); new evidence after a
+    resolution opens a new alert linked to the resolved one.
+    """
     from alerts import notify
 
     now = rt.now()
@@ -77,6 +99,20 @@ def upsert_alert(
         .with_for_update(**ROW_LOCK)
     )
     if alert is None:
+        resolved = session.scalars(
+            select(Alert)
+            .where(
+                Alert.patient_id == patient_id,
+                Alert.category == finding.category,
+                Alert.status == AlertStatus.RESOLVED,
+            )
+            .order_by(Alert.id.desc())
+            .limit(_RESOLVED_LOOKBACK)
+        ).all()
+        seen = {_source(ev) for old in resolved for ev in old.evidence}
+        evidence = [ev for ev in evidence if _source(ev) not in seen]
+        if not evidence:
+            return None
         alert = Alert(
             ref=new_ref(),
             patient_id=patient_id,
@@ -87,10 +123,12 @@ def upsert_alert(
             status=AlertStatus.OPEN,
             ruleset=finding.ruleset,
             ruleset_version=finding.ruleset_version,
-            rule_ids=[finding.rule_id],
+            rule_ids=[finding.rule_id, *finding.other_rule_ids],
             evidence=evidence,
             opened_at=now,
             updated_at=now,
+            notice=0,
+            previous_alert_id=resolved[0].id if resolved else None,
         )
         try:
             with session.begin_nested():
@@ -106,28 +144,36 @@ def upsert_alert(
                 alert_id=alert.id,
                 kind="opened",
                 created_at=now,
-                detail={"urgency": finding.urgency.value, "rule_id": finding.rule_id},
+                detail={
+                    "urgency": finding.urgency.value,
+                    "rule_id": finding.rule_id,
+                    "other_rule_ids": list(finding.other_rule_ids),
+                    "previous_alert_id": alert.previous_alert_id,
+                },
             )
         )
-        notify.alert_raised(session, rt, alert, previous_rank=0)
+        notify.alert_raised(session, rt, alert, previous_rank=0, message_id=message_id)
         return alert
 
     known = {_key(ev) for ev in alert.evidence}
+    known_sources = {_source(ev) for ev in alert.evidence}
     fresh = [ev for ev in evidence if _key(ev) not in known]
+    new_sources = {_source(ev) for ev in fresh} - known_sources
     if fresh:
         alert.evidence = [*alert.evidence, *fresh]
-        if finding.rule_id not in alert.rule_ids:
-            alert.rule_ids = [*alert.rule_ids, finding.rule_id]
+        for rule_id in (finding.rule_id, *finding.other_rule_ids):
+            if rule_id not in alert.rule_ids:
+                alert.rule_ids = [*alert.rule_ids, rule_id]
         session.add(
             AlertEvent(
                 alert_id=alert.id,
                 kind="evidence_added",
                 created_at=now,
-                detail={"rule_id": finding.rule_id, "count": len(fresh)},
+                detail={"rule_id": finding.rule_id, "count": len(fresh), "new_sources": len(new_sources)},
             )
         )
+    previous = alert.urgency_rank
     if rank > alert.urgency_rank:
-        previous = alert.urgency_rank
         session.add(
             AlertEvent(
                 alert_id=alert.id,
@@ -138,7 +184,21 @@ def upsert_alert(
         )
         alert.urgency, alert.urgency_rank = finding.urgency.value, rank
         alert.ruleset, alert.ruleset_version = finding.ruleset, finding.ruleset_version
-        notify.alert_raised(session, rt, alert, previous_rank=previous)
+    renotify = finding.urgency is Urgency.URGENT and bool(new_sources) and rank <= previous
+    if rank > previous or renotify:
+        if alert.status == AlertStatus.ACKNOWLEDGED:
+            # The acknowledgement covered what was seen then; this is new, so somebody must look again.
+            alert.status = AlertStatus.OPEN
+            alert.escalation_level = 0
+            session.add(
+                AlertEvent(alert_id=alert.id, kind="new_since_acknowledged", created_at=now, detail={})
+            )
+        if renotify:
+            alert.notice += 1
+            alert.escalation_level = 0
+        notify.alert_raised(
+            session, rt, alert, previous_rank=previous, renotify=renotify, message_id=message_id
+        )
     alert.updated_at = now
     return alert
 
@@ -199,7 +259,11 @@ def score_check_in(session: Session, rt: Runtime, check_in_id: int) -> list[Aler
     findings = evaluate(
         _views(list(check_in.answers)), history_for(session, check_in), rt.ruleset, complete=complete
     )
-    alerts = [upsert_alert(session, rt, check_in.patient_id, f, check_in_id=check_in.id) for f in findings]
+    alerts = [
+        alert
+        for f in findings
+        if (alert := upsert_alert(session, rt, check_in.patient_id, f, check_in_id=check_in.id)) is not None
+    ]
     if complete and check_in.scored_at is None:
         check_in.scored_at = rt.now()
     return alerts
@@ -207,7 +271,7 @@ def score_check_in(session: Session, rt: Runtime, check_in_id: int) -> list[Aler
 
 def record_patient_message(
     session: Session, rt: Runtime, patient: Patient, message: Message, *, source: str
-) -> Alert:
+) -> Alert | None:
     text = message.body or ""
     if not text.strip() and message.num_media:
         text = f"[{message.num_media} picture(s) or file(s), no text]"
@@ -215,7 +279,9 @@ def record_patient_message(
     return upsert_alert(session, rt, patient.id, finding, message_id=message.id)
 
 
-def record_callback_request(session: Session, rt: Runtime, patient: Patient, message: Message) -> Alert:
+def record_callback_request(
+    session: Session, rt: Runtime, patient: Patient, message: Message
+) -> Alert | None:
     return upsert_alert(
         session, rt, patient.id, callback_request(rt.ruleset, message.body or ""), message_id=message.id
     )

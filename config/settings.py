@@ -6,6 +6,7 @@ Tests build `Settings(...)` directly instead of editing `os.environ`.
 
 from __future__ import annotations
 
+import re
 from datetime import time
 from pathlib import Path
 from typing import Literal
@@ -15,10 +16,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = f"sqlite:///{ROOT / 'var' / 'pro-service.sqlite3'}"
+_EMERGENCY_NUMBER = re.compile(r"[0-9]{2,6}")
+_PHONE = re.compile(r"[0-9+\- ]{2,20}")
 
 
 class SettingsError(RuntimeError):
     """Start-up configuration problem; the message names the environment variable."""
+
+
+def _phone_number(value: str) -> str:
+    value = value.strip()
+    if not _PHONE.fullmatch(value) or sum(ch.isdigit() for ch in value) < 2:
+        raise ValueError("must be a phone number or short code: 2-20 characters, digits, spaces, + and -")
+    return value
 
 
 class Settings(BaseSettings):
@@ -63,7 +73,16 @@ class Settings(BaseSettings):
     QUIET_HOURS_START: time = time(21, 0)
     QUIET_HOURS_END: time = time(8, 0)
 
+    # Shown to patients when their care team has no phone. "the clinic" only suits the outbox demo: with
+    # SMS_BACKEND=twilio a real number (3+ digits) is required, or patients are told to call nobody.
     CLINIC_PHONE: str = "the clinic"
+    # Numbers patients are told to call are settings, never hard-coded in texts: the service runs in more than
+    # one country. The local emergency number (911, 999, 112, 000): 2-6 digits.
+    EMERGENCY_NUMBER: str = "911"
+    # The mental-health crisis line named in the self-harm text (988 in the US): a number or short code.
+    CRISIS_LINE: str = "988"
+    # The acute-oncology 24-hour triage line named in out-of-hours texts; unset = CLINIC_PHONE is named.
+    ONCOLOGY_24H_PHONE: str | None = None
     # Optional: POST signed alert events (opened, acknowledged, resolved) to the hospital's system.
     EVENT_WEBHOOK_URL: str | None = None
     EVENT_WEBHOOK_SECRET: str | None = None
@@ -88,6 +107,26 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis:// or rediss:// URL")
         return value
 
+    @field_validator("EMERGENCY_NUMBER")
+    @classmethod
+    def _emergency_number(cls, value: str) -> str:
+        value = value.strip()
+        if not _EMERGENCY_NUMBER.fullmatch(value):
+            raise ValueError("must be 2 to 6 digits, e.g. 911, 999, 112 or 000")
+        return value
+
+    @field_validator("CRISIS_LINE")
+    @classmethod
+    def _crisis_line(cls, value: str) -> str:
+        return _phone_number(value)
+
+    @field_validator("ONCOLOGY_24H_PHONE")
+    @classmethod
+    def _oncology_24h_phone(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None  # an empty variable (docker compose's ${X:-}) means unset
+        return _phone_number(value)
+
     @field_validator("PUBLIC_BASE_URL", "TWILIO_API_BASE_URL")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -104,6 +143,11 @@ class Settings(BaseSettings):
             if not (self.TWILIO_FROM_NUMBER or self.TWILIO_MESSAGING_SERVICE_SID):
                 raise ValueError(
                     "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID is required when SMS_BACKEND=twilio"
+                )
+            # Patients are told to call CLINIC_PHONE; the demo default "the clinic" names no number.
+            if sum(ch.isdigit() for ch in self.CLINIC_PHONE) < 3:
+                raise ValueError(
+                    "CLINIC_PHONE (a phone number with at least 3 digits) is required when SMS_BACKEND=twilio"
                 )
         return self
 

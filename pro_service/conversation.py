@@ -90,16 +90,30 @@ def start(instrument: Instrument, language: str) -> Step:
     return Step(answers=skipped, send=(question,), current_item=code)
 
 
-def advance(instrument: Instrument, language: str, state: State, reply: str, reprompt_text: str) -> Step:
+def advance(
+    instrument: Instrument,
+    language: str,
+    state: State,
+    reply: str,
+    reprompt_text: str,
+    *,
+    unclear: str | None = None,
+) -> Step:
     """Apply one reply to the item last asked.
 
     `reprompt_text` is the language's re-prompt for this item's kind (texts live in config).
+    `unclear` (from `message_reading`): why a readable reply to a red-flag question is still not an
+    answer ("no, but my legs are numb"). It is stored as unreadable at once, without a re-prompt: a nurse
+    has been alerted and resolves it; asking the patient again would only delay that.
     """
     if state.current_item is None:
         raise ValueError("no item is awaiting a reply")
     item = instrument.item(state.current_item)
     question = instrument.render_question(item.code, language)
     result = parse_reply(reply, item.spec, language)
+    if unclear is not None and isinstance(result, Parsed):
+        result = Unreadable("ambiguous", unclear)
+        state = State(state.current_item, MAX_MISSES - 1, state.answers)
 
     if isinstance(result, Unreadable):
         misses = state.misses_on_current + 1

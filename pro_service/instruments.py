@@ -43,9 +43,14 @@ class Item(_Model):
     none_allowed: bool = False
     severity_words: bool = False
     skip_if: SkipIf | None = None
+    # A red-flag question: only a clean yes or no is an answer; anything else is an urgent unknown
+    # raised in this alert category at once (ARCHITECTURE rule 10).
+    red_flag: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,63}$")
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Item:
+        if self.red_flag is not None and self.kind != "yes_no":
+            raise ValueError(f"item {self.code}: only a yes_no item can be a red flag")
         if self.kind == "integer" and (self.minimum is None or self.maximum is None):
             raise ValueError(f"item {self.code}: an integer item needs minimum and maximum")
         if self.kind == "multi_choice" and not self.choices:

@@ -408,6 +408,10 @@ class Alert(Base):
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
     next_escalation_at: Mapped[datetime | None]
     safety_message_sent: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Alerts are episodes: `notice` counts the times new urgent evidence notified again (each notice has
+    # its own safety text and pages); an episode raised after one was resolved names it here.
+    notice: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    previous_alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
 
     events: Mapped[list[AlertEvent]] = relationship(back_populates="alert", order_by="AlertEvent.id")
 

@@ -165,9 +165,16 @@ class TaskQueue:
 
         @event.listens_for(factory, "after_commit")
         def _publish(session: Session) -> None:
+            # SQLAlchemy fires after_commit when a SAVEPOINT is released too (begin_nested, as upsert_alert
+            # uses): publishing then would let a worker race rows the outer transaction has not committed
+            # (a safety text found "not queued" and left for the sweep). Only the outermost commit publishes.
+            if session.in_nested_transaction():
+                return
             for job in session.info.pop("pro_pending_tasks", []):
                 self._submit(job)
 
         @event.listens_for(factory, "after_soft_rollback")
-        def _forget(session: Session, _previous: Any) -> None:
+        def _forget(session: Session, previous: Any) -> None:
+            if getattr(previous, "nested", False):
+                return  # a savepoint rolled back; the outer transaction (and its tasks) goes on
             session.info.pop("pro_pending_tasks", None)

@@ -11,6 +11,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.escalation import EscalationPolicy, load_policy
+from alerts.lexicon import load_lexicons
+from alerts.reading import Lexicon
 from alerts.ruleset import Ruleset, load_rulesets
 from config.settings import Settings
 from pro_service.db import make_ingest_engine, make_main_engine, make_session_factory
@@ -41,6 +43,7 @@ class Runtime:
     rulesets: dict[tuple[str, int], Ruleset]
     texts: Texts
     policy: EscalationPolicy
+    lexicons: dict[tuple[str, int], Lexicon]  # the symptom reader's vocabularies (config/reading/)
     # The inbound webhook's own pool (web/inbound_sms.py): autocommit on PostgreSQL, so its one INSERT
     # commits as it returns. On SQLite it is `engine`. Connections open only when used.
     ingest_engine: Engine
@@ -54,6 +57,11 @@ class Runtime:
         self.engine.dispose(close=close)
         if self.ingest_engine is not self.engine:
             self.ingest_engine.dispose(close=close)
+
+    @property
+    def lexicon(self) -> Lexicon:
+        """The active symptom vocabulary: the highest version (each finding records the one that read it)."""
+        return max(self.lexicons.values(), key=lambda lexicon: lexicon.version)
 
     @property
     def ruleset(self) -> Ruleset:
@@ -100,8 +108,14 @@ def build_runtime(
         gateway=gateway or make_gateway(settings),
         instruments=instruments,
         rulesets=rulesets,
-        texts=load_texts(settings.CONFIG_DIR / "texts.yaml"),
+        texts=load_texts(
+            settings.CONFIG_DIR / "texts.yaml",
+            emergency_number=settings.EMERGENCY_NUMBER,
+            crisis_line=settings.CRISIS_LINE,
+            oncology_24h_phone=settings.ONCOLOGY_24H_PHONE or settings.CLINIC_PHONE,
+        ),
         policy=load_policy(settings.CONFIG_DIR / "escalation.yaml"),
+        lexicons=load_lexicons(settings.CONFIG_DIR / "reading"),
         ingest_engine=make_ingest_engine(settings) if engine.dialect.name == "postgresql" else engine,
     )
     from pro_service.services import event_webhook

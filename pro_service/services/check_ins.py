@@ -84,8 +84,19 @@ def send_first_question(session: Session, rt: Runtime, check_in: CheckIn, patien
     _apply_step(session, rt, check_in, patient, step, now)
 
 
-def apply_reply(session: Session, rt: Runtime, check_in: CheckIn, patient: Patient, message: Message) -> None:
-    """One reply to the item last asked; the caller holds the patient's lock."""
+def apply_reply(
+    session: Session,
+    rt: Runtime,
+    check_in: CheckIn,
+    patient: Patient,
+    message: Message,
+    *,
+    unclear: str | None = None,
+) -> None:
+    """One reply to the item last asked; the caller holds the patient's lock.
+
+    `unclear`: why a readable reply to a red-flag question is not a clean answer (stored as unreadable).
+    """
     instrument = instrument_of(rt, check_in)
     assert check_in.current_item is not None
     item = instrument.item(check_in.current_item)
@@ -100,6 +111,7 @@ def apply_reply(session: Session, rt: Runtime, check_in: CheckIn, patient: Patie
         state,
         message.body,
         reprompt_text(rt, item.kind, item, patient.language),
+        unclear=unclear,
     )
     message.check_in_id = check_in.id
     message.item_code = check_in.current_item

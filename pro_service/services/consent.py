@@ -44,14 +44,21 @@ def opt_out(session: Session, rt: Runtime, patient: Patient, *, source: str, con
             detail={"source": source},
             at=now,
         )
+    from alerts import triage
+
     for check_in in session.scalars(
         select(CheckIn).where(
             CheckIn.patient_id == patient.id, CheckIn.status.in_(("pending", "in_progress"))
         )
-    ):
+    ).all():
         check_in.status = CheckInStatus.CANCELLED
         check_in.closed_at = now
         check_in.next_deadline_at = None
+        check_in.current_item = None
+        if check_in.started_at is not None:
+            # Opting out is not silence: what was answered is scored before the check-in is let go.
+            session.flush()
+            triage.score_check_in(session, rt, check_in.id)
     if confirm:
         from pro_service.services.outbound import queue_to_patient
 

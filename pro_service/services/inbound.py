@@ -32,6 +32,7 @@ from pro_service.models import (
 )
 from pro_service.replies import AnswerSpec, Keyword, Parsed, classify_keyword, parse_reply
 from pro_service.runtime import Runtime
+from pro_service.services import arrival as arrivals
 from pro_service.services import check_ins
 from pro_service.services.consent import clinic_phone, opt_in, opt_out
 from pro_service.services.outbound import queue_to_patient
@@ -201,8 +202,28 @@ def _handle(session: Session, rt: Runtime, patient: Patient, message: Message) -
 
     text = message.body or ""
     keyword = classify_keyword(text)
+    check_in = check_ins.open_check_in(session, patient.id)
+    answering = (
+        keyword is None
+        and patient.opted_out_at is None
+        and check_in is not None
+        and check_in.status == CheckInStatus.IN_PROGRESS
+        and check_in.current_item is not None
+        and bool(text.strip())
+    )
+    item = None
+    if answering:
+        assert check_in is not None and check_in.current_item is not None
+        item = check_ins.instrument_of(rt, check_in).item(check_in.current_item)
+    # Read for danger first, whatever the message is (rule 10): an urgent finding is raised, paged and
+    # answered with the safety text now, before the opt-out, the keyword or the answer is handled.
+    arrival = arrivals.read_on_arrival(
+        session, rt, patient, message, item=item, check_in_id=check_in.id if answering and check_in else None
+    )
+
     if keyword is Keyword.STOP:
         opt_out(session, rt, patient, source=f"message {message.id}")
+        arrivals.record_opt_out(session, rt, patient, message)
         return
     if keyword is Keyword.START or (
         patient.opted_out_at is not None and parse_reply(text, _YES_NO) == Parsed(True)
@@ -215,25 +236,22 @@ def _handle(session: Session, rt: Runtime, patient: Patient, message: Message) -
         return
     if keyword is Keyword.NURSE:
         triage.record_callback_request(session, rt, patient, message)
-        queue_to_patient(
-            session, rt, patient, MessageKind.ACKNOWLEDGEMENT, rt.texts.get("callback", patient.language)
-        )
+        if not arrival.urgent:  # the safety text already told them what to do now
+            key = arrivals.reply_text_key(rt, patient, "callback")
+            queue_to_patient(
+                session, rt, patient, MessageKind.ACKNOWLEDGEMENT, rt.texts.get(key, patient.language)
+            )
         return
 
-    check_in = check_ins.open_check_in(session, patient.id)
-    if (
-        patient.opted_out_at is None
-        and check_in is not None
-        and check_in.status == CheckInStatus.IN_PROGRESS
-        and check_in.current_item is not None
-        and text.strip()
-    ):
-        check_ins.apply_reply(session, rt, check_in, patient, message)
+    if answering and check_in is not None:
+        check_ins.apply_reply(session, rt, check_in, patient, message, unclear=arrival.unclear)
         return
 
     # Outside a check-in (or a photo with no text, or from an opted-out patient): a message for the care
-    # team. It is kept, shown on the timeline and triaged; the patient is told how to reach the clinic.
+    # team. It is kept, shown on the timeline and triaged; the patient is told how to reach the clinic,
+    # unless an urgent finding already sent the safety text.
     triage.record_patient_message(session, rt, patient, message, source="message")
-    if patient.opted_out_at is None:
-        ack = rt.texts.get("acknowledgement", patient.language, clinic_phone=clinic_phone(rt, patient))
+    if patient.opted_out_at is None and not arrival.urgent:
+        key = arrivals.reply_text_key(rt, patient, "acknowledgement")
+        ack = rt.texts.get(key, patient.language, clinic_phone=clinic_phone(rt, patient))
         queue_to_patient(session, rt, patient, MessageKind.ACKNOWLEDGEMENT, ack)

@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 # Sent even to an opted-out patient: the confirmation of the opt-out itself (carriers expect one).
-ALLOWED_WHEN_OPTED_OUT = frozenset({MessageKind.OPT_OUT})
+# The safety text answers a message the patient has just sent ("stop texting me, I can't feel my legs"): it
+# goes even when that message also opted them out. Nothing scheduled ever does.
+ALLOWED_WHEN_OPTED_OUT = frozenset({MessageKind.OPT_OUT, MessageKind.SAFETY})
 
 
 def sender_number(rt: Runtime) -> str:

@@ -65,9 +65,18 @@ def _pages(rt: Any) -> list[tuple[str, str]]:
         return [(m.to_number, m.body) for m in rows]
 
 
-def _open_alert(rt: Any, patient: int, finding: Finding | None = None) -> Alert:
+def _open_alert(
+    rt: Any, patient: int, finding: Finding | None = None, *, message_id: int | None = None
+) -> Alert:
     with rt.sessions() as session, session.begin():
-        return triage.upsert_alert(session, rt, patient, finding or _finding())
+        alert = triage.upsert_alert(session, rt, patient, finding or _finding(), message_id=message_id)
+        assert alert is not None
+        return alert
+
+
+def _upsert(rt: Any, patient: int, finding: Finding) -> Alert | None:
+    with rt.sessions() as session, session.begin():
+        return triage.upsert_alert(session, rt, patient, finding)
 
 
 def test_urgent_alert_pages_level_one_then_escalates_to_level_two(rt: Any, rota: dict[str, int]) -> None:
@@ -158,7 +167,8 @@ def test_ack_from_the_nurses_phone_stops_escalation_and_from_another_number_does
     assert [to for to, _ in _pages(rt)] == [NURSE_1]  # no escalation after the ACK
 
 
-def test_same_day_alert_outside_working_hours_pages_when_the_day_starts(rt: Any) -> None:
+def test_same_day_alert_outside_working_hours_pages_the_on_call_at_once(rt: Any) -> None:
+    # Same day means within 24 hours, every day: a Saturday-evening alert is not left for Monday.
     from pro_service.services import sweeps
 
     team = make_team(rt, timezone="America/New_York")
@@ -167,12 +177,12 @@ def test_same_day_alert_outside_working_hours_pages_when_the_day_starts(rt: Any)
     saturday_night = datetime(2026, 6, 6, 23, 0, tzinfo=UTC)  # 19:00 Saturday in New York
     rt.clock = lambda: saturday_night
     alert = _open_alert(rt, patient, _finding(Urgency.SAME_DAY, "severe_pain"))
-    assert _pages(rt) == []
-    assert alert.next_escalation_at == datetime(2026, 6, 8, 12, 0, tzinfo=UTC)  # Monday 08:00 local
-    monday = datetime(2026, 6, 8, 12, 0, 5, tzinfo=UTC)
-    rt.clock = lambda: monday
-    sweeps.tick(rt, monday)
     assert [to for to, _ in _pages(rt)] == [NURSE_1]
+    assert alert.next_escalation_at == saturday_night + timedelta(minutes=120)
+    later = saturday_night + timedelta(minutes=121)
+    rt.clock = lambda: later
+    sweeps.tick(rt, later)
+    assert len(_pages(rt)) == 2  # nobody acknowledged: paged again the same evening
 
 
 def test_acknowledge_and_resolve_through_the_api(rt: Any, rota: dict[str, int], api: Any) -> None:
@@ -195,9 +205,10 @@ def test_acknowledge_and_resolve_through_the_api(rt: Any, rota: dict[str, int], 
     assert [e["kind"] for e in done["events"]][-3:] == ["acknowledged", "note", "resolved"]
     again = api("POST", f"/api/v1/alerts/{alert.id}/resolve", {"outcome": "no_action_needed"})
     assert again.status_code == 409
-    # A resolved alert does not block a new one of the same category.
-    fresh = _open_alert(rt, rota["patient"])
-    assert fresh.id != alert.id
+    # Evidence already resolved never raises again; new evidence opens a new alert linked to the old one.
+    assert _upsert(rt, rota["patient"], _finding()) is None
+    fresh = _open_alert(rt, rota["patient"], message_id=424242)
+    assert fresh.id != alert.id and fresh.previous_alert_id == alert.id
 
 
 def test_an_alert_that_can_page_nobody_says_so_and_keeps_trying(rt: Any) -> None:

@@ -1,0 +1,131 @@
+"""The symptom reader on the labelled corpus: sensitivity and specificity per tier and language, and its cost.
+
+    python -m benchmarks.bench_reading [--misses]
+
+The corpus (tests/corpus/patient_texts.yaml) labels each text emergency / warning / quiet with the question
+it answered. A text is read as the service reads it on arrival (pro_service.message_reading): the symptom
+reader, and on a red-flag question the clean-answer check (a "yes" there is an emergency by the rules).
+Sensitivity: of the texts labelled emergency (warning), the share read at that tier or above.
+Specificity: of the texts labelled quiet, the share read as quiet. Targets (issue 12): emergency
+sensitivity 100 %, quiet specificity >= 95 %, p99 <= 2 ms per message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from alerts.lexicon import load_lexicons
+from alerts.reading import Lexicon, Tier
+from pro_service.instruments import InstrumentRegistry, Item, load_instruments
+from pro_service.message_reading import read_message
+from pro_service.replies import Parsed, parse_reply
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "tests" / "corpus" / "patient_texts.yaml"
+TIERS = ("emergency", "warning", "quiet")
+_RANK = {"quiet": 0, "warning": 1, "emergency": 2}
+
+
+@dataclass(frozen=True)
+class Case:
+    text: str
+    lang: str
+    tier: str
+    question: str | None
+    concept: str | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    case: Case
+    predicted: str
+
+
+def load_corpus(path: Path = CORPUS) -> list[Case]:
+    return [Case(**entry) for entry in yaml.safe_load(path.read_text(encoding="utf-8"))]
+
+
+def predict(case: Case, lexicon: Lexicon, item: Item | None) -> str:
+    """The tier the service gives a text on arrival."""
+    reading = read_message(case.text, lexicon, item=item, language=case.lang)
+    if reading.unclear_red_flag or reading.reading.tier is Tier.EMERGENCY:
+        return "emergency"
+    if item is not None and item.red_flag and parse_reply(case.text, item.spec, case.lang) == Parsed(True):
+        return "emergency"  # the ruleset's urgent rule on a red-flag "yes"
+    return "warning" if reading.reading.tier is Tier.WARNING else "quiet"
+
+
+def evaluate(cases: Iterable[Case], lexicon: Lexicon, instruments: InstrumentRegistry) -> list[Outcome]:
+    instrument = instruments.latest("sre-weekly")
+    assert instrument is not None
+    return [
+        Outcome(case, predict(case, lexicon, instrument.item(case.question) if case.question else None))
+        for case in cases
+    ]
+
+
+def rates(outcomes: list[Outcome], tier: str, lang: str | None = None) -> tuple[int, int]:
+    """(hits, total): at or above the tier for emergency/warning; exactly quiet for quiet."""
+    chosen = [o for o in outcomes if o.case.tier == tier and (lang is None or o.case.lang == lang)]
+    if tier == "quiet":
+        hits = sum(o.predicted == "quiet" for o in chosen)
+    else:
+        hits = sum(_RANK[o.predicted] >= _RANK[tier] for o in chosen)
+    return hits, len(chosen)
+
+
+def runtime_parts() -> tuple[Lexicon, InstrumentRegistry]:
+    lexicons = load_lexicons(ROOT / "config" / "reading")
+    lexicon = max(lexicons.values(), key=lambda lx: lx.version)
+    return lexicon, load_instruments(ROOT / "config" / "instruments")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--misses", action="store_true", help="list every text read at the wrong tier")
+    args = parser.parse_args()
+    lexicon, instruments = runtime_parts()
+    cases = load_corpus()
+    outcomes = evaluate(cases, lexicon, instruments)
+    print(f"symptom reader {lexicon.label} on {len(cases)} labelled texts ({CORPUS.relative_to(ROOT)})")
+    print(f"{'tier':<10} {'measure':<12} {'en':>14} {'es':>14} {'all':>14}")
+    for tier in TIERS:
+        cells = []
+        for lang in ("en", "es", None):
+            hits, total = rates(outcomes, tier, lang)
+            cells.append(f"{hits}/{total} {100 * hits / max(total, 1):5.1f}%")
+        measure = "specificity" if tier == "quiet" else "sensitivity"
+        print(f"{tier:<10} {measure:<12} {cells[0]:>14} {cells[1]:>14} {cells[2]:>14}")
+    instrument = instruments.latest("sre-weekly")
+    assert instrument is not None
+    items = [instrument.item(c.question) if c.question else None for c in cases]
+    for case, item in zip(cases, items, strict=True):  # warm the typo cache as a running worker would
+        predict(case, lexicon, item)
+    samples = []
+    for _ in range(5):
+        for case, item in zip(cases, items, strict=True):
+            start = time.perf_counter()
+            predict(case, lexicon, item)
+            samples.append((time.perf_counter() - start) * 1000)
+    samples.sort()
+    p99 = samples[int(len(samples) * 0.99) - 1]
+    print(
+        f"cost per message: p50 {statistics.median(samples):.3f} ms, p99 {p99:.3f} ms, "
+        f"max {samples[-1]:.3f} ms ({len(samples)} reads)"
+    )
+    if args.misses:
+        for o in outcomes:
+            if o.predicted != o.case.tier:
+                case = o.case
+                print(f"  {case.lang} {case.tier:>9} read {o.predicted:<9} q={case.question}: {case.text}")
+
+
+if __name__ == "__main__":
+    main()
