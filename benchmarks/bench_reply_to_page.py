@@ -7,6 +7,10 @@ real `twilio` client calling the local Twilio-compatible server (own process, st
 Set-up goes through the services in this process (check-ins started with `check_ins.start_now`, then
 answered "no", "0" through `inbound.store_inbound` + `inbound.process_patient`) with publishing off, so
 no worker sees set-up work. `python -m benchmarks.bench_reply_to_page [--full]`.
+
+`--words`: the urgent patients have no check-in open and text an emergency in their own words, English
+and Spanish in turn (issue 12: urgent free text -> page, read by the symptom reader on arrival).
+`--backlog 10000`: ten thousand first questions of a fan-out are being sent meanwhile.
 """
 
 from __future__ import annotations
@@ -59,8 +63,22 @@ PATIENT_COLUMNS = (
 )  # fmt: skip
 
 
-def seed(rt: Any, pg_url: str, urgent: int, background: int) -> tuple[list[str], list[str], str]:
-    """A care team, an on-call nurse, `urgent` patients at the neuro item and `background` at the first."""
+# Emergencies in patients' own words, sent by urgent patients with no check-in open (--words).
+WORDS = (
+    "my legs went numb this morning and I can hardly stand",
+    "me caí en el baño y no puedo levantarme",
+    "can't pee since last night and it's numb down below",
+    "mi mamá está muy confundida y no despierta bien",
+    "fell in the kitchen, heard a crack in my hip",
+    "no siento las piernas desde anoche",
+)
+
+
+def seed(
+    rt: Any, pg_url: str, urgent: int, background: int, words: bool = False
+) -> tuple[list[str], list[str], str]:
+    """A care team, an on-call nurse, `urgent` patients at the neuro item (with `words`: no check-in at
+    all) and `background` patients at the first item."""
     from pro_service.models import (
         CareTeamMember,
         CheckIn,
@@ -108,12 +126,13 @@ def seed(rt: Any, pg_url: str, urgent: int, background: int) -> tuple[list[str],
             for i in range(total)
         ),
     )
+    urgent_phones = [phone(i) for i in range(urgent)]
     with rt.sessions() as session, session.begin():
         for patient in session.scalars(select(Patient).order_by(Patient.id)):
-            check_ins.start_now(session, rt, patient, INSTRUMENT)
-    urgent_phones = [phone(i) for i in range(urgent)]
+            if not (words and patient.phone in urgent_phones):
+                check_ins.start_now(session, rt, patient, INSTRUMENT)
     # "no" to new pain, "0" for the worst pain: the pain follow-ups are skipped and neuro is asked next.
-    for body in ("no", "0"):
+    for body in ("no", "0") if not words else ():
         with rt.sessions() as session, session.begin():
             for number in urgent_phones:
                 sid = "SM" + secrets.token_hex(16)
@@ -125,7 +144,7 @@ def seed(rt: Any, pg_url: str, urgent: int, background: int) -> tuple[list[str],
             select(CheckIn.current_item, text("count(*)")).group_by(CheckIn.current_item)
         ).all()
         counts = {item: int(n) for item, n in items}
-        if counts.get("neuro") != urgent or counts.get("pain_new") != background:
+        if counts.get("neuro", 0) != (0 if words else urgent) or counts.get("pain_new") != background:
             raise BenchError(f"set-up left check-ins at {counts}; expected {urgent} at neuro")
         # Set-up questions were never published; mark them sent so no sweep or worker sends them now.
         session.execute(
@@ -215,16 +234,39 @@ class Load:
 
 
 def schedule(
-    urgent_phones: list[str], background_phones: list[str], urgent_rate: float, background_rate: float
+    urgent_phones: list[str],
+    background_phones: list[str],
+    urgent_rate: float,
+    background_rate: float,
+    words: bool = False,
 ) -> list[tuple[float, str, str, bool]]:
     """Evenly spaced urgent and background replies, interleaved over the same window."""
-    events = [(i / urgent_rate, p, "yes", True) for i, p in enumerate(urgent_phones)]
+    events = [
+        (i / urgent_rate, p, WORDS[i % len(WORDS)] if words else "yes", True)
+        for i, p in enumerate(urgent_phones)
+    ]
     events += [(i / background_rate, p, "no", False) for i, p in enumerate(background_phones)]
     return sorted(events, key=lambda e: e[0])
 
 
-def stage_times(rt: Any, nurse_number: str) -> list[dict[str, Any]]:
+# --words: the patient's one inbound message, and the first page of any urgent alert it raised.
+STAGES_WORDS = """
+    SELECT DISTINCT ON (p.phone) p.phone, r.created_at AS stored, r.processed_at AS processed,
+           a.opened_at AS opened, m.created_at AS page_queued, m.twilio_sid AS page_sid
+    FROM alerts a
+    JOIN patients p ON p.id = a.patient_id
+    JOIN messages m ON m.alert_id = a.id AND m.kind = 'page' AND m.to_number = :nurse
+    JOIN messages r ON r.patient_id = a.patient_id AND r.direction = 'inbound'
+    WHERE a.urgency = 'urgent'
+    ORDER BY p.phone, m.created_at
+"""
+
+
+def stage_times(rt: Any, nurse_number: str, words: bool = False) -> list[dict[str, Any]]:
     """Per urgent patient: reply stored, processed, alert opened, page queued; page SID (from the DB)."""
+    if words:
+        with rt.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(text(STAGES_WORDS), {"nurse": nurse_number})]
     sql = text(
         """
         SELECT p.phone, r.created_at AS stored, r.processed_at AS processed, a.opened_at AS opened,
@@ -250,6 +292,7 @@ def run(
     workers: int = 1,
     backlog: int = 0,
     split_queues: bool = False,
+    words: bool = False,
 ) -> dict[str, Any]:
     urgent = urgent or (1000 if full else 150)
     duration = urgent / urgent_rate
@@ -257,7 +300,9 @@ def run(
     print(
         f"reply->page: {urgent} urgent replies at {urgent_rate}/s with {background_rate}/s ordinary replies "
         f"({background} patients), {workers} worker(s) x --concurrency={worker_concurrency}, "
-        f"SEND_RATE_PER_SECOND={send_rate:g}" + (f", {backlog} questions already queued" if backlog else ""),
+        f"SEND_RATE_PER_SECOND={send_rate:g}"
+        + (f", {backlog} questions already queued" if backlog else "")
+        + (", urgent replies in the patients' own words, no check-in open" if words else ""),
         flush=True,
     )
     with bench_database("page") as pg_url, redis_db(REDIS_DB) as redis_url, Processes("page") as procs:
@@ -267,7 +312,7 @@ def run(
         rt = runtime_for(env)
         publisher = rt.tasks  # the real one; seeding swaps in NoTasks
         t0 = time.monotonic()
-        urgent_phones, background_phones, nurse_number = seed(rt, pg_url, urgent, background)
+        urgent_phones, background_phones, nurse_number = seed(rt, pg_url, urgent, background, words)
         # Optionally, a fan-out in progress: `backlog` first questions waiting in the send queue.
         backlog_ids = queue_backlog(rt, pg_url, urgent + background, backlog) if backlog else []
         print(
@@ -297,7 +342,7 @@ def run(
         before = meter.snapshot()
         for message_id in backlog_ids:
             publisher.publish("pro.send_message", message_id)
-        took = load.run(schedule(urgent_phones, background_phones, urgent_rate, background_rate))
+        took = load.run(schedule(urgent_phones, background_phones, urgent_rate, background_rate, words))
 
         def pages() -> list[dict[str, Any]]:
             return [a for a in http_json(f"{twilio_url}/_bench/arrivals") if a["to"] == nurse_number]
@@ -308,7 +353,7 @@ def run(
             print(f"  WARNING: {exc}; {len(pages())} arrived")
         cpu = CpuMeter.delta(before, meter.snapshot())
         arrivals = {a["sid"]: a["at"] for a in pages()}
-        stages = stage_times(rt, nurse_number)
+        stages = stage_times(rt, nurse_number, words)
         rt.dispose()
 
     latencies, parts = [], {"webhook": [], "queue+process": [], "score+alert": [], "page send": []}
@@ -362,6 +407,7 @@ def run(
             "worker_concurrency": worker_concurrency,
             "backlog": backlog,
             "split_queues": split_queues,
+            "words": words,
         },
     }
 
@@ -388,6 +434,9 @@ def main() -> None:
         help="first questions of a fan-out already queued when the load starts",
     )
     parser.add_argument("--concurrency", type=int, default=2, help="each worker's --concurrency")
+    parser.add_argument(
+        "--words", action="store_true", help="urgent replies are emergencies in the patients' own words"
+    )
     args = parser.parse_args()
     print_machine()
     run(
@@ -400,6 +449,7 @@ def main() -> None:
         args.workers,
         args.backlog,
         args.split_queues,
+        args.words,
     )
 
 

@@ -321,3 +321,31 @@ def test_demo_seed_gives_a_live_queue_and_is_idempotent(client: Any, rt: Any) ->
     login(client, "nurse@demo.local", "demo-password-123")
     page = client.get("/").get_data(as_text=True)
     assert "Possible spinal cord compression" in page and "Linda Smith" in page
+
+
+def test_new_urgent_evidence_after_an_acknowledgement_shows_on_the_queue_and_the_alert(
+    client: Any, rt: Any, ward: dict[str, int]
+) -> None:
+    from alerts import lifecycle, triage
+    from alerts.rules import Evidence, Finding, Urgency
+
+    def finding(words: str) -> Finding:
+        evidence = Evidence(item_code=None, question=None, raw_text=words, value=words)
+        return Finding(
+            "spinal_cord_compression", Urgency.URGENT, "reading.neuro", "test", "symptoms", 1, (evidence,)
+        )
+
+    with rt.sessions() as session, session.begin():
+        alert = triage.upsert_alert(session, rt, ward["p1"], finding("legs numb"), message_id=901)
+        assert alert is not None
+        lifecycle.acknowledge(session, alert, staff_id=None, actor="test", now=rt.now(), via="test")
+        alert_id = alert.id
+    login(client, "kim@example.org")
+    assert "New since acknowledged" not in client.get("/").get_data(as_text=True)
+    with rt.sessions() as session, session.begin():
+        again = triage.upsert_alert(session, rt, ward["p1"], finding("now I cannot stand"), message_id=902)
+        assert again is not None and again.id == alert_id and again.notice == 1
+    queue = client.get("/").get_data(as_text=True)
+    assert "New since acknowledged" in queue and f'data-alert-id="{alert_id}"' in queue
+    page = client.get(f"/alerts/{alert_id}").get_data(as_text=True)
+    assert 'id="alert-new-evidence"' in page and "now I cannot stand" in page
