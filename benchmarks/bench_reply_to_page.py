@@ -282,6 +282,37 @@ def stage_times(rt: Any, nurse_number: str, words: bool = False) -> list[dict[st
         return [dict(row._mapping) for row in conn.execute(sql, {"nurse": nurse_number})]
 
 
+def _explain_missing(rt: Any, urgent_phones: list[str], paged: set[str]) -> None:
+    """For an urgent patient whose page never arrived: what the database holds (to find the cause)."""
+    for number in urgent_phones:
+        if number in paged:
+            continue
+        with rt.engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT m.direction, m.kind, m.status, m.alert_id, m.body, m.created_at, m.processed_at "
+                    "FROM messages m JOIN patients p ON p.id = m.patient_id WHERE p.phone = :p ORDER BY m.id"
+                ),
+                {"p": number},
+            ).all()
+            alerts = conn.execute(
+                text(
+                    "SELECT a.id, a.category, a.urgency, a.escalation_level, a.next_escalation_at FROM alerts a "
+                    "JOIN patients p ON p.id = a.patient_id WHERE p.phone = :p"
+                ),
+                {"p": number},
+            ).all()
+            pages = conn.execute(
+                text(
+                    "SELECT m.alert_id, m.status, m.twilio_sid, m.created_at FROM messages m "
+                    "JOIN alerts a ON a.id = m.alert_id JOIN patients p ON p.id = a.patient_id "
+                    "WHERE p.phone = :p AND m.kind = 'page'"
+                ),
+                {"p": number},
+            ).all()
+        print(f"  unpaged {number}: messages {rows}; alerts {alerts}; pages {pages}")
+
+
 def run(
     full: bool = False,
     urgent: int | None = None,
@@ -347,13 +378,21 @@ def run(
         def pages() -> list[dict[str, Any]]:
             return [a for a in http_json(f"{twilio_url}/_bench/arrivals") if a["to"] == nurse_number]
 
+        def paged_patients() -> int:
+            if not words:
+                return len(pages())
+            arrived = {a["sid"] for a in pages()}
+            return sum(1 for r in stage_times(rt, nurse_number, words) if r["page_sid"] in arrived)
+
         try:
-            wait_for(lambda: len(pages()) >= urgent, timeout=60, interval=0.5, message=f"{urgent} pages")
+            wait_for(lambda: paged_patients() >= urgent, timeout=60, interval=0.5, message=f"{urgent} pages")
         except BenchError as exc:
             print(f"  WARNING: {exc}; {len(pages())} arrived")
         cpu = CpuMeter.delta(before, meter.snapshot())
         arrivals = {a["sid"]: a["at"] for a in pages()}
         stages = stage_times(rt, nurse_number, words)
+        if words:
+            _explain_missing(rt, urgent_phones, {r["phone"] for r in stages if arrivals.get(r["page_sid"])})
         rt.dispose()
 
     latencies, parts = [], {"webhook": [], "queue+process": [], "score+alert": [], "page send": []}
@@ -367,6 +406,11 @@ def run(
         parts["score+alert"].append((row["opened"] - row["processed"]).total_seconds())
         parts["page send"].append(at - row["opened"].timestamp())
     bad = sum(1 for s in load.statuses if s != 200)
+    if words:
+        paged = {row["phone"] for row in stages if arrivals.get(row["page_sid"]) is not None}
+        missing = [WORDS[i % len(WORDS)] for i, p in enumerate(urgent_phones) if p not in paged]
+        for text_ in sorted(set(missing)):
+            print(f"  no page for {missing.count(text_)} x {text_!r}")
     print(
         f"  load: {len(load.statuses)} replies in {took:.1f} s, {bad} not answered 200; "
         f"{len(latencies)}/{urgent} pages"

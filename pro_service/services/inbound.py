@@ -249,8 +249,10 @@ def _handle(session: Session, rt: Runtime, patient: Patient, message: Message) -
 
     # Outside a check-in (or a photo with no text, or from an opted-out patient): a message for the care
     # team. It is kept, shown on the timeline and triaged; the patient is told how to reach the clinic,
-    # unless an urgent finding already sent the safety text.
-    triage.record_patient_message(session, rt, patient, message, source="message")
+    # unless an urgent finding already sent the safety text. When the reader raised alerts, the message is
+    # their evidence already: a second "patient message" alert would only page the nurse twice.
+    if not arrival.alerts:
+        triage.record_patient_message(session, rt, patient, message, source="message")
     if patient.opted_out_at is None and not arrival.urgent:
         key = arrivals.reply_text_key(rt, patient, "acknowledgement")
         ack = rt.texts.get(key, patient.language, clinic_phone=clinic_phone(rt, patient))

@@ -43,8 +43,8 @@ def test_an_emergency_outside_a_check_in_is_urgent_with_the_safety_text_in_spani
     assert {a["category"] for a in urgent} >= {"pathologic_fracture"}
     evidence = next(a for a in urgent if a["category"] == "pathologic_fracture")["evidence"][0]
     assert evidence["raw_text"].startswith("ayer me cai")
-    # Free text is never dropped: it is also on the team's message alert.
-    assert any(a["category"] == "patient_message" for a in _alerts(api, patient))
+    # The words are the urgent alert's evidence; no second "patient message" alert pages the nurse again.
+    assert all(a["category"] != "patient_message" for a in _alerts(api, patient))
 
 
 def test_a_quiet_message_gets_the_acknowledgement_and_no_urgent_alert(
