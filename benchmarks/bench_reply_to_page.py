@@ -297,8 +297,8 @@ def _explain_missing(rt: Any, urgent_phones: list[str], paged: set[str]) -> None
             ).all()
             alerts = conn.execute(
                 text(
-                    "SELECT a.id, a.category, a.urgency, a.escalation_level, a.next_escalation_at FROM alerts a "
-                    "JOIN patients p ON p.id = a.patient_id WHERE p.phone = :p"
+                    "SELECT a.id, a.category, a.urgency, a.escalation_level, a.next_escalation_at "
+                    "FROM alerts a JOIN patients p ON p.id = a.patient_id WHERE p.phone = :p"
                 ),
                 {"p": number},
             ).all()
