@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
@@ -43,7 +44,6 @@ class Runtime:
     rulesets: dict[tuple[str, int], Ruleset]
     texts: Texts
     policy: EscalationPolicy
-    lexicons: dict[tuple[str, int], Lexicon]  # the symptom reader's vocabularies (config/reading/)
     # The inbound webhook's own pool (web/inbound_sms.py): autocommit on PostgreSQL, so its one INSERT
     # commits as it returns. On SQLite it is `engine`. Connections open only when used.
     ingest_engine: Engine
@@ -57,6 +57,13 @@ class Runtime:
         self.engine.dispose(close=close)
         if self.ingest_engine is not self.engine:
             self.ingest_engine.dispose(close=close)
+
+    @cached_property
+    def lexicons(self) -> dict[tuple[str, int], Lexicon]:
+        """The symptom reader's vocabularies (config/reading/), loaded on first use: only workers read
+        messages, and the dictionary behind the typo guard costs ~50 MB and ~1 s a process. The worker loads
+        it at start-up (workers/celery.py), so a bad vocabulary stops the worker naming the file."""
+        return load_lexicons(self.settings.CONFIG_DIR / "reading")
 
     @property
     def lexicon(self) -> Lexicon:
@@ -115,7 +122,6 @@ def build_runtime(
             oncology_24h_phone=settings.ONCOLOGY_24H_PHONE or settings.CLINIC_PHONE,
         ),
         policy=load_policy(settings.CONFIG_DIR / "escalation.yaml"),
-        lexicons=load_lexicons(settings.CONFIG_DIR / "reading"),
         ingest_engine=make_ingest_engine(settings) if engine.dialect.name == "postgresql" else engine,
     )
     from pro_service.services import event_webhook

@@ -16,6 +16,7 @@ from pro_service.metrics import TASK_DURATION, TASK_FAILURES
 
 flask_app = create_app()
 runtime = runtime_of(flask_app)
+runtime.lexicon  # noqa: B018  (load the symptom vocabulary now: in the parent, shared by forked children)
 app = runtime.celery
 if runtime.settings.REDIS_URL:
     # A consumer waits out a frozen Redis instead of timing out mid-ack: a timed-out ack leaks the prefetch
