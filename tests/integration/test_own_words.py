@@ -178,3 +178,18 @@ def test_a_resolved_answer_never_raises_again(api: Any, rt: Any, phone: Phone) -
     )
     wait_for(lambda: api("GET", f"/api/v1/check-ins/{check_in}").json.get("scored_at") or True)
     assert [a["id"] for a in _urgent(api, patient)] == [alert["id"]]  # no second alert for that answer
+
+
+def test_stop_saying_the_patient_died_is_a_same_day_stopped_monitoring_alert(
+    api: Any, rt: Any, sms: Any, twilio_server: Any, phone: Phone
+) -> None:
+    phone = Phone(sms, twilio_server.state, number="+15551230079")
+    patient = make_patient(rt, make_team(rt), phone=phone.number, mrn="MRN079")
+    phone.reply("please stop the messages, she passed away yesterday")
+    assert api("GET", f"/api/v1/patients/{patient}").json["opted_out_at"] is not None
+    alert = wait_for(
+        lambda: next((a for a in _alerts(api, patient) if a["category"] == "stopped_monitoring"), None),
+        message="the stopped-monitoring alert",
+    )
+    assert alert["urgency"] == "same_day"  # not routine: the team must know today
+    assert _urgent(api, patient) == []
