@@ -18,7 +18,7 @@ from typing import Any
 
 from benchmarks.harness import print_machine
 
-BENCHMARKS = ("parsing", "scheduling", "dashboard", "ingest", "reply_to_page", "fanout")
+BENCHMARKS = ("parsing", "reading", "scheduling", "dashboard", "ingest", "reply_to_page", "fanout")
 
 
 def main(argv: list[str] | None = None) -> int:
