@@ -239,10 +239,12 @@ def send_message(rt: Runtime, message_id: int) -> SendOutcome:
         message = claim(session, rt, message_id)
         if message is None:
             return SendOutcome("skipped", "not queued, not due, or recipient cannot receive")
-    # The rate limit is shared by all workers (Redis); wait for a slot outside any transaction.
+        urgent = message.kind in URGENT_KINDS
+    # The rate limit is shared by all workers (Redis); wait for a slot outside any transaction. Pages and
+    # safety texts take their slot without waiting for it (services/ratelimit.py).
     from pro_service.services.ratelimit import acquire_send_slot
 
-    acquire_send_slot(rt)
+    acquire_send_slot(rt, urgent=urgent)
     with rt.sessions() as session, session.begin():
         message = session.get(Message, message_id, with_for_update=True)
         if message is None or message.status != MessageStatus.SENDING:

@@ -3,6 +3,7 @@ the validity period, and the shared messages-per-second cap."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -106,14 +107,28 @@ def test_the_send_rate_cap_hands_out_slots_one_interval_apart(rt: Any) -> None:
     """The Redis slot reservation, called back to back (as several workers would): caller n is given the
     slot n intervals after the first, so the cap holds however many workers send."""
     _client(rt.settings.REDIS_URL).delete(KEY)
-    one_per_second = type(rt)(
-        **{**rt.__dict__, "settings": rt.settings.model_copy(update={"SEND_RATE_PER_SECOND": 1.0})}
+    one_per_second = dataclasses.replace(
+        rt, settings=rt.settings.model_copy(update={"SEND_RATE_PER_SECOND": 1.0})
     )
     waits = [reserve_slot(one_per_second) for _ in range(10)]
     # The calls take milliseconds; the slots they get are a whole second apart.
     assert waits[0] == pytest.approx(0.0, abs=0.05)
     for n, wait in enumerate(waits):
         assert wait == pytest.approx(float(n), abs=0.1)
+    _client(rt.settings.REDIS_URL).delete(KEY)
+
+
+def test_an_urgent_send_never_waits_for_a_slot_but_the_bulk_pays_for_it(rt: Any) -> None:
+    """A page or safety text goes at once, however many bulk sends hold slots ahead of it; its slot is
+    still taken, so the bulk behind it waits one interval more and the average rate stays at the cap."""
+    _client(rt.settings.REDIS_URL).delete(KEY)
+    one_per_second = dataclasses.replace(
+        rt, settings=rt.settings.model_copy(update={"SEND_RATE_PER_SECOND": 1.0})
+    )
+    bulk = [reserve_slot(one_per_second) for _ in range(5)]  # slots 0..4 s from now
+    assert bulk[-1] == pytest.approx(4.0, abs=0.1)
+    assert reserve_slot(one_per_second, urgent=True) == 0.0  # not 5 s
+    assert reserve_slot(one_per_second) == pytest.approx(6.0, abs=0.1)  # the next bulk send pays
     _client(rt.settings.REDIS_URL).delete(KEY)
 
 
