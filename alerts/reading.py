@@ -272,7 +272,8 @@ def _closest(word: str, lexicon: Lexicon) -> str:
     if word.startswith(lexicon.stems):  # already a form of a vocabulary stem: "dormidas" stays
         return word
     allowed = 1 if len(word) < 8 else 2
-    choices = [w for w in lexicon.vocabulary if w[0] == word[0]]
+    # Sorted, so a tie ("wlak": "walk" or "weak") is broken the same way in every process.
+    choices = sorted(w for w in lexicon.vocabulary if w[0] == word[0])
     best = extractOne(word, choices, scorer=OSA.distance, score_cutoff=allowed)
     if best is not None:
         return str(best[0])

@@ -106,6 +106,124 @@ EMERGENCIES = [
     ("self_harm", "can't face another day"),
     ("self_harm", "no le veo sentido a seguir"),
     ("neuro", "yo estoy bien pero no siento las piernas"),
+    # dictation and homophone errors ("weigh" for way, "you're in" for urine, "bare" for bear)
+    ("neuro", "both knees gave weigh in the kitchen"),
+    ("bladder_bowel", "struggling to pass you're in all day"),
+    ("fracture", "can't bare weight on the left foot"),
+    ("bladder_bowel", "not past water since breakfast"),
+    ("bladder_bowel", "no puedo aser pis desde anoche"),
+    ("fracture", "mi abuela se calló en el baño"),
+    # self-harm by method, goodbye letters, not coming back
+    ("self_harm", "keep thinking about stepping in front of a lorry"),
+    ("self_harm", "part of me wants to drive into the river and not come back"),
+    ("self_harm", "I've written goodbye notes for the kids"),
+    ("self_harm", "started self harming again"),
+    ("self_harm", "I'm planning to hang myself"),
+    ("self_harm", "quiero tirarme por la ventana"),
+    ("self_harm", "he pensado en ahorcarme"),
+    ("self_harm", "dejé una carta de despedida en la mesa"),
+    ("self_harm", "me estoy cortando otra vez"),
+    ("self_harm", "me he vuelto a lastimar los brazos"),
+    # regional and colloquial body words
+    ("neuro", "se me doblan las canillas al caminar"),
+    ("neuro", "tengo las patas dormidas"),
+    ("neuro", "me pegs have gone all floppy"),
+    ("bladder_bowel", "no hice del dos ni del uno en todo el día"),
+    ("bladder_bowel", "the waterworks have packed up completely"),
+    ("bladder_bowel", "had another accident with the plumbing this morning"),
+    ("bladder_bowel", "she hasn't done a number one since lunch"),
+    # can't weight-bear, won't take my weight
+    ("fracture", "can't weightbear on the right side"),
+    ("fracture", "my ankle won't hold my weight"),
+    ("fracture", "her knee won't take any weight"),
+    ("fracture", "no puedo apoyar nada de peso en la cadera"),
+    ("fracture", "la rodilla no aguanta mi peso"),
+    # colloquial falls
+    ("fracture", "hit the deck in the garden"),
+    ("fracture", "took a tumble getting off the bus"),
+    ("fracture", "came a cropper on the ice"),
+    ("fracture", "me di un porrazo en la cocina"),
+    ("fracture", "mi mamá se fue de boca en la acera"),
+    # disorientation, can't be woken
+    ("consciousness", "she doesn't know what year it is"),
+    ("consciousness", "I don't remember where I am half the time"),
+    ("consciousness", "dad doesn't know who he is this morning"),
+    ("consciousness", "mi papá no sabe en qué año estamos"),
+    ("consciousness", "no sé dónde estoy"),
+    ("consciousness", "amaneció desubicado"),
+    ("consciousness", "no hay forma de despertarla"),
+    # can't get up from a seat
+    ("neuro", "can't get up off the sofa"),
+    ("neuro", "couldn't get out of the armchair this morning"),
+    ("neuro", "no se puede levantar de la silla"),
+    # bladder: passing water, hesitancy
+    ("bladder_bowel", "haven't passed water all day"),
+    ("bladder_bowel", "having difficulty passing urine"),
+    ("bladder_bowel", "my pee takes ages to start"),
+    ("bladder_bowel", "me cuesta mucho orinar"),
+    ("bladder_bowel", "el chorro sale muy débil"),
+    # a heart attack said as a symptom
+    ("breathing_chest", "I think I'm having a heart attack"),
+    ("breathing_chest", "creo que me está dando un infarto"),
+    # legs folding, dragging, without power, in either word order
+    ("neuro", "my legs just folded under me in the shower"),
+    ("neuro", "lost all power in my right leg"),
+    ("neuro", "no strength in my legs today"),
+    ("neuro", "left leg dragging since this morning"),
+    ("neuro", "se me van las piernas"),
+    ("neuro", "se me vencen las rodillas al caminar"),
+    # gait like a drunk, numbness words of Spain
+    ("neuro", "I'm walking like I'm drunk"),
+    ("neuro", "she's walking like a penguin today"),
+    ("neuro", "camino como borracha y no he bebido"),
+    ("neuro", "siento las piernas acorchadas"),
+    # saddle numbness on the inner thighs; can't tell when I need to go
+    ("bladder_bowel", "tingling on the inside of my thighs"),
+    ("bladder_bowel", "my inner thighs are numb"),
+    ("bladder_bowel", "can't tell when I need the loo"),
+    ("bladder_bowel", "she doesn't know when she needs a wee anymore"),
+    # landing on a bone
+    ("fracture", "landed on my hip and now I can't move it"),
+    ("fracture", "landed on my bum on the patio"),
+    ("fracture", "landed on my wrist when I went over"),
+    # blue lips, chest squeezing said as a verb
+    ("breathing_chest", "lips going blue"),
+    ("breathing_chest", "her fingertips look grey and she's panting"),
+    ("breathing_chest", "tiene los labios morados"),
+    ("breathing_chest", "siento que me aprieta el pecho"),
+    ("breathing_chest", "me oprime el pecho desde la mañana"),
+    # no way out, can't do this any more, plans and stores
+    ("self_harm", "there's no way out, I'm done"),
+    ("self_harm", "I can't do this anymore"),
+    ("self_harm", "been looking up ways to die"),
+    ("self_harm", "I've got enough pills saved to do it"),
+    ("self_harm", "no veo salida a nada"),
+    ("self_harm", "ya no aguanto más esta vida"),
+    ("self_harm", "quiero que todo esto se acabe ya"),
+    ("self_harm", "siento que sobro en esta casa"),
+    # a resolution undone: it came back
+    ("neuro", "the numbness went when I stood up but it's back"),
+    ("neuro", "the tingling had stopped, it has returned today"),
+    ("neuro", "el hormigueo se me quitó pero volvió"),
+    # bumping into things, falling to one side
+    ("neuro", "I keep bumping into things and falling sideways"),
+    ("neuro", "always walking into door frames this week"),
+    ("neuro", "she keeps toppling to one side"),
+    # bursting but nothing comes; can't feel when wiping; sin poder hacer pis
+    ("bladder_bowel", "haven't been since yesterday morning and I'm bursting"),
+    ("bladder_bowel", "bursting for a wee and nothing comes out"),
+    ("bladder_bowel", "can't feel when I wipe"),
+    ("bladder_bowel", "no siento cuando me limpio"),
+    ("bladder_bowel", "llevo horas sin poder hacer pis y me duele mucho la vejiga"),
+    ("bladder_bowel", "mi mamá lleva toda la tarde sin poder orinar"),
+    # found in a heap, at the bottom of the stairs
+    ("fracture", "found her in a heap at the bottom of the stairs"),
+    ("fracture", "he ended up at the foot of the stairs"),
+    ("fracture", "I was in a heap by the back door"),
+    # doesn't even know who she is
+    ("consciousness", "está muy rara, no sabe ni quién es"),
+    ("consciousness", "mi papá no recuerda ni cómo se llama"),
+    ("consciousness", "no sé ni dónde estoy"),
 ]
 
 WARNINGS = [
@@ -125,6 +243,46 @@ WARNINGS = [
     ("vomiting_fluids", "todo lo que tomo lo devuelvo"),
     ("thirst", "my tongue feels like sandpaper all day"),
     ("thirst", "tengo la boca reseca y mucha sed"),
+    # pain out of control, nothing helps
+    ("severe_pain", "8 and nothing is working"),
+    ("severe_pain", "my pain is totally uncontrolled"),
+    ("severe_pain", "nothing takes the edge off"),
+    ("severe_pain", "el dolor no se me calma con nada"),
+    ("severe_pain", "ninguna pastilla me lo quita"),
+    ("severe_pain", "no encuentro posición del dolor"),
+    ("severe_pain", "can't get comfortable whatever I try"),
+    # sick every time I drink; regional words for vomiting
+    ("vomiting_fluids", "throw up every time I sip water"),
+    ("vomiting_fluids", "bringing it up whenever I eat"),
+    ("vomiting_fluids", "nothing stays down, not even tea"),
+    ("vomiting_fluids", "vomito cada vez que tomo agua"),
+    ("vomiting_fluids", "llevo toda la mañana guacareando"),
+    ("vomiting_fluids", "ni un traguito de agua me dura"),
+    # thirst: can't stop drinking, litres, up weeing
+    ("thirst", "can't stop drinking water"),
+    ("thirst", "getting through three bottles of water a day"),
+    ("thirst", "up peeing every half hour"),
+    ("thirst", "no paro de beber agua"),
+    ("thirst", "me tomo 5 litros al día"),
+    # pain at night or lying down, said before the pain
+    ("spinal_pain", "de noche me duele mucho la columna"),
+    ("spinal_pain", "tumbada me duelen más los riñones"),
+    ("spinal_pain", "at night my back is agony"),
+    # painkillers by name, a pain score in words
+    ("severe_pain", "pain's been a 10 all night and oramorph isn't touching it"),
+    ("severe_pain", "the tramadol isn't helping at all"),
+    ("severe_pain", "los rescates no me hacen efecto"),
+    ("severe_pain", "pain is at a 9 today"),
+    ("severe_pain", "the pain in my hip is horrendous"),
+    ("severe_pain", "el dolor no me deja vivir"),
+    # pain so bad I can't sleep or lie down; straining said later in the sentence
+    ("spinal_pain", "back pain so bad I can't sleep"),
+    ("spinal_pain", "my neck aches so much I can't lie flat"),
+    ("spinal_pain", "me duele la columna cuando voy al baño y pujo"),
+    # thirst: parched, however much I drink
+    ("thirst", "parched all day"),
+    ("thirst", "no matter how much I drink my mouth stays dry"),
+    ("thirst", "por más que tome agua sigo igual"),
 ]
 
 QUIET = [
@@ -166,6 +324,48 @@ QUIET = [
     "fui al hospital a visitar a mi hermana",
     "the pain at night has completely gone",
     "ya no me duele al toser",
+    # symptom of a named other person with their own cause, or the writer hoping not to catch it
+    "my brother keeps falling, it's his parkinsons",
+    "my son has been throwing up all night, hope I don't catch it",
+    "my dad's confused again, he's seeing the consultant on Tuesday",
+    "mi hermano anda confundido por su demencia",
+    "mi suegro no puede caminar, es la ciática, ya tiene cita con el traumatólogo",
+    "mi hermana vomita todo, espero que no me lo pegue",
+    # resolved by treatment
+    "the tingling I mentioned in January went away after the physio",
+    "the weakness from October has settled since the steroids, thank you",
+    "el hormigueo que les dije en enero se fue con la fisioterapia",
+    # old and unchanged
+    "numb toes from the chemo, same as they've been for months",
+    "the old fracture in my wrist aches when it's cold",
+    "la fractura antigua de la cadera me molesta con el frío",
+    "el adormecimiento de los pies sigue igual que hace meses",
+    # figurative
+    "can't stand the queue at the pharmacy",
+    "that match nearly gave me a heart attack",
+    "the sunset left me breathless",
+    "gasping for a cuppa",
+    "a bit winded after my zumba class",
+    "the cat won't put weight on her paw",
+    "el partido del domingo estuvo buenísimo",
+    "la vista desde el mirador me dejó sin aliento",
+    "casi me da un ataque al corazón con la factura de la luz",
+    "she jumps off a bridge in the film",
+    # a resolution said with "went after / when / once"
+    "the pins and needles went after I changed position",
+    "the tingling went once I sat down",
+    "the numbness has gone, it's back to normal",
+    # figurative falls and breakages of things
+    "nearly fell off my chair laughing",
+    "me caí de la risa con el chiste",
+    "broke my favourite mug",
+    "smashed a plate doing the dishes",
+    "cracked the glass on my watch",
+    # ordinary, advised amounts of fluid; a drink wanted, not breath
+    "I drink 2 litres a day as advised",
+    "tomo dos litros de agua al día como me dijo la enfermera",
+    "gasping for a cup of tea after the walk",
+    "dying for a glass of wine tonight",
 ]
 
 
@@ -203,6 +403,11 @@ CLEAN = [
     "para nada, todo como siempre",
     "no, legs fine, bladder fine",
     "pues no, todo en orden",
+    # a clean no followed by an ordinary activity
+    "No. Did my usual swim at the leisure centre.",
+    "no, walked the dog like I do every morning",
+    "no, fui a caminar como todos los días",
+    "no, hice mi paseo de todos los domingos",
 ]
 
 UNCLEAR = [

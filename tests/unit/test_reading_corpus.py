@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.bench_reading import evaluate, load_corpus, rates, runtime_parts
+from benchmarks.bench_reading import CORPORA, evaluate, load_corpus, rates, runtime_parts
 
 # Floors per (tier, language): the share reached when this test was last raised. Raise, never lower.
 FLOORS = {
@@ -23,10 +23,28 @@ FLOORS = {
 }
 
 
+# The second development corpus (another author, used for tuning after it had been measured blind).
+# The third, `final (blind)`, has no floor on purpose: it is never tuned on, only reported.
+FLOORS_2 = {(tier, lang): 0.95 for tier in ("emergency", "warning", "quiet") for lang in ("en", "es")}
+FLOORS_2 |= {("emergency", "en"): 1.0, ("emergency", "es"): 1.0}
+
+
 @pytest.fixture(scope="module")
 def outcomes() -> list:  # type: ignore[type-arg]
     lexicon, instruments = runtime_parts()
     return evaluate(load_corpus(), lexicon, instruments)
+
+
+@pytest.fixture(scope="module")
+def outcomes_2() -> list:  # type: ignore[type-arg]
+    lexicon, instruments = runtime_parts()
+    return evaluate(load_corpus(CORPORA["development-2"]), lexicon, instruments)
+
+
+@pytest.mark.parametrize(("tier", "lang"), sorted(FLOORS_2))
+def test_reading_meets_its_floor_on_the_second_corpus(outcomes_2: list, tier: str, lang: str) -> None:  # type: ignore[type-arg]
+    hits, total = rates(outcomes_2, tier, lang)
+    assert hits / total >= FLOORS_2[(tier, lang)], f"{hits}/{total}; see bench_reading --misses"
 
 
 def test_the_corpus_is_large_and_balanced() -> None:
