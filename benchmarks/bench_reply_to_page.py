@@ -324,6 +324,7 @@ def run(
     backlog: int = 0,
     split_queues: bool = False,
     words: bool = False,
+    notify_worker: bool = False,
 ) -> dict[str, Any]:
     urgent = urgent or (1000 if full else 150)
     duration = urgent / urgent_rate
@@ -351,7 +352,14 @@ def run(
             flush=True,
         )
         web = start_gunicorn(procs, "gunicorn", "pro_service.wsgi:app", env, web_port, 2, 4)
-        if split_queues:
+        if notify_worker:
+            # Three workers: replies and scoring; pages and safety texts alone; bulk sends.
+            worker_procs = [
+                start_celery_worker(procs, "clinical", env, worker_concurrency, "ingest,score,beat"),
+                start_celery_worker(procs, "notify", env, worker_concurrency, "notify"),
+                start_celery_worker(procs, "bulk", env, worker_concurrency, "send"),
+            ]
+        elif split_queues:
             # The clinical path (replies, scoring, pages) on its own worker; bulk sends on another.
             worker_procs = [
                 start_celery_worker(procs, "clinical", env, worker_concurrency, "ingest,score,notify,beat"),
@@ -452,6 +460,7 @@ def run(
             "backlog": backlog,
             "split_queues": split_queues,
             "words": words,
+            "notify_worker": notify_worker,
         },
     }
 
@@ -481,6 +490,11 @@ def main() -> None:
     parser.add_argument(
         "--words", action="store_true", help="urgent replies are emergencies in the patients' own words"
     )
+    parser.add_argument(
+        "--notify-worker",
+        action="store_true",
+        help="three workers: -Q ingest,score,beat, -Q notify (pages, safety texts) and -Q send",
+    )
     args = parser.parse_args()
     print_machine()
     run(
@@ -494,6 +508,7 @@ def main() -> None:
         args.backlog,
         args.split_queues,
         args.words,
+        args.notify_worker,
     )
 
 
