@@ -175,7 +175,9 @@ SOFT = "¦"  # a comma: a boundary for patterns and negation, but a resolution m
 BREAKS = frozenset((BREAK, SOFT))
 _APOSTROPHES = str.maketrans("", "", "'\u2019\u2018\u02bc`\u00b4\u2032")
 _TOKEN = re.compile(r"[^\W_]+|[.;:!?¡¿,\n()]")
-_NOT_FORMS = {
+# "can not" / "cannot" / "can t" all read as "cant"; the same for the other common "n't" forms. Shared with
+# the ruleset's warning phrases (alerts/rules.py).
+NOT_FORMS = {
     "can": "cant",
     "could": "couldnt",
     "do": "dont",
@@ -183,6 +185,8 @@ _NOT_FORMS = {
     "did": "didnt",
     "will": "wont",
     "would": "wouldnt",
+    "should": "shouldnt",
+    "must": "mustnt",
     "is": "isnt",
     "are": "arent",
     "was": "wasnt",
@@ -191,7 +195,7 @@ _NOT_FORMS = {
     "have": "havent",
     "had": "hadnt",
 }
-_CONTRACTED = frozenset(_NOT_FORMS.values())
+_CONTRACTED = frozenset(NOT_FORMS.values())
 
 
 def fold(text: str) -> str:
@@ -210,8 +214,8 @@ def _raw_tokens(text: str) -> list[str]:
             out.append(SOFT if word == "," else BREAK)
         elif word == "cannot":
             out.append("cant")
-        elif following == "not" and word in _NOT_FORMS:  # "can not" reads as "cant"
-            out.append(_NOT_FORMS[word])
+        elif following == "not" and word in NOT_FORMS:  # "can not" reads as "cant"
+            out.append(NOT_FORMS[word])
             i += 1
         elif following == "t" and word + "t" in _CONTRACTED:  # "can t": the apostrophe typed as a space
             out.append(word + "t")

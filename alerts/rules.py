@@ -14,11 +14,12 @@ replies are surfaced separately by the ruleset's ``kind: message`` rule.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Literal, TypeAlias, assert_never
+
+from alerts.reading import NOT_FORMS, fold
 
 if TYPE_CHECKING:
     from alerts.ruleset import Ruleset
@@ -487,37 +488,13 @@ def _join(outcomes: Iterable[_Outcome]) -> tuple[Evidence, ...]:
 # lists such words under `not_warning_words` so that they alone never match. Earlier words of a
 # phrase must match whole. Negation is not understood: "no numbness" still matches "numb" (errs safe).
 
-# Removed, not turned into spaces, so "can't" == "cant". The acute accent and prime are typed as
-# apostrophes on some phones; the acute must go before NFKD or it decomposes to space + combining mark.
-_APOSTROPHES = str.maketrans("", "", "'\u2019\u2018\u02bc`\u00b4\u2032")
 _WORD = re.compile(r"[^\W_]+")
-# "can not" / "cannot" / "can t" all read as "cant"; same for the other common "n't" forms.
-_NOT_FORMS = {
-    "can": "cant",
-    "will": "wont",
-    "do": "dont",
-    "does": "doesnt",
-    "did": "didnt",
-    "could": "couldnt",
-    "would": "wouldnt",
-    "should": "shouldnt",
-    "is": "isnt",
-    "are": "arent",
-    "was": "wasnt",
-    "were": "werent",
-    "has": "hasnt",
-    "have": "havent",
-    "had": "hadnt",
-    "must": "mustnt",
-}
-_CONTRACTED = frozenset(_NOT_FORMS.values())
+_CONTRACTED = frozenset(NOT_FORMS.values())
 
 
 def _normalise(text: str) -> tuple[str, ...]:
     """Lower-case, accent-folded words with apostrophes removed and "X not" joined to "Xnt"."""
-    folded = unicodedata.normalize("NFKD", text.translate(_APOSTROPHES).casefold())
-    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
-    words = _WORD.findall(folded)
+    words = _WORD.findall(fold(text))
     out: list[str] = []
     i = 0
     while i < len(words):
@@ -525,8 +502,8 @@ def _normalise(text: str) -> tuple[str, ...]:
         following = words[i + 1] if i + 1 < len(words) else None
         if word == "cannot":
             out.append("cant")
-        elif following == "not" and word in _NOT_FORMS:
-            out.append(_NOT_FORMS[word])
+        elif following == "not" and word in NOT_FORMS:
+            out.append(NOT_FORMS[word])
             i += 1
         elif following == "t" and word + "t" in _CONTRACTED:  # "can t": apostrophe typed as a space
             out.append(word + "t")
