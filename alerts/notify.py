@@ -49,7 +49,7 @@ def alert_raised(
     if alert.urgency == "urgent" and (renotify or not alert.safety_message_sent):
         phone = patient.care_team.phone or rt.settings.CLINIC_PHONE
         crisis = any(c.crisis and c.category == alert.category for c in rt.lexicon.concepts.values())
-        queue_to_patient(
+        queued = queue_to_patient(
             session,
             rt,
             patient,
@@ -66,7 +66,14 @@ def alert_raised(
                 alert_id=alert.id,
                 kind="safety_message",
                 created_at=now,
-                detail={"notice": alert.notice, "text": "crisis" if crisis else "safety"},
+                # "not queued here": the message's one safety text went with an earlier alert, or the
+                # patient cannot receive texts.
+                detail={
+                    "notice": alert.notice,
+                    "text": ("crisis" if crisis else "safety")
+                    if queued is not None
+                    else "sent with the message",
+                },
             )
         )
     if alert.status != AlertStatus.OPEN:

@@ -7,7 +7,7 @@ DB-facing: it uses pro_service's models and outbound queue. The clinical judgeme
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -68,6 +68,12 @@ def _source(ev: dict[str, Any]) -> tuple[Any, ...]:
 _RESOLVED_LOOKBACK = 20  # resolved episodes of a category whose evidence is never raised again
 
 
+@dataclass(frozen=True)
+class Raised:
+    alert: Alert
+    notified: bool  # this call opened the alert, raised its urgency or notified again (page, safety text)
+
+
 def upsert_alert(
     session: Session,
     rt: Runtime,
@@ -77,18 +83,59 @@ def upsert_alert(
     check_in_id: int | None = None,
     message_id: int | None = None,
 ) -> Alert | None:
+    """`raise_finding`, for callers that only need the alert (None: nothing new to record)."""
+    raised = raise_finding(session, rt, patient_id, finding, check_in_id=check_in_id, message_id=message_id)
+    return raised.alert if raised is not None else None
+
+
+def _resolved_sources(session: Session, patient_id: int, category: str) -> dict[tuple[Any, ...], int]:
+    """Evidence sources already in resolved alerts of the category, with the highest urgency resolved."""
+    resolved = session.scalars(
+        select(Alert)
+        .where(
+            Alert.patient_id == patient_id,
+            Alert.category == category,
+            Alert.status == AlertStatus.RESOLVED,
+        )
+        .order_by(Alert.id.desc())
+        .limit(_RESOLVED_LOOKBACK)
+    ).all()
+    seen: dict[tuple[Any, ...], int] = {}
+    for old in resolved:
+        for ev in old.evidence:
+            source = _source(ev)
+            seen[source] = max(seen.get(source, 0), old.urgency_rank)
+    return seen
+
+
+def raise_finding(
+    session: Session,
+    rt: Runtime,
+    patient_id: int,
+    finding: Finding,
+    *,
+    check_in_id: int | None = None,
+    message_id: int | None = None,
+) -> Raised | None:
     """Record a finding as an episode: a new alert, or new evidence on the open one.
 
     Urgency only ever rises. New urgent evidence from a new source (another answer or message) notifies
     again, reopening an acknowledged alert: an acknowledgement covers only what was seen. Evidence already
-    in a resolved alert never raises again (None is returned when nothing is new); new evidence after a
-    resolution opens a new alert linked to the resolved one.
+    resolved at this urgency or above never raises again, whether or not another episode is open (None
+    when nothing is new); new evidence after a resolution opens a new alert linked to the resolved one.
     """
     from alerts import notify
 
     now = rt.now()
-    evidence = _evidence(finding, check_in_id=check_in_id, message_id=message_id)
     rank = URGENCY_RANK[finding.urgency]
+    seen = _resolved_sources(session, patient_id, finding.category)
+    evidence = [
+        ev
+        for ev in _evidence(finding, check_in_id=check_in_id, message_id=message_id)
+        if seen.get(_source(ev), 0) < rank
+    ]
+    if not evidence:
+        return None
     alert = session.scalar(
         select(Alert)
         .where(
@@ -99,20 +146,16 @@ def upsert_alert(
         .with_for_update(**ROW_LOCK)
     )
     if alert is None:
-        resolved = session.scalars(
-            select(Alert)
+        previous_id = session.scalar(
+            select(Alert.id)
             .where(
                 Alert.patient_id == patient_id,
                 Alert.category == finding.category,
                 Alert.status == AlertStatus.RESOLVED,
             )
             .order_by(Alert.id.desc())
-            .limit(_RESOLVED_LOOKBACK)
-        ).all()
-        seen = {_source(ev) for old in resolved for ev in old.evidence}
-        evidence = [ev for ev in evidence if _source(ev) not in seen]
-        if not evidence:
-            return None
+            .limit(1)
+        )
         alert = Alert(
             ref=new_ref(),
             patient_id=patient_id,
@@ -128,7 +171,7 @@ def upsert_alert(
             opened_at=now,
             updated_at=now,
             notice=0,
-            previous_alert_id=resolved[0].id if resolved else None,
+            previous_alert_id=previous_id,
         )
         try:
             with session.begin_nested():
@@ -136,7 +179,7 @@ def upsert_alert(
                 session.flush()
         except IntegrityError:
             # Another worker opened it a moment ago (the partial unique index): merge into theirs.
-            return upsert_alert(
+            return raise_finding(
                 session, rt, patient_id, finding, check_in_id=check_in_id, message_id=message_id
             )
         session.add(
@@ -153,7 +196,7 @@ def upsert_alert(
             )
         )
         notify.alert_raised(session, rt, alert, previous_rank=0, message_id=message_id)
-        return alert
+        return Raised(alert, notified=True)
 
     known = {_key(ev) for ev in alert.evidence}
     known_sources = {_source(ev) for ev in alert.evidence}
@@ -200,7 +243,7 @@ def upsert_alert(
             session, rt, alert, previous_rank=previous, renotify=renotify, message_id=message_id
         )
     alert.updated_at = now
-    return alert
+    return Raised(alert, notified=rank > previous or renotify)
 
 
 def _views(answers: list[Answer]) -> dict[str, AnswerView]:

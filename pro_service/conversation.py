@@ -102,16 +102,17 @@ def advance(
     """Apply one reply to the item last asked.
 
     `reprompt_text` is the language's re-prompt for this item's kind (texts live in config).
-    `unclear` (from `message_reading`): why a readable reply to a red-flag question is still not an
-    answer ("no, but my legs are numb"). It is stored as unreadable at once, without a re-prompt: a nurse
-    has been alerted and resolves it; asking the patient again would only delay that.
+    `unclear` (from `message_reading`): why a reply to a red-flag question is not a clean answer ("no, but
+    my legs are numb", "a little", or unreadable). It is stored as unreadable at once, without a re-prompt:
+    a nurse has been alerted and resolves it; asking again would only delay that, and a later "yes" to the
+    same question would be the same evidence and notify nobody.
     """
     if state.current_item is None:
         raise ValueError("no item is awaiting a reply")
     item = instrument.item(state.current_item)
     question = instrument.render_question(item.code, language)
     result = parse_reply(reply, item.spec, language)
-    if unclear is not None and isinstance(result, Parsed):
+    if unclear is not None:
         result = Unreadable("ambiguous", unclear)
         state = State(state.current_item, MAX_MISSES - 1, state.answers)
 

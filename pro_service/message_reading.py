@@ -95,4 +95,7 @@ def findings_of(
                 other_rule_ids=tuple(h[1] for h in hits[1:]),
             )
         )
-    return sorted(findings, key=lambda f: (-f.urgency.rank, f.category))
+    # Crisis categories first: a message is answered with one safety text, and when it speaks of self-harm
+    # that must be the crisis text ("I can't breathe and I want to die").
+    crisis = {c.category for c in lexicon.concepts.values() if c.crisis}
+    return sorted(findings, key=lambda f: (-f.urgency.rank, f.category not in crisis, f.category))

@@ -26,10 +26,17 @@ STOPPED_MONITORING = "stopped_monitoring"
 @dataclass(frozen=True)
 class Arrival:
     reading: MessageReading
-    alerts: list[Alert] = field(default_factory=list)
+    raised: list[triage.Raised] = field(default_factory=list)
+
+    @property
+    def alerts(self) -> list[Alert]:
+        """Alerts this message opened or notified again (merely merged evidence does not count: nobody
+        was told, so the message still needs its own patient-message alert)."""
+        return [r.alert for r in self.raised if r.notified]
 
     @property
     def urgent(self) -> bool:
+        """This message sent the safety (or crisis) text: the generic acknowledgement is not sent."""
         return any(alert.urgency == Urgency.URGENT.value for alert in self.alerts)
 
     @property
@@ -52,10 +59,10 @@ def read_on_arrival(
     reading = read_message(text, rt.lexicon, item=item, language=patient.language)
     question = item.text.get(patient.language, item.text["en"]) if item is not None else None
     raised = [
-        alert
+        result
         for finding in findings_of(reading, rt.lexicon, text=text, item=item, question=question)
         if (
-            alert := triage.upsert_alert(
+            result := triage.raise_finding(
                 session, rt, patient.id, finding, check_in_id=check_in_id, message_id=message.id
             )
         )

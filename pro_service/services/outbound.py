@@ -14,7 +14,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pro_service.models import Direction, Message, MessageKind, MessageStatus, Patient, StaffUser
+from pro_service.models import (
+    Direction,
+    Message,
+    MessageKind,
+    MessageStatus,
+    Patient,
+    PatientStatus,
+    StaffUser,
+)
 from pro_service.runtime import Runtime
 from pro_service.sms.gateway import INVALID_NUMBER_CODES, UNSUBSCRIBED, SendError, SentMessage
 
@@ -22,9 +30,26 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 # Sent even to an opted-out patient: the confirmation of the opt-out itself (carriers expect one).
-# The safety text answers a message the patient has just sent ("stop texting me, I can't feel my legs"): it
-# goes even when that message also opted them out. Nothing scheduled ever does.
-ALLOWED_WHEN_OPTED_OUT = frozenset({MessageKind.OPT_OUT, MessageKind.SAFETY})
+ALLOWED_WHEN_OPTED_OUT = frozenset({MessageKind.OPT_OUT})
+
+
+def may_receive(patient: Patient, kind: MessageKind) -> bool:
+    """Whether this patient may be sent a text of this kind now.
+
+    The opt-out confirmation always goes. The safety text answers a message the patient has just sent
+    ("stop texting me, I can't feel my legs"), so an opt-out alone does not stop it; no consent, a discharge
+    or a number problem still does. (After the keyword STOP, Twilio itself may refuse it with 21610: the
+    page to the nurse is what is relied on.) Nothing scheduled ever goes to an opted-out patient.
+    """
+    if kind in ALLOWED_WHEN_OPTED_OUT:
+        return True
+    if kind is MessageKind.SAFETY:
+        return bool(
+            patient.sms_consent
+            and patient.status != PatientStatus.DISCHARGED
+            and patient.phone_problem is None
+        )
+    return bool(patient.can_receive_sms)
 
 
 def sender_number(rt: Runtime) -> str:
@@ -45,7 +70,7 @@ def queue_to_patient(
     valid_for: timedelta | None = None,
 ) -> Message | None:
     """Queue a text for a patient; None when they must not get it (opted out, discharged, bad number)."""
-    if not patient.can_receive_sms and kind not in ALLOWED_WHEN_OPTED_OUT:
+    if not may_receive(patient, kind):
         log.info("not queued: patient cannot receive SMS", extra={"patient_id": patient.id, "kind": kind})
         return None
     return _queue(
@@ -143,7 +168,7 @@ def claim(session: Session, rt: Runtime, message_id: int) -> Message | None:
         return None
     if message.patient_id is not None and message.kind not in ALLOWED_WHEN_OPTED_OUT:
         patient = session.get(Patient, message.patient_id)
-        if patient is None or not patient.can_receive_sms:
+        if patient is None or not may_receive(patient, message.kind):
             message.status = MessageStatus.CANCELLED
             message.error_message = "patient cannot receive SMS"
             return None

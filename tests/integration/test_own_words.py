@@ -193,3 +193,17 @@ def test_stop_saying_the_patient_died_is_a_same_day_stopped_monitoring_alert(
     )
     assert alert["urgency"] == "same_day"  # not routine: the team must know today
     assert _urgent(api, patient) == []
+
+
+def test_an_unreadable_reply_to_a_red_flag_question_is_urgent_and_not_asked_again(
+    api: Any, rt: Any, phone: Phone
+) -> None:
+    patient = make_patient(rt, make_team(rt))
+    check_in = _start(api, patient)
+    phone.wait(1)
+    _answer_to(phone, ["no", "0"])
+    replies = phone.reply("hmm??", expect_new=2)  # neuro
+    assert any(r.startswith("7/9 ") for r in replies)  # the next question, not a re-prompt
+    assert api("GET", f"/api/v1/check-ins/{check_in}").json["answers"]["neuro"]["status"] == "unreadable"
+    urgent = wait_for(lambda: _urgent(api, patient), message="the urgent alert")
+    assert "red-flag-unclear.neuro" in urgent[0]["rule_ids"]
