@@ -88,8 +88,11 @@ def upsert_alert(
     return raised.alert if raised is not None else None
 
 
-def _resolved_sources(session: Session, patient_id: int, category: str) -> dict[tuple[Any, ...], int]:
-    """Evidence sources already in resolved alerts of the category, with the highest urgency resolved."""
+def _resolved(
+    session: Session, patient_id: int, category: str
+) -> tuple[dict[tuple[Any, ...], int], int | None]:
+    """Evidence sources already in resolved alerts of the category, each with the highest urgency it was
+    resolved at, and the latest resolved alert (a new episode links to it)."""
     resolved = session.scalars(
         select(Alert)
         .where(
@@ -105,7 +108,7 @@ def _resolved_sources(session: Session, patient_id: int, category: str) -> dict[
         for ev in old.evidence:
             source = _source(ev)
             seen[source] = max(seen.get(source, 0), old.urgency_rank)
-    return seen
+    return seen, resolved[0].id if resolved else None
 
 
 def raise_finding(
@@ -128,7 +131,7 @@ def raise_finding(
 
     now = rt.now()
     rank = URGENCY_RANK[finding.urgency]
-    seen = _resolved_sources(session, patient_id, finding.category)
+    seen, previous_id = _resolved(session, patient_id, finding.category)
     evidence = [
         ev
         for ev in _evidence(finding, check_in_id=check_in_id, message_id=message_id)
@@ -146,16 +149,6 @@ def raise_finding(
         .with_for_update(**ROW_LOCK)
     )
     if alert is None:
-        previous_id = session.scalar(
-            select(Alert.id)
-            .where(
-                Alert.patient_id == patient_id,
-                Alert.category == finding.category,
-                Alert.status == AlertStatus.RESOLVED,
-            )
-            .order_by(Alert.id.desc())
-            .limit(1)
-        )
         alert = Alert(
             ref=new_ref(),
             patient_id=patient_id,

@@ -215,6 +215,29 @@ def test_make_run_seeds_serves_and_processes_a_signed_reply_in_its_worker(embedd
     assert next_item not in (None, first_item), after
     wait_for(lambda: question(next_item), timeout=20, interval=0.2, message=f"question {next_item} sent")
 
+    # An emergency in her own words, on the embedded default too: read on arrival, an urgent alert, and
+    # the safety text (not the next question's acknowledgement) through the outbox.
+    words = {**params, "MessageSid": "SM" + secrets.token_hex(16), "Body": "my legs went numb, cant stand up"}
+    posted = requests.post(
+        f"{embedded.base_url}/twilio/sms",
+        data=words,
+        headers=signer.headers("/twilio/sms", words),
+        timeout=10,
+    )
+    assert posted.status_code == 200, posted.text
+
+    def safety_text() -> Any:
+        for message in get("/messages", patient_id=patient["id"])["messages"]:
+            if message["kind"] == "safety" and message["status"] == "delivered":
+                return message
+        return None
+
+    wait_for(safety_text, timeout=20, interval=0.2, message="the safety text delivered")
+    urgent = get("/alerts", patient_id=patient["id"], status="open")["alerts"]
+    assert any(a["category"] == "spinal_cord_compression" and a["urgency"] == "urgent" for a in urgent), (
+        urgent
+    )
+
     # The broker and beat's schedule live beside the database, in the data folder (not the repository's var/).
     assert (embedded.data_dir / "celery-broker.sqlite3").exists()
     assert list(embedded.data_dir.glob("celerybeat-schedule*")), "beat did not start"

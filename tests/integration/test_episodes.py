@@ -52,6 +52,15 @@ def _outbound(rt: Any, kind: MessageKind) -> list[str]:
         return list(session.scalars(select(Message.body).where(Message.kind == kind).order_by(Message.id)))
 
 
+def _resolve(rt: Any, alert_id: int) -> None:
+    with rt.sessions() as session, session.begin():
+        alert = session.get(Alert, alert_id)
+        assert alert is not None
+        lifecycle.resolve(
+            session, alert, staff_id=None, actor="test", now=rt.now(), outcome="no_action_needed", note=None
+        )
+
+
 def _alerts(rt: Any, patient: int) -> list[Alert]:
     with rt.sessions() as session:
         return list(session.scalars(select(Alert).where(Alert.patient_id == patient).order_by(Alert.id)))
@@ -86,12 +95,7 @@ def test_evidence_resolved_in_one_episode_never_pages_through_the_next(rt: Any) 
     patient = make_patient(rt, make_team(rt))
     first = _raise(rt, patient, _finding(), message_id=1001)
     assert first is not None
-    with rt.sessions() as session, session.begin():
-        alert = session.get(Alert, first.alert.id)
-        assert alert is not None
-        lifecycle.resolve(
-            session, alert, staff_id=None, actor="test", now=rt.now(), outcome="no_action_needed", note=None
-        )
+    _resolve(rt, first.alert.id)
     second = _raise(rt, patient, _finding(), message_id=1002)  # a new episode
     assert second is not None and second.alert.id != first.alert.id
     again = _raise(rt, patient, _finding(), message_id=1001)  # the resolved answer, scored once more
@@ -104,11 +108,6 @@ def test_a_resolved_lower_urgency_does_not_hide_a_more_urgent_finding(rt: Any) -
     patient = make_patient(rt, make_team(rt))
     same_day = _raise(rt, patient, _finding(Urgency.SAME_DAY), message_id=2001)
     assert same_day is not None
-    with rt.sessions() as session, session.begin():
-        alert = session.get(Alert, same_day.alert.id)
-        assert alert is not None
-        lifecycle.resolve(
-            session, alert, staff_id=None, actor="test", now=rt.now(), outcome="no_action_needed", note=None
-        )
+    _resolve(rt, same_day.alert.id)
     urgent = _raise(rt, patient, _finding(Urgency.URGENT), message_id=2001)
     assert urgent is not None and urgent.notified and urgent.alert.urgency == "urgent"

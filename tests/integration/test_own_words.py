@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from pro_service.models import CheckIn
 from tests.conftest import wait_for
 from tests.integration.helpers import make_patient, make_team
 from tests.integration.test_check_in_conversation import Phone, _alerts, _start
@@ -24,6 +25,12 @@ def phone(sms: Any, twilio_server: Any, worker: Any, live_server: str) -> Phone:
     return Phone(sms, twilio_server.state)
 
 
+def _scored(rt: Any, check_in_id: int) -> bool:
+    with rt.sessions() as session:
+        check_in = session.get(CheckIn, check_in_id)
+        return check_in is not None and check_in.scored_at is not None
+
+
 def _urgent(api: Any, patient: int) -> list[dict[str, Any]]:
     return [a for a in _alerts(api, patient) if a["urgency"] == "urgent"]
 
@@ -31,6 +38,15 @@ def _urgent(api: Any, patient: int) -> list[dict[str, Any]]:
 def _answer_to(phone: Phone, replies: list[str]) -> None:
     for reply in replies:
         phone.reply(reply)
+
+
+def _at_the_neuro_question(api: Any, rt: Any, phone: Phone) -> tuple[int, int]:
+    """A patient in a check-in, now asked the neuro red-flag question: (patient id, check-in id)."""
+    patient = make_patient(rt, make_team(rt))
+    check_in = _start(api, patient)
+    phone.wait(1)
+    _answer_to(phone, ["no", "0"])  # no new pain; worst pain 0 skips the pain follow-ups
+    return patient, check_in
 
 
 def test_an_emergency_outside_a_check_in_is_urgent_with_the_safety_text_in_spanish(
@@ -74,10 +90,7 @@ def test_words_beyond_an_answer_are_read(api: Any, rt: Any, phone: Phone) -> Non
 def test_a_no_with_symptom_words_on_a_red_flag_question_is_an_urgent_unknown(
     api: Any, rt: Any, phone: Phone
 ) -> None:
-    patient = make_patient(rt, make_team(rt))
-    check_in = _start(api, patient)
-    phone.wait(1)
-    _answer_to(phone, ["no", "0"])  # no new pain; worst pain 0 skips the pain follow-ups
+    patient, check_in = _at_the_neuro_question(api, rt, phone)
     replies = phone.reply("nope but its gone a bit numb down below", expect_new=2)
     assert any(r.startswith("7/9 ") or r.startswith("8/9 ") for r in replies)  # moved on, no re-prompt
     assert any("911" in r for r in replies)
@@ -91,10 +104,7 @@ def test_a_no_with_symptom_words_on_a_red_flag_question_is_an_urgent_unknown(
 def test_a_qualified_reply_to_a_red_flag_question_is_urgent_but_a_clean_no_is_not(
     api: Any, rt: Any, phone: Phone
 ) -> None:
-    patient = make_patient(rt, make_team(rt))
-    _start(api, patient)
-    phone.wait(1)
-    _answer_to(phone, ["no", "0"])
+    patient, _ = _at_the_neuro_question(api, rt, phone)
     phone.reply("No thanks, all good")  # neuro: a clean no
     assert _urgent(api, patient) == []
     phone.reply("maybe a little, not sure", expect_new=2)  # bladder_bowel: qualified
@@ -158,10 +168,7 @@ def test_new_urgent_evidence_after_an_acknowledgement_notifies_again(api: Any, r
 
 
 def test_a_resolved_answer_never_raises_again(api: Any, rt: Any, phone: Phone) -> None:
-    patient = make_patient(rt, make_team(rt))
-    check_in = _start(api, patient)
-    phone.wait(1)
-    _answer_to(phone, ["no", "0"])
+    patient, check_in = _at_the_neuro_question(api, rt, phone)
     phone.reply("yes", expect_new=2)  # neuro yes: urgent at once
     alert = wait_for(lambda: _urgent(api, patient), message="the urgent alert")[0]
     resolved = api(
@@ -172,11 +179,7 @@ def test_a_resolved_answer_never_raises_again(api: Any, rt: Any, phone: Phone) -
     assert resolved.status_code == 200
     _answer_to(phone, ["no", "0"])
     phone.reply("no")  # anything_else: the check-in completes and is scored in full
-    wait_for(
-        lambda: api("GET", f"/api/v1/check-ins/{check_in}").json["status"] == "completed",
-        message="the check-in to complete",
-    )
-    wait_for(lambda: api("GET", f"/api/v1/check-ins/{check_in}").json.get("scored_at") or True)
+    wait_for(lambda: _scored(rt, check_in), message="the completed check-in scored in full")
     assert [a["id"] for a in _urgent(api, patient)] == [alert["id"]]  # no second alert for that answer
 
 
@@ -198,10 +201,7 @@ def test_stop_saying_the_patient_died_is_a_same_day_stopped_monitoring_alert(
 def test_an_unreadable_reply_to_a_red_flag_question_is_urgent_and_not_asked_again(
     api: Any, rt: Any, phone: Phone
 ) -> None:
-    patient = make_patient(rt, make_team(rt))
-    check_in = _start(api, patient)
-    phone.wait(1)
-    _answer_to(phone, ["no", "0"])
+    patient, check_in = _at_the_neuro_question(api, rt, phone)
     replies = phone.reply("hmm??", expect_new=2)  # neuro
     assert any(r.startswith("7/9 ") for r in replies)  # the next question, not a re-prompt
     assert api("GET", f"/api/v1/check-ins/{check_in}").json["answers"]["neuro"]["status"] == "unreadable"
