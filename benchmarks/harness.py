@@ -407,9 +407,9 @@ def service_env(pg_url: str, redis_url: str, twilio_url: str, web_port: int, **e
 def runtime_for(env: dict[str, str]) -> Any:
     """A Runtime in this process (no Flask app needed) with the same settings as the processes."""
     from config.settings import Settings
-    from pro_service.runtime import build_runtime
+    from pro_service.runtime import Role, build_runtime
 
-    return build_runtime(Settings(**env))  # type: ignore[arg-type]
+    return build_runtime(Settings(**env), Role.CLI)  # type: ignore[arg-type]
 
 
 def quiet_logs() -> None:

@@ -1,6 +1,7 @@
 """pro-service: SMS check-ins for patients with bone metastases, red flags, and nurse alerts.
 
-`create_app(settings)` is the one way in, for the web, the CLI and the Celery worker. Nothing runs at import.
+`create_app(settings)` builds the web; every process is wired by `runtime.build_runtime(settings, role)`
+(the Celery worker in workers/celery.py, the CLI in cli.py). Nothing runs at import.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def create_app(settings: Settings | None = None, *, gateway: SmsGateway | None =
 
     from config.settings import load_settings
     from pro_service import observability
-    from pro_service.runtime import build_runtime
+    from pro_service.runtime import Role, build_runtime
 
     settings = settings or load_settings()
 
@@ -31,7 +32,7 @@ def create_app(settings: Settings | None = None, *, gateway: SmsGateway | None =
     app = Flask(__name__, static_folder="web/static", template_folder="web/templates")
     app.config.update(SECRET_KEY=settings.SECRET_KEY, MAX_CONTENT_LENGTH=1024 * 1024, JSON_SORT_KEYS=False)
     # The web publishes tasks from a background thread: a request never waits on the broker.
-    runtime = build_runtime(settings, gateway=gateway, background_publish=True)
+    runtime = build_runtime(settings, Role.WEB, gateway=gateway)
     app.extensions["pro"] = runtime
 
     from pro_service.web import admin, api, auth, dashboard, health, security, simulator, twilio

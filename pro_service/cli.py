@@ -42,10 +42,10 @@ def db_upgrade(revision: str) -> None:
 @click.option("--role", type=click.Choice([r.value for r in StaffRole]), required=True)
 def create_token_command(name: str, role: str) -> None:
     """Create an API token; the token is printed once, as the last line."""
-    from pro_service.runtime import build_runtime
+    from pro_service.runtime import Role, build_runtime
     from pro_service.services.tokens import create_token
 
-    rt = build_runtime(_settings())
+    rt = build_runtime(_settings(), Role.CLI)
     with rt.sessions() as session, session.begin():
         new = create_token(session, name=name, role=StaffRole(role))
     click.echo(f"token {new.id} for {name} ({role}); store it now, it is not shown again:")
@@ -60,10 +60,10 @@ def create_token_command(name: str, role: str) -> None:
 @click.password_option()
 def create_user_command(email: str, name: str | None, role: str, phone: str | None, password: str) -> None:
     """Create a staff account (the first admin, say)."""
-    from pro_service.runtime import build_runtime
+    from pro_service.runtime import Role, build_runtime
     from pro_service.services.staff import StaffError, create_staff
 
-    rt = build_runtime(_settings())
+    rt = build_runtime(_settings(), Role.CLI)
     try:
         with rt.sessions() as session, session.begin():
             staff = create_staff(
@@ -78,9 +78,9 @@ def create_user_command(email: str, name: str | None, role: str, phone: str | No
 def demo_command() -> None:
     """Seed demo staff, a care team and patients with some history (idempotent)."""
     from pro_service.demo import seed
-    from pro_service.runtime import build_runtime
+    from pro_service.runtime import Role, build_runtime
 
-    rt = build_runtime(_settings())
+    rt = build_runtime(_settings(), Role.CLI)
     for line in seed(rt):
         click.echo(line)
 
@@ -88,10 +88,10 @@ def demo_command() -> None:
 @main.command("tick")
 def tick_command() -> None:
     """Run one beat tick now, in this process (operators: after an outage, to catch up at once)."""
-    from pro_service.runtime import build_runtime
+    from pro_service.runtime import Role, build_runtime
     from pro_service.services.sweeps import tick
 
-    rt = build_runtime(_settings())
+    rt = build_runtime(_settings(), Role.CLI)
     click.echo(str(tick(rt, rt.now())))
 
 

@@ -22,12 +22,12 @@ def run_all(settings: Settings, host: str, port: int) -> int:
     from pro_service.demo import seed
     from pro_service.migrate import upgrade
     from pro_service.queue import embedded_data_dir
-    from pro_service.runtime import build_runtime
+    from pro_service.runtime import Role, build_runtime
 
     data_dir = embedded_data_dir(settings)
     data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.DATABASE_URL)
-    rt = build_runtime(settings)
+    rt = build_runtime(settings, Role.CLI)
     for line in seed(rt):
         print(line)
     rt.dispose()

@@ -106,7 +106,8 @@ class TaskQueue:
     In the web process (`background=True`) the publish happens on a daemon thread, off the request: the
     webhook answers as soon as its row is committed. A publish lost there (a crash, a full buffer, Redis
     down) is found again by the beat sweep, which re-publishes rows stuck longer than
-    SWEEP_STUCK_AFTER_SECONDS. Workers publish inline (their latency does not reach a patient or Twilio).
+    SWEEP_STUCK_AFTER_SECONDS. Workers publish inline, inside the commit and before their task is
+    acknowledged, so a worker killed after committing loses no follow-up (Role.WORKER in build_runtime).
     """
 
     BUFFER = 10_000

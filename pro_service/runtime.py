@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,14 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class Role(StrEnum):
+    """What a process is for: the one choice that differs in how a process is wired."""
+
+    WEB = "web"  # publishes after commit on a background thread: a request never waits on the broker
+    WORKER = "worker"  # publishes inline before the task acks: a worker killed after its commit loses nothing
+    CLI = "cli"
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -47,6 +56,7 @@ class Runtime:
     # The inbound webhook's own pool (web/inbound_sms.py): autocommit on PostgreSQL, so its one INSERT
     # commits as it returns. On SQLite it is `engine`. Connections open only when used.
     ingest_engine: Engine
+    role: Role = Role.CLI
     clock: Callable[[], datetime] = field(default=_utcnow)
 
     def now(self) -> datetime:
@@ -94,15 +104,14 @@ def make_gateway(settings: Settings) -> SmsGateway:
     return OutboxGateway()
 
 
-def build_runtime(
-    settings: Settings, *, gateway: SmsGateway | None = None, background_publish: bool = False
-) -> Runtime:
+def build_runtime(settings: Settings, role: Role, *, gateway: SmsGateway | None = None) -> Runtime:
+    """The one place a process is wired (web, worker and beat, CLI)."""
     from pro_service.queue import TaskQueue, make_celery
 
     engine = make_main_engine(settings)
     sessions = make_session_factory(engine)
     celery = make_celery(settings)
-    tasks = TaskQueue(celery, background=background_publish)
+    tasks = TaskQueue(celery, background=role is Role.WEB)
     tasks.install(sessions)
     instruments = load_instruments(settings.CONFIG_DIR / "instruments")
     rulesets = load_rulesets(settings.CONFIG_DIR / "rules", instruments.item_kinds())
@@ -123,6 +132,7 @@ def build_runtime(
         ),
         policy=load_policy(settings.CONFIG_DIR / "escalation.yaml"),
         ingest_engine=make_ingest_engine(settings) if engine.dialect.name == "postgresql" else engine,
+        role=role,
     )
     from pro_service.services import event_webhook
 

@@ -1,7 +1,9 @@
 """The Celery entrypoint: `celery -A workers worker` / `celery -A workers beat`.
 
-It builds the same app as the web (create_app, from the environment) and attaches the tasks; this is the
-one place where building at import is right, because Celery's command line imports it to find the app.
+It wires a worker runtime (build_runtime, role worker, from the environment) and attaches the tasks; this is
+the one place where building at import is right, because Celery's command line imports it to find the app.
+No Flask app: a worker inherits none of the web's choices. In particular it publishes follow-up tasks inline,
+after its commit and before the task is acknowledged, so a worker killed after a commit loses no page.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ from typing import Any
 
 from celery.signals import task_failure, task_postrun, task_prerun, worker_process_init
 
-from pro_service import create_app, runtime_of
+from config.settings import load_settings
+from pro_service import observability
 from pro_service.metrics import TASK_DURATION, TASK_FAILURES
+from pro_service.runtime import Role, build_runtime
 
-flask_app = create_app()
-runtime = runtime_of(flask_app)
+_settings = load_settings()
+observability.configure_logging(_settings.LOG_LEVEL)
+runtime = build_runtime(_settings, Role.WORKER)
 runtime.lexicon  # noqa: B018  (load the symptom vocabulary now: in the parent, shared by forked children)
 app = runtime.celery
 if runtime.settings.REDIS_URL:

@@ -55,10 +55,11 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
 
 @pytest.fixture
 def hooked_rt(settings: Any, receiver: tuple[Receiver, str]) -> Iterator[Any]:
-    from pro_service.runtime import build_runtime
+    from pro_service.runtime import Role, build_runtime
 
     rt = build_runtime(
-        settings.model_copy(update={"EVENT_WEBHOOK_URL": receiver[1], "EVENT_WEBHOOK_SECRET": SECRET})
+        settings.model_copy(update={"EVENT_WEBHOOK_URL": receiver[1], "EVENT_WEBHOOK_SECRET": SECRET}),
+        Role.WORKER,
     )
     yield rt
     rt.dispose()

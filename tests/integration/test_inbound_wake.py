@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def own_rt(settings: Any) -> Iterator[Any]:
     from pro_service.migrate import upgrade
-    from pro_service.runtime import build_runtime
+    from pro_service.runtime import Role, build_runtime
 
     name = f"pro_test_{secrets.token_hex(4)}_wake"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
@@ -37,7 +37,8 @@ def own_rt(settings: Any) -> Iterator[Any]:
     upgrade(url)
     base, _, db = settings.REDIS_URL.rpartition("/")
     runtime = build_runtime(
-        settings.model_copy(update={"DATABASE_URL": url, "REDIS_URL": f"{base}/{(int(db) % 15) + 1}"})
+        settings.model_copy(update={"DATABASE_URL": url, "REDIS_URL": f"{base}/{(int(db) % 15) + 1}"}),
+        Role.WORKER,
     )
     yield runtime
     runtime.dispose()

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from config.settings import Settings, SettingsError, load_settings
-from pro_service.runtime import build_runtime
+from pro_service.runtime import Role, build_runtime
 from pro_service.sms.encoding import is_gsm7, septets
 from pro_service.texts import KNOWN_PLACEHOLDERS, REQUIRED, Texts, TextsError, load_texts
 
@@ -56,7 +56,7 @@ def make_settings(tmp_path: Path, **overrides: str) -> Settings:
 
 def runtime_texts(settings: Settings) -> Texts:
     """The texts exactly as the runtime binds them (build_runtime opens no connection)."""
-    rt = build_runtime(settings)
+    rt = build_runtime(settings, Role.CLI)
     try:
         return rt.texts
     finally:
