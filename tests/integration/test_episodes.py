@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from alerts import lifecycle, triage
 from alerts.rules import Evidence, Finding, Urgency
-from pro_service.models import Alert, AlertStatus, Message, MessageKind
+from pro_service.models import Alert, AlertEvent, AlertStatus, Message, MessageKind
 from pro_service.services import inbound
 from tests.integration.helpers import make_nurse, make_patient, make_team
 
@@ -28,7 +28,7 @@ def _finding(urgency: Urgency = Urgency.URGENT, category: str = "spinal_cord_com
     return Finding(category, urgency, "reading.neuro", "test", "symptoms", 1, (evidence,))
 
 
-def _raise(rt: Any, patient: int, finding: Finding, message_id: int) -> triage.Raised | None:
+def _raise(rt: Any, patient: int, finding: Finding, message_id: int | None) -> triage.Raised | None:
     with rt.sessions() as session, session.begin():
         return triage.raise_finding(session, rt, patient, finding, message_id=message_id)
 
@@ -111,3 +111,44 @@ def test_a_resolved_lower_urgency_does_not_hide_a_more_urgent_finding(rt: Any) -
     _resolve(rt, same_day.alert.id)
     urgent = _raise(rt, patient, _finding(Urgency.URGENT), message_id=2001)
     assert urgent is not None and urgent.notified and urgent.alert.urgency == "urgent"
+
+
+def test_every_rule_that_fired_and_the_raising_policy_are_on_the_alert(rt: Any) -> None:
+    """Issue 13, defect 4: only the winning rule was stored; the audit trail lost the others and the
+    combination policy that raised the urgency."""
+    team = make_team(rt)
+    patient = make_patient(rt, team, phone=PHONE)
+    first = Finding(
+        "spinal_cord_compression",
+        Urgency.URGENT,
+        "scc-neuro-or-bladder",
+        "test",
+        "sre-red-flags",
+        1,
+        (Evidence(item_code="neuro", question=None, raw_text="yes", value=True),),
+        other_rule_ids=("new-bone-pain", "two-ambers-make-a-red"),
+    )
+    raised = _raise(rt, patient, first, message_id=None)
+    assert raised is not None
+    later = Finding(
+        "spinal_cord_compression",
+        Urgency.URGENT,
+        "reading.neuro",
+        "test",
+        "symptoms",
+        1,
+        (Evidence(item_code=None, question=None, raw_text="legs numb", value="legs numb"),),
+    )
+    _raise(rt, patient, later, message_id=None)
+    (alert,) = _alerts(rt, patient)
+    assert alert.rule_ids == [
+        "scc-neuro-or-bladder",
+        "new-bone-pain",
+        "two-ambers-make-a-red",
+        "reading.neuro",
+    ]
+    with rt.sessions() as session:
+        opened = session.scalars(
+            select(AlertEvent).where(AlertEvent.alert_id == alert.id, AlertEvent.kind == "opened")
+        ).one()
+    assert opened.detail["other_rule_ids"] == ["new-bone-pain", "two-ambers-make-a-red"]
