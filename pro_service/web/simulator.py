@@ -4,6 +4,11 @@ A reply takes the same road as a real one: the form is signed as Twilio signs
 (RequestValidator(webhook_auth_token) over PUBLIC_BASE_URL + "/twilio/sms") and posted, with a fresh
 MessageSid, to the app's own /twilio/sms through an in-process client. Nothing is inserted here: the
 webhook stores it, the worker reads it, the rules score it.
+
+The view holds no transaction while it posts: on SQLite every transaction takes the database's write lock
+(BEGIN IMMEDIATE, pro_service/db.py), so the webhook would wait out the busy timeout (30 s) and answer 503.
+The webhook commits the reply on its own; the outcome is audited afterwards in a short transaction of its
+own. A refusal is kept in the session (status only, no message text) and shown until a reply goes through.
 """
 
 from __future__ import annotations
@@ -11,9 +16,21 @@ from __future__ import annotations
 import logging
 import secrets
 
-from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from sqlalchemy import case, select
+from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
 from pro_service.models import Message, Patient, PatientStatus
@@ -24,6 +41,7 @@ from pro_service.web.common import db, runtime
 log = logging.getLogger(__name__)
 bp = Blueprint("simulator", __name__, url_prefix="/simulator")
 QUICK_REPLIES = ("YES", "NO", "0", "3", "7", "1 3", "NURSE", "HELP", "STOP", "START")
+ERROR_KEY = "simulator_error"  # in the session: {"patient": id, "status": HTTP status} of a refused reply
 
 
 @bp.before_request
@@ -70,7 +88,16 @@ def index() -> ResponseReturnValue:
         selected=selected,
         messages=messages,
         quick_replies=QUICK_REPLIES,
+        refused_status=_refused_status(selected.id) if selected else None,
     )
+
+
+def _refused_status(patient_id: int) -> int | None:
+    """The HTTP status of this patient's last refused reply, until one goes through or it is dismissed."""
+    error = session.get(ERROR_KEY)
+    if isinstance(error, dict) and error.get("patient") == patient_id:
+        return int(error.get("status", 0))
+    return None
 
 
 @bp.get("/<int:patient_id>/thread")
@@ -83,13 +110,16 @@ def thread_poll(patient_id: int) -> ResponseReturnValue:
     return jsonify({"html": html, "last_id": messages[-1].id if messages else 0})
 
 
-def post_as_patient(patient: Patient, body: str) -> int:
-    """Sign and post the reply to our own webhook exactly as Twilio would; returns the HTTP status."""
+def post_as_patient(phone: str, body: str) -> int:
+    """Sign and post the reply to our own webhook exactly as Twilio would; returns the HTTP status.
+    The caller must hold no open transaction (see the module's docstring)."""
+    if db().in_transaction():  # on SQLite the webhook would wait 30 s for our lock, then answer 503
+        raise RuntimeError("post_as_patient called inside an open transaction")
     rt = runtime()
     params = {
         "MessageSid": "SM" + secrets.token_hex(16),
         "AccountSid": "AC" + "0" * 32,
-        "From": patient.phone,
+        "From": phone,
         "To": sender_number(rt),
         "Body": body,
         "NumMedia": "0",
@@ -110,16 +140,35 @@ def reply(patient_id: int) -> ResponseReturnValue:
     patient = db().get(Patient, patient_id) if patient_id <= 2**31 - 1 else None
     if patient is None:
         abort(404)
+    phone = patient.phone
+    # End the request's transaction (the sign-in check and this read opened it) before posting: on SQLite
+    # it holds the write lock the webhook needs. Nothing is pending, so this commit writes nothing.
+    db().commit()
     # The typed text, or a quick-reply button (a submit button named "body", after the text box).
     body = next((v.strip() for v in reversed(request.form.getlist("body")) if v.strip()), "")[:1600]
-    back = redirect(url_for("simulator.index", patient=patient.id) + "#reply")
+    back = redirect(url_for("simulator.index", patient=patient_id) + "#reply")
     if not body:
         flash("Type a reply first.", "warning")
         return back
-    status = post_as_patient(patient, body)
-    audit("simulate_patient_reply", ("patient", patient.id), patient.id, webhook_status=status)
-    db().commit()
-    if status != 200:
+    status = post_as_patient(phone, body)
+    if status == 200:
+        session.pop(ERROR_KEY, None)
+    else:
         log.error("simulator reply refused by the webhook", extra={"status": status})
-        flash(f"The webhook refused the reply (HTTP {status}).", "danger")
+        session[ERROR_KEY] = {"patient": patient_id, "status": status}
+    # The outcome, in a short transaction of its own. The reply is already committed by the webhook, so a
+    # failure here must not tell the user to send it again.
+    try:
+        audit("simulate_patient_reply", ("patient", patient_id), patient_id, webhook_status=status)
+        db().commit()
+    except SQLAlchemyError:
+        db().rollback()
+        log.exception("simulator reply not audited", extra={"status": status})
     return back
+
+
+@bp.post("/<int:patient_id>/dismiss-error")
+def dismiss_error(patient_id: int) -> ResponseReturnValue:
+    if _refused_status(patient_id) is not None:
+        session.pop(ERROR_KEY, None)
+    return redirect(url_for("simulator.index", patient=patient_id) + "#reply")

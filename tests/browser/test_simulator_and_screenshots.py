@@ -80,6 +80,47 @@ def test_simulator_reply_goes_through_the_signed_webhook_and_the_worker(
     assert all(m.twilio_sid and m.twilio_sid.startswith("SM") and len(m.twilio_sid) == 34 for m in inbound)
 
 
+def test_a_refused_simulator_reply_stays_in_view_through_polls_and_a_reload(
+    browser: Any, outbox_server: str, rt: Any
+) -> None:
+    team = make_team(rt)
+    patient_id = make_patient(rt, team)
+    make_staff(rt, email="kim@example.org", team_id=team)
+    # Stands in for any refusal: the database rejects this one row, so the webhook answers 503.
+    with rt.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE FUNCTION refuse_sim() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.body = 'refused' THEN RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; "
+            "END IF; "
+            "RETURN NEW; END $$"
+        )
+        connection.exec_driver_sql(
+            "CREATE TRIGGER refuse_sim BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse_sim()"
+        )
+    context, page = new_page(browser, outbox_server)
+    try:
+        sign_in(page, "kim@example.org", PASSWORD)
+        page.goto(f"/simulator/?patient={patient_id}")
+        page.get_by_label("Reply as Ana").fill("refused")
+        page.get_by_role("button", name="Send", exact=True).click()
+        error = page.get_by_role("alert").filter(has_text="HTTP 503")
+        expect(error).to_be_visible()
+        expect(page.get_by_label("Reply as Ana")).to_have_attribute("aria-describedby", "sim-error")
+        # The thread's poll (every 3 s) leaves it alone, and so does a reload.
+        with page.expect_response(lambda r: r.url.endswith(f"/simulator/{patient_id}/thread")):
+            pass
+        expect(error).to_be_visible()
+        page.reload()
+        expect(error).to_be_visible()
+        page.get_by_role("button", name="Dismiss").click()
+        expect(error).to_have_count(0)
+    finally:
+        context.close()
+        with rt.engine.begin() as connection:
+            connection.exec_driver_sql("DROP TRIGGER IF EXISTS refuse_sim ON messages")
+            connection.exec_driver_sql("DROP FUNCTION IF EXISTS refuse_sim()")
+
+
 def test_screenshots_of_the_queue_and_an_alert_on_demo_data(page: Any, rt: Any, tmp_path: Path) -> None:
     from pro_service.demo import seed
 

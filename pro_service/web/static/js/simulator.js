@@ -1,4 +1,6 @@
-/* Patient-phone simulator: keep the thread scrolled to the newest text and refresh it every 3 seconds. */
+/* Patient-phone simulator: keep the thread scrolled to the newest text and refresh it every 3 seconds.
+   Only the thread's contents are replaced: a refused reply's error (#sim-error, role="alert") sits outside
+   it and stays in view until the server stops rendering it (a reply goes through, or it is dismissed). */
 (function () {
   "use strict";
   var thread = document.getElementById("phone-thread");
