@@ -1,7 +1,7 @@
 """SQLAlchemy 2 typed models.
 
 State machines live beside their tables as enums whose docstrings list the next states; the allowed
-transitions are enforced in one place each (`MessageStatus.can_move_to`, `AlertStatus`, check-in services).
+transitions are enforced in one place each (`MessageStatus.after_report`, `AlertStatus`, check-in services).
 """
 
 from __future__ import annotations
@@ -118,13 +118,19 @@ class Direction(enum.StrEnum):
 
 
 class MessageStatus(enum.StrEnum):
-    """Inbound: received → processed. Outbound: queued → sending → sent → delivered | undelivered | failed.
+    """Inbound: received → processed.
 
+    Outbound, ours until the provider has it: queued → sending → the provider's state, or → cancelled.
+    queued: waiting for a worker (a 429 puts it back here). sending: a worker is in the provider call.
     sending → uncertain when the provider answered 5xx or the network failed mid-call: before sending again
-    the provider is asked whether it has the message (Twilio has no idempotency key).
+    the provider is asked whether it has the message (Twilio has no idempotency key); it has → its state,
+    it has not → queued. Only queued, sending and uncertain (`sendable`) rows are ever sent.
 
-    Provider callbacks may arrive out of order; a status only moves forward (a late `sent` never overwrites
-    `delivered`). `failed` is also where a send ends that we will not retry (opted out, invalid number).
+    The provider's: accepted → sent → delivered | undelivered | failed (see `from_provider`: Twilio's own
+    `queued` and `sending` are our `accepted`, not our `queued` and `sending`). A provider report moves a row
+    only by `after_report`: out of order, a status only moves forward (a late `sent` never overwrites
+    `delivered`), and never back to a sendable state. `failed` is also where a send ends that we will not
+    retry (opted out, invalid number); `cancelled`, one we decided not to send (expired, superseded).
     """
 
     RECEIVED = "received"
@@ -139,20 +145,61 @@ class MessageStatus(enum.StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
-    def can_move_to(self, new: MessageStatus) -> bool:
-        return _OUTBOUND_RANK.get(new, -1) > _OUTBOUND_RANK.get(self, -1)
+    @property
+    def sendable(self) -> bool:
+        """No provider copy is known: the row may still be sent (and must be, unless stood down)."""
+        return self in (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.UNCERTAIN)
+
+    @classmethod
+    def from_provider(cls, status: str) -> MessageStatus | None:
+        """Our state for a status Twilio reports for an outbound message; None for one that is not about an
+        outbound message (`receiving`, `received`) or that we do not know."""
+        return _PROVIDER_STATUS.get(status.strip().lower())
+
+    def after_report(self, reported: MessageStatus, *, copy_known: bool) -> MessageStatus | None:
+        """The state after the provider reports `reported` (a `from_provider` state) for this message;
+        None: keep the current one. `copy_known`: the row already names the provider's copy (its SID).
+
+        A report is proof the provider has (or had) the message: a row still ours to send takes the reported
+        state and leaves the sendable states for good; so does a row we stood down (cancelled, or failed
+        after the last retry) before learning that an earlier attempt had reached the provider after all.
+        Otherwise the status only moves forward.
+        """
+        if reported not in _PROVIDER_RANK:
+            return None
+        if self.sendable:
+            return reported
+        if self in (MessageStatus.CANCELLED, MessageStatus.FAILED) and not copy_known:
+            return reported
+        if self not in _PROVIDER_RANK:
+            return None  # inbound
+        return reported if _PROVIDER_RANK[reported] > _PROVIDER_RANK[self] else None
 
 
-_OUTBOUND_RANK = {
-    MessageStatus.QUEUED: 0,
-    MessageStatus.SENDING: 1,
-    MessageStatus.UNCERTAIN: 1,
+# Where the provider's states stand in the life of a message; equal ranks are alternative ends.
+_PROVIDER_RANK = {
     MessageStatus.ACCEPTED: 2,
     MessageStatus.SENT: 3,
     MessageStatus.DELIVERED: 4,
     MessageStatus.UNDELIVERED: 4,
     MessageStatus.FAILED: 4,
     MessageStatus.CANCELLED: 4,
+}
+
+# Twilio's message statuses (the API's `message_enum_status`) for an outbound message, in our states.
+# accepted, scheduled, queued and sending all mean "Twilio has it and has not handed it to the carrier yet".
+_PROVIDER_STATUS = {
+    "accepted": MessageStatus.ACCEPTED,
+    "scheduled": MessageStatus.ACCEPTED,
+    "queued": MessageStatus.ACCEPTED,
+    "sending": MessageStatus.ACCEPTED,
+    "sent": MessageStatus.SENT,
+    "partially_delivered": MessageStatus.SENT,  # delivered in part: a final status may follow
+    "delivered": MessageStatus.DELIVERED,
+    "read": MessageStatus.DELIVERED,  # WhatsApp: read implies delivered
+    "undelivered": MessageStatus.UNDELIVERED,
+    "failed": MessageStatus.FAILED,
+    "canceled": MessageStatus.CANCELLED,  # a scheduled message cancelled at Twilio: it will not go out
 }
 
 
@@ -350,7 +397,9 @@ class Message(Base):
     check_in_id: Mapped[int | None] = mapped_column(ForeignKey("check_ins.id", ondelete="SET NULL"))
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
     item_code: Mapped[str | None] = mapped_column(String(64))
-    from_number: Mapped[str] = mapped_column(String(32))
+    # The sender: a number, or the Messaging Service SID (MG…, 34 characters) when Twilio picks the number
+    # from the service's pool (only its callbacks name the number it picked).
+    from_number: Mapped[str] = mapped_column(String(64))
     to_number: Mapped[str] = mapped_column(String(32))
     body: Mapped[str] = mapped_column(Text, default="")
     num_media: Mapped[int] = mapped_column(Integer, default=0)

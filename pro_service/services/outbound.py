@@ -3,6 +3,8 @@
 A row is the unit of work: `queue_*` inserts it (status queued) and asks for `pro.send_message` after
 commit; `send_message` claims it (queued → sending, committed) before calling the gateway, so a task that
 runs twice sends once. A row left in `sending` by a crash is reconciled against the provider by the sweep.
+A status callback is the provider's word that it has the row's text: `record_status_callback` moves the row
+to the reported state and out of those it can be sent from (`MessageStatus.after_report`).
 """
 
 from __future__ import annotations
@@ -159,6 +161,9 @@ def claim(session: Session, rt: Runtime, message_id: int) -> Message | None:
     message = session.scalar(select(Message).where(Message.id == message_id).with_for_update())
     if message is None or message.direction != Direction.OUTBOUND or message.status != MessageStatus.QUEUED:
         return None
+    if message.twilio_sid is not None:
+        message.status = MessageStatus.ACCEPTED  # the provider has a copy: it is never sent again
+        return None
     now = rt.now()
     if message.next_attempt_at is not None and message.next_attempt_at > now:
         return None
@@ -215,11 +220,8 @@ def deliver(session: Session, rt: Runtime, message: Message) -> SendOutcome:
     except SendError as exc:
         return _record_failure(session, rt, message, exc)
     message.twilio_sid = result.sid
-    try:
-        new_status = MessageStatus(result.status)
-    except ValueError:
-        new_status = MessageStatus.SENT
-    message.status = new_status if MessageStatus.SENDING.can_move_to(new_status) else MessageStatus.ACCEPTED
+    # Twilio answers `queued` (a number) or `accepted` (a Messaging Service): ours is `accepted` for both.
+    message.status = MessageStatus.from_provider(result.status) or MessageStatus.ACCEPTED
     message.sent_at = rt.now()
     message.error_code = None
     message.error_message = None
@@ -254,6 +256,54 @@ def apply_provider_error(session: Session, rt: Runtime, patient_id: int, code: i
         opt_out(session, rt, patient, source=f"provider error {code}", confirm=False)
     elif code in INVALID_NUMBER_CODES and patient.phone_problem is None:
         patient.phone_problem = f"provider error {code}: number cannot receive SMS"
+
+
+def record_status_callback(
+    session: Session,
+    rt: Runtime,
+    message_id: int,
+    *,
+    reported: str,
+    sid: str | None,
+    error_code: int | None,
+) -> bool:
+    """Apply the provider's status callback for our outbound row `message_id` (the caller commits); True
+    when the row changed.
+
+    The callback URL names the row (`?mid=`) and Twilio signs it, so it proves that an attempt for this row
+    reached the provider: the row takes the reported state as `MessageStatus.after_report` allows (never back
+    to a state it could be sent from), and when the send's own answer was lost (a crash, a 5xx after
+    acceptance) it records the provider's SID of that copy.
+    """
+    status = MessageStatus.from_provider(reported)
+    if status is None:
+        return False  # not about an outbound message, or a status we do not know
+    message = session.scalar(select(Message).where(Message.id == message_id).with_for_update())
+    if message is None or message.direction != Direction.OUTBOUND:
+        return False
+    if sid and message.twilio_sid not in (None, sid):
+        return False  # another copy of this row's text (sent again after a lost answer): not the one it names
+    new = message.status.after_report(status, copy_known=message.twilio_sid is not None)
+    changed = False
+    if (
+        sid
+        and message.twilio_sid is None
+        and session.scalar(select(Message.id).where(Message.twilio_sid == sid)) is None
+    ):
+        message.twilio_sid = sid
+        changed = True
+    if new is None:
+        return changed
+    if message.sent_at is None:  # the provider's first word on it: our failed attempts' errors are moot
+        message.sent_at = rt.now()
+        message.error_code = None
+        message.error_message = None
+    message.status = new
+    if error_code is not None:
+        message.error_code = error_code
+        if message.patient_id is not None:
+            apply_provider_error(session, rt, message.patient_id, error_code)
+    return True
 
 
 def send_message(rt: Runtime, message_id: int) -> SendOutcome:
@@ -311,7 +361,9 @@ def _provider_copy(session: Session, rt: Runtime, message: Message) -> SentMessa
         return _UNKNOWN
     for candidate in sent:
         if candidate.body == message.body:
-            taken = session.scalar(select(Message.id).where(Message.twilio_sid == candidate.sid))
+            taken = session.scalar(
+                select(Message.id).where(Message.twilio_sid == candidate.sid, Message.id != message.id)
+            )
             if taken is None:
                 return candidate
     return None
