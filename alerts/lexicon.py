@@ -19,6 +19,8 @@ import yaml
 from alerts.reading import BREAK, SOFT, Concept, Lexicon, Negation, Others, Pattern, Tier, fold
 
 LANGUAGES = ("en", "es")
+# The texts (config/texts.yaml) an urgent finding may send the patient.
+PATIENT_TEXTS = frozenset({"safety", "crisis", "unsure"})
 
 
 class LexiconError(ValueError):
@@ -132,8 +134,19 @@ def load_lexicon(path: Path, *, known_words: frozenset[str] = frozenset()) -> Le
             raise LexiconError(f"{where}: tier must be one of {[t.value for t in Tier]}") from None
         if not spec.get("category") or not spec.get("rationale"):
             raise LexiconError(f"{where}: needs a category and a rationale")
+        crisis = bool(spec.get("crisis"))
+        patient_text = str(spec.get("patient_text") or ("crisis" if crisis else "safety"))
+        if patient_text not in PATIENT_TEXTS:
+            raise LexiconError(f"{where}: patient_text must be one of {sorted(PATIENT_TEXTS)}")
         concepts[code] = Concept(
-            code, tier, str(spec["category"]), str(spec["rationale"]).strip(), bool(spec.get("crisis"))
+            code,
+            tier,
+            str(spec["category"]),
+            str(spec["rationale"]).strip(),
+            crisis=crisis,
+            fallback=bool(spec.get("fallback")),
+            patient_text=patient_text,
+            blocked_by=_words(spec.get("blocked_by", ""), where),
         )
     if not concepts:
         raise LexiconError(f"{path.name}: no concepts")
@@ -235,6 +248,12 @@ def load_lexicon(path: Path, *, known_words: frozenset[str] = frozenset()) -> Le
         )
 
     concern_words = merged("concerns")
+    shorthand: dict[str, str] = {}
+    for language in LANGUAGES:
+        table = (data.get("shorthand") or {}).get(language) or {}
+        if not isinstance(table, dict):
+            raise LexiconError(f"{path.name}: shorthand.{language} must map text-speak to words")
+        shorthand.update({fold(str(k)): fold(str(v)) for k, v in table.items()})
     return Lexicon(
         name=name,
         version=version,
@@ -261,6 +280,7 @@ def load_lexicon(path: Path, *, known_words: frozenset[str] = frozenset()) -> Le
         vocabulary=frozenset(vocabulary),
         stems=tuple(sorted(stems, key=len, reverse=True)),
         known_words=known_words,
+        shorthand=shorthand,
     )
 
 

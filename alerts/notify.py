@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.escalation import decide, page_text
+from alerts.reading import Lexicon
 from pro_service.models import (
     Alert,
     AlertEvent,
@@ -48,13 +49,13 @@ def alert_raised(
     now = rt.now()
     if alert.urgency == "urgent" and (renotify or not alert.safety_message_sent):
         phone = patient.care_team.phone or rt.settings.CLINIC_PHONE
-        crisis = any(c.crisis and c.category == alert.category for c in rt.lexicon.concepts.values())
+        text_key = patient_text_key(rt.lexicon, alert.category)
         queued = queue_to_patient(
             session,
             rt,
             patient,
             MessageKind.SAFETY,
-            rt.texts.get("crisis" if crisis else "safety", patient.language, clinic_phone=phone),
+            rt.texts.get(text_key, patient.language, clinic_phone=phone),
             alert_id=alert.id,
             # One safety text per patient message, however many categories it raised ("I fell and can't
             # walk" is a fracture and a cord compression); otherwise one per alert notice.
@@ -70,9 +71,7 @@ def alert_raised(
                 # patient cannot receive texts.
                 detail={
                     "notice": alert.notice,
-                    "text": ("crisis" if crisis else "safety")
-                    if queued is not None
-                    else "sent with the message",
+                    "text": text_key if queued is not None else "sent with the message",
                 },
             )
         )
@@ -82,6 +81,15 @@ def alert_raised(
     if decision.page_now:
         page_next_level(session, rt, alert, now)
     alert.next_escalation_at = decision.next_escalation_at
+
+
+def patient_text_key(lexicon: Lexicon, category: str) -> str:
+    """The text an urgent alert of this category sends the patient: the crisis text if any concept of the
+    category is a crisis, "unsure" when only the reader's net for unknown wording raises it, else safety."""
+    keys = {c.patient_text for c in lexicon.concepts.values() if c.category == category}
+    if "crisis" in keys:
+        return "crisis"
+    return "unsure" if keys == {"unsure"} else "safety"
 
 
 def _on_shift(session: Session, team_id: int, now: datetime) -> dict[int, list[StaffUser]]:

@@ -47,6 +47,10 @@ class Concept:
     category: str  # the alert category it raises
     rationale: str
     crisis: bool = False  # the patient gets the crisis text instead of the safety text
+    patient_text: str = "safety"  # the text an urgent alert in its category sends: safety|crisis|unsure
+    blocked_by: frozenset[str] = frozenset()  # a match with one of these words inside it is no finding
+    # A net for wording no pattern knows: found only when no other concept was found.
+    fallback: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,7 @@ class Lexicon:
     vocabulary: frozenset[str]  # every whole word the patterns name (typo targets)
     stems: tuple[str, ...]  # every stem the patterns name
     known_words: frozenset[str] = field(default=frozenset(), repr=False)  # dictionary words: never corrected
+    shorthand: Mapping[str, str] = field(default_factory=dict)  # text-speak read as the word: "cnt" → "cant"
 
     @property
     def label(self) -> str:
@@ -228,7 +233,7 @@ def _raw_tokens(text: str) -> list[str]:
 
 def tokens(text: str, lexicon: Lexicon) -> list[str]:
     """Normalised words of a text, typos corrected, with clause boundaries as BREAK tokens."""
-    raw = [_correct(word, lexicon) for word in _raw_tokens(text)]
+    raw = [_correct(lexicon.shorthand.get(word, word), lexicon) for word in _raw_tokens(text)]
     out: list[str] = []
     i = 0
     while i < len(raw):
@@ -302,6 +307,9 @@ def read(text: str, lexicon: Lexicon) -> Reading:
         for match in pattern.regex.finditer(joined):
             start, end = _span(match, starts)
             if end > start and not any(s <= start and end <= e for s, e in idiom_spans):
+                blockers = lexicon.concepts[pattern.concept].blocked_by
+                if blockers and any(t in blockers for t in toks[start + 1 : end - 1]):
+                    continue  # "my legs are NOT strange": a negation inside a loose pattern
                 found.append((start, end, pattern))
     found.sort(key=lambda f: (f[0], -f[1]))
     negated_spans: list[tuple[int, int]] = []
@@ -330,8 +338,16 @@ def read(text: str, lexicon: Lexicon) -> Reading:
         )
         if not any(f.concept == finding.concept for f in findings):
             findings.append(finding)
+    findings = _without_needless_fallbacks(findings, lexicon)
     findings.sort(key=lambda f: (-f.tier.rank, f.concept))
     return Reading(lexicon.name, lexicon.version, tuple(findings), tuple(negated_words))
+
+
+def _without_needless_fallbacks(findings: list[SymptomFinding], lexicon: Lexicon) -> list[SymptomFinding]:
+    """A fallback concept (the net for unknown wording) stands only when the reader recognised nothing else:
+    a message it did read ("my back is worse lying down": spinal pain) is not also unsure."""
+    named = [f for f in findings if not lexicon.concepts[f.concept].fallback]
+    return named or findings
 
 
 def _join(toks: list[str]) -> tuple[str, list[int]]:

@@ -30,14 +30,19 @@ from pro_service.replies import Parsed, parse_reply
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "corpus" / "patient_texts.yaml"
-# Three corpora by three authors, none of whom saw the vocabulary. The first two have been used to tune it
-# (development); the third, `final`, has never been tuned on: its figures are the honest ones for wording
-# nobody has seen. Tune on it and it stops being that; write a new one instead.
+# Five corpora by five authors, none of whom saw the vocabulary. Development corpora are for tuning (their
+# misses may be listed and read). `final` was never tuned on, but its misses were read once (2026-12-03);
+# `final-2` is blind: never tuned on and its texts never read by whoever tunes the vocabulary, so its figures
+# are the honest ones for wording nobody has seen. `--misses` never lists a blind corpus. Once you tune on it,
+# it stops being blind: move it to development and write a new one.
 CORPORA = {
     "development": CORPUS,
     "development-2": ROOT / "tests" / "corpus" / "patient_texts_heldout.yaml",
-    "final (blind)": ROOT / "tests" / "corpus" / "patient_texts_final.yaml",
+    "development-3": ROOT / "tests" / "corpus" / "patient_texts_dev3.yaml",
+    "final": ROOT / "tests" / "corpus" / "patient_texts_final.yaml",
+    "final-2 (blind)": ROOT / "tests" / "corpus" / "patient_texts_final2.yaml",
 }
+BLIND = {"final-2 (blind)"}
 TIERS = ("emergency", "warning", "quiet")
 _RANK = {"quiet": 0, "warning": 1, "emergency": 2}
 
@@ -113,7 +118,7 @@ def run(full: bool = False, misses: bool = False) -> dict[str, Any]:
                 figures[f"{name}/{tier}/{lang or 'all'}"] = hits / max(total, 1)
             measure = "specificity" if tier == "quiet" else "sensitivity"
             print(f"{tier:<10} {measure:<12} {cells[0]:>14} {cells[1]:>14} {cells[2]:>14}")
-        if misses:
+        if misses and name not in BLIND:
             for o in outcomes:
                 if o.predicted != o.case.tier:
                     case = o.case

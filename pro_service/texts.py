@@ -30,6 +30,7 @@ REQUIRED = (
     "callback",
     "safety",
     "crisis",
+    "unsure",
     "callback_out_of_hours",
     "acknowledgement_out_of_hours",
 )

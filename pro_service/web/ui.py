@@ -32,6 +32,11 @@ CATEGORY_LABELS = {
     "non_response": "Not answering check-ins",
     "patient_message": "Message from the patient",
     "callback_request": "Patient asked for a call back",
+    "altered_consciousness": "Confusion or drowsiness",
+    "breathing_chest_pain": "Breathlessness or chest pain",
+    "self_harm": "Thoughts of self-harm",
+    "stopped_monitoring": "Stopped monitoring",
+    "possible_red_flag": "Possible red flag (wording not recognised)",
 }
 STATUS_LABELS = {"open": "Open", "acknowledged": "Acknowledged", "resolved": "Resolved"}
 ITEM_LABELS = {

@@ -14,7 +14,7 @@ import pytest
 
 from pro_service.models import CheckIn
 from tests.conftest import wait_for
-from tests.integration.helpers import make_patient, make_team
+from tests.integration.helpers import make_nurse, make_patient, make_team
 from tests.integration.test_check_in_conversation import Phone, _alerts, _start
 
 pytestmark = pytest.mark.integration
@@ -207,3 +207,30 @@ def test_an_unreadable_reply_to_a_red_flag_question_is_urgent_and_not_asked_agai
     assert api("GET", f"/api/v1/check-ins/{check_in}").json["answers"]["neuro"]["status"] == "unreadable"
     urgent = wait_for(lambda: _urgent(api, patient), message="the urgent alert")
     assert "red-flag-unclear.neuro" in urgent[0]["rule_ids"]
+
+
+def test_unknown_wording_about_a_red_flag_body_part_is_urgent_for_a_nurse_with_a_gentler_text(
+    api: Any, rt: Any, phone: Phone
+) -> None:
+    """The reader's net (symptoms-v2 `unsure`): a limb and a change in words no pattern knows. Unsure is
+    not safe here, so a nurse is paged now; the patient is told a nurse will read it, not that it is an
+    emergency."""
+    from sqlalchemy import select
+
+    from pro_service.models import Message
+
+    team = make_team(rt)
+    patient = make_patient(rt, team)
+    make_nurse(rt, team)
+    (reply,) = phone.reply("my knees feel kind of different since yesterday, hard to explain")
+    assert "nurse will read your message" in reply and rt.settings.EMERGENCY_NUMBER in reply
+    (alert,) = wait_for(lambda: _urgent(api, patient), message="the urgent alert")
+    assert alert["category"] == "possible_red_flag"
+    assert "unsure" in " ".join(alert["rule_ids"])
+
+    def pages() -> list[str]:
+        with rt.sessions() as session:
+            return list(session.scalars(select(Message.body).where(Message.kind == "page")))
+
+    (page,) = wait_for(pages, message="the page")
+    assert "knees" not in page  # no PHI, no patient words, in a page

@@ -438,3 +438,53 @@ def test_clean_no(lexicon: Lexicon, text: str) -> None:
 @pytest.mark.parametrize("text", UNCLEAR)
 def test_unclear_no(lexicon: Lexicon, text: str) -> None:
     assert not clean_answer(text, lexicon) or read(text, lexicon).findings
+
+
+# --- symptoms-v2: the net for unknown wording, text-speak, and the text an urgent finding sends ----------
+UNSURE = [
+    "my knees feel kind of different since yesterday",
+    "something odd going on with my hands",
+    "mis brazos están raros desde anoche",
+    "breath feels wrong somehow",
+]
+
+
+@pytest.mark.parametrize("text", UNSURE)
+def test_a_red_flag_body_part_with_a_change_in_unknown_words_is_unsure(lexicon: Lexicon, text: str) -> None:
+    reading = read(text, lexicon)
+    assert [f.concept for f in reading.findings] == ["unsure"]
+    assert reading.tier is Tier.EMERGENCY  # a nurse reads it now
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my arms are a bit weird and I can't walk",  # a named emergency: not also unsure
+        "my back feels strange and worse at night",  # a named warning: the reader understood it
+    ],
+)
+def test_the_net_stands_aside_when_the_reader_recognises_the_message(lexicon: Lexicon, text: str) -> None:
+    assert "unsure" not in [f.concept for f in read(text, lexicon).findings]
+
+
+@pytest.mark.parametrize(
+    "text", ["no, my legs feel normal", "the new walking frame came today", "mis piernas no están raras"]
+)
+def test_the_net_keeps_negation_and_ordinary_talk_quiet(lexicon: Lexicon, text: str) -> None:
+    assert read(text, lexicon).findings == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "concept"), [("cnt feel me feet", "neuro"), ("she dnt wake up", "consciousness")]
+)
+def test_text_speak_is_read_as_the_word(lexicon: Lexicon, text: str, concept: str) -> None:
+    assert concept in [f.concept for f in read(text, lexicon).findings]
+
+
+def test_each_urgent_category_names_the_text_the_patient_gets(lexicon: Lexicon) -> None:
+    from alerts.notify import patient_text_key
+
+    assert patient_text_key(lexicon, "possible_red_flag") == "unsure"
+    assert patient_text_key(lexicon, "self_harm") == "crisis"
+    assert patient_text_key(lexicon, "spinal_cord_compression") == "safety"
+    assert patient_text_key(lexicon, "pathologic_fracture") == "safety"  # ruleset categories too

@@ -23,10 +23,16 @@ FLOORS = {
 }
 
 
-# The second development corpus (another author, used for tuning after it had been measured blind).
-# The third, `final (blind)`, has no floor on purpose: it is never tuned on, only reported.
+# The second and third development corpora (other authors, used for tuning after each had been measured
+# blind). `final` and `final-2 (blind)` have no floor on purpose: they are never tuned on, only reported.
 FLOORS_2 = {(tier, lang): 0.95 for tier in ("emergency", "warning", "quiet") for lang in ("en", "es")}
 FLOORS_2 |= {("emergency", "en"): 1.0, ("emergency", "es"): 1.0}
+
+
+# Development-3: one English emergency is still missed (an oblique farewell with no method named); see
+# docs/clinical-safety.md H17.
+FLOORS_3 = {(tier, lang): 0.95 for tier in ("emergency", "warning", "quiet") for lang in ("en", "es")}
+FLOORS_3 |= {("emergency", "en"): 0.985, ("emergency", "es"): 1.0}
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +66,15 @@ def test_reading_meets_its_floor(outcomes: list, tier: str, lang: str) -> None: 
     hits, total = rates(outcomes, tier, lang)
     misses = [o.case.text for o in outcomes if o.case.tier == tier and o.case.lang == lang]
     assert hits / total >= FLOORS[(tier, lang)], f"{hits}/{total}; see bench_reading --misses ({len(misses)})"
+
+
+@pytest.fixture(scope="module")
+def outcomes_3() -> list:  # type: ignore[type-arg]
+    lexicon, instruments = runtime_parts()
+    return evaluate(load_corpus(CORPORA["development-3"]), lexicon, instruments)
+
+
+@pytest.mark.parametrize(("tier", "lang"), sorted(FLOORS_3))
+def test_reading_meets_its_floor_on_the_third_corpus(outcomes_3: list, tier: str, lang: str) -> None:  # type: ignore[type-arg]
+    hits, total = rates(outcomes_3, tier, lang)
+    assert hits / total >= FLOORS_3[(tier, lang)], f"{hits}/{total}; see bench_reading --misses"
