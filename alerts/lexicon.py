@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from alerts.reading import BREAK, SOFT, Concept, Lexicon, Negation, Others, Pattern, Tier, fold
+from alerts.reading import BREAK, SOFT, Concept, Lexicon, ModelNet, Negation, Others, Pattern, Tier, fold
+from alerts.reading_model import ReadingModelError, load_reading_model
 
 LANGUAGES = ("en", "es")
 # The texts (config/texts.yaml) an urgent finding may send the patient.
@@ -248,6 +249,7 @@ def load_lexicon(path: Path, *, known_words: frozenset[str] = frozenset()) -> Le
         )
 
     concern_words = merged("concerns")
+    net = _model_net(data.get("model"), path, concepts)
     shorthand: dict[str, str] = {}
     for language in LANGUAGES:
         table = (data.get("shorthand") or {}).get(language) or {}
@@ -281,7 +283,27 @@ def load_lexicon(path: Path, *, known_words: frozenset[str] = frozenset()) -> Le
         stems=tuple(sorted(stems, key=len, reverse=True)),
         known_words=known_words,
         shorthand=shorthand,
+        net=net,
     )
+
+
+def _model_net(spec: object, path: Path, concepts: Mapping[str, Concept]) -> ModelNet | None:
+    """`model: {file, threshold, concept}`: the text model beside this vocabulary (reading_model.py)."""
+    if spec is None:
+        return None
+    where = f"{path.name}: model"
+    if not isinstance(spec, dict) or not {"file", "threshold", "concept"} <= set(spec):
+        raise LexiconError(f"{where}: needs file, threshold and concept")
+    if spec["concept"] not in concepts:
+        raise LexiconError(f"{where}: concept {spec['concept']!r} is not defined")
+    threshold = spec["threshold"]
+    if not isinstance(threshold, int | float) or not 0 < threshold < 1:
+        raise LexiconError(f"{where}: threshold must be a probability between 0 and 1")
+    try:
+        model = load_reading_model(path.parent / str(spec["file"]))
+    except ReadingModelError as exc:
+        raise LexiconError(f"{where}: {exc}") from None
+    return ModelNet(model, float(threshold), str(spec["concept"]))
 
 
 @cache

@@ -30,6 +30,8 @@ from functools import lru_cache
 from rapidfuzz.distance import OSA
 from rapidfuzz.process import extractOne
 
+from alerts.reading_model import ReadingModel
+
 
 class Tier(StrEnum):
     EMERGENCY = "emergency"  # urgent: alert, safety text and page at once
@@ -86,6 +88,16 @@ class Others:
     apart: tuple[re.Pattern[str], ...]  # "not me", "yo estoy bien", "should I worry", "he's fine"
 
 
+@dataclass(frozen=True)
+class ModelNet:
+    """The text model as a net: above `threshold` a message the vocabulary read nothing in is `concept`."""
+
+    model: ReadingModel
+    threshold: float
+    concept: str
+    min_words: int = 2  # "no", "7", "yes please" are answers, not messages to second-guess
+
+
 @dataclass(frozen=True, eq=False)  # hashed by identity: the typo cache is per lexicon
 class Lexicon:
     name: str
@@ -109,6 +121,7 @@ class Lexicon:
     stems: tuple[str, ...]  # every stem the patterns name
     known_words: frozenset[str] = field(default=frozenset(), repr=False)  # dictionary words: never corrected
     shorthand: Mapping[str, str] = field(default_factory=dict)  # text-speak read as the word: "cnt" → "cant"
+    net: ModelNet | None = None  # the second reader, for messages the vocabulary reads nothing in
 
     @property
     def label(self) -> str:
@@ -303,13 +316,15 @@ def read(text: str, lexicon: Lexicon) -> Reading:
     joined, starts = _join(toks)
     idiom_spans = [_span(m, starts) for rx in lexicon.idioms for m in rx.finditer(joined)]
     found: list[tuple[int, int, Pattern]] = []
+    blocked = False  # a loose pattern matched around a negation: the vocabulary did read the message
     for pattern in lexicon.candidates(toks):
         for match in pattern.regex.finditer(joined):
             start, end = _span(match, starts)
             if end > start and not any(s <= start and end <= e for s, e in idiom_spans):
                 blockers = lexicon.concepts[pattern.concept].blocked_by
                 if blockers and any(t in blockers for t in toks[start + 1 : end - 1]):
-                    continue  # "my legs are NOT strange": a negation inside a loose pattern
+                    blocked = True  # "my legs are NOT strange": a negation inside a loose pattern
+                    continue
                 found.append((start, end, pattern))
     found.sort(key=lambda f: (f[0], -f[1]))
     negated_spans: list[tuple[int, int]] = []
@@ -339,6 +354,10 @@ def read(text: str, lexicon: Lexicon) -> Reading:
         if not any(f.concept == finding.concept for f in findings):
             findings.append(finding)
     findings = _without_needless_fallbacks(findings, lexicon)
+    if not (found or idiom_spans or blocked) and lexicon.net is not None:
+        # Only a message the vocabulary recognised nothing in: not a denied symptom ("no numbness"),
+        # nor one resolved, someone else's, or an idiom ("the sunset left me breathless").
+        findings = _second_reading(text, toks, joined, lexicon, lexicon.net)
     findings.sort(key=lambda f: (-f.tier.rank, f.concept))
     return Reading(lexicon.name, lexicon.version, tuple(findings), tuple(negated_words))
 
@@ -348,6 +367,25 @@ def _without_needless_fallbacks(findings: list[SymptomFinding], lexicon: Lexicon
     a message it did read ("my back is worse lying down": spinal pain) is not also unsure."""
     named = [f for f in findings if not lexicon.concepts[f.concept].fallback]
     return named or findings
+
+
+def _second_reading(
+    text: str, toks: list[str], joined: str, lexicon: Lexicon, net: ModelNet
+) -> list[SymptomFinding]:
+    """The text model's opinion, when the vocabulary read nothing (alerts/reading_model.py). Not on an
+    answer of a word, nor on a message the vocabulary knows as reassurance ("legs feel normal")."""
+    if sum(t not in BREAKS for t in toks) < net.min_words:
+        return []
+    if any(rx.search(joined) for rx in lexicon.clean_phrases):
+        return []
+    folded = fold(text)
+    probability = net.model.emergency_probability(folded)
+    if probability < net.threshold:
+        return []
+    concept = lexicon.concepts[net.concept]
+    words = " ".join(folded.split())[:80]
+    source = f"{net.model.label} p={probability:.2f} (threshold {net.threshold})"
+    return [SymptomFinding(concept.code, concept.tier, concept.category, words, source, "any")]
 
 
 def _join(toks: list[str]) -> tuple[str, list[int]]:

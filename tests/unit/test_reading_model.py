@@ -1,0 +1,124 @@
+"""The reader's text model: plain-Python scoring equals scikit-learn's, and the weights are current.
+
+scripts/train_reading_model.py fits the model with scikit-learn and writes config/reading/model-v1.json;
+alerts/reading_model.py scores with no machine-learning library. These tests fit the same pipeline here.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alerts.lexicon import LexiconError, load_lexicon
+from alerts.reading import Tier, fold, read
+from alerts.reading_model import ReadingModel, load_reading_model
+from benchmarks.bench_reading import CORPORA, load_corpus
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+import train_reading_model as training  # noqa: E402
+
+STORED = ROOT / "config" / "reading" / "model-v1.json"
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[Any, dict[str, Any]]:
+    texts, labels, provenance = training.training_texts()
+    pipeline = training.fit(texts, labels)
+    return pipeline, training.export(pipeline, provenance)
+
+
+@pytest.fixture(scope="module")
+def held_out() -> list[str]:
+    return [fold(case.text) for case in load_corpus(CORPORA["final"])]
+
+
+def _model(exported: dict[str, Any], tmp_path: Path) -> ReadingModel:
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(exported), encoding="utf-8")
+    return load_reading_model(path)
+
+
+def test_plain_python_scoring_equals_scikit_learn(
+    fitted: tuple[Any, dict[str, Any]], held_out: list[str], tmp_path: Path
+) -> None:
+    pipeline, exported = fitted
+    model = _model(exported, tmp_path)
+    expected = pipeline.predict_proba(held_out)[:, 1]
+    for text, want in zip(held_out, expected, strict=True):
+        assert model.emergency_probability(text) == pytest.approx(want, abs=1e-6), text
+
+
+def test_the_stored_weights_are_what_training_on_the_current_corpora_gives(
+    fitted: tuple[Any, dict[str, Any]], held_out: list[str]
+) -> None:
+    pipeline, exported = fitted
+    stored = load_reading_model(STORED)
+    assert list(stored.trained_on) == exported["trained_on"], "retrain: scripts/train_reading_model.py"
+    expected = pipeline.predict_proba(held_out)[:, 1]
+    for text, want in zip(held_out, expected, strict=True):
+        # A loose bound: another scikit-learn release may differ in the last digits, never in the reading.
+        assert stored.emergency_probability(text) == pytest.approx(want, abs=1e-3)
+
+
+def test_the_model_reads_only_what_the_vocabulary_did_not(lexicon_v2: Any) -> None:
+    net = lexicon_v2.net
+    assert net is not None and net.concept == "unsure"
+    named = read("I can't feel my legs", lexicon_v2)
+    assert [f.concept for f in named.findings] == ["neuro"]  # the vocabulary's reading stands alone
+    assert read("no", lexicon_v2).findings == ()  # answers are never second-guessed
+    assert read("thanks see you tuesday", lexicon_v2).findings == ()
+
+
+# Held-out wording (written for this test, in no corpus) that no pattern of the vocabulary reads.
+OBLIQUE = [
+    "dad went grey and sweaty and says his chest feels like a weight",
+    "she is slumped in the chair and we cant get sense out of her",
+    "woke up and my left side just isnt doing what i tell it",
+    "desde anoche siento la cintura para abajo como ajena",
+]
+
+
+@pytest.mark.parametrize("text", OBLIQUE)
+def test_a_message_only_the_model_flags_is_an_urgent_unsure_naming_the_model(
+    lexicon_v2: Any, text: str
+) -> None:
+    import dataclasses
+
+    assert read(text, dataclasses.replace(lexicon_v2, net=None)).findings == ()  # the vocabulary alone
+    (finding,) = read(text, lexicon_v2).findings
+    assert finding.concept == "unsure" and finding.tier is Tier.EMERGENCY
+    assert finding.pattern.startswith("reading-model-v1 p=")
+
+
+@pytest.fixture(scope="module")
+def lexicon_v2() -> Any:
+    return load_lexicon(ROOT / "config" / "reading" / "symptoms-v2.yaml")
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ({"file": "model-v1.json", "threshold": 1.5, "concept": "unsure"}, "threshold"),
+        ({"file": "model-v1.json", "threshold": 0.6, "concept": "nonesuch"}, "not defined"),
+        ({"file": "missing.json", "threshold": 0.6, "concept": "unsure"}, "not a reading model"),
+        ({"threshold": 0.6}, "needs file"),
+    ],
+)
+def test_a_bad_model_section_stops_loading_naming_the_problem(
+    tmp_path: Path, model: dict[str, Any], message: str
+) -> None:
+    import yaml
+
+    source = ROOT / "config" / "reading" / "symptoms-v2.yaml"
+    data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    data["model"] = model
+    (tmp_path / "model-v1.json").write_bytes(STORED.read_bytes())
+    bad = tmp_path / "symptoms-v2.yaml"
+    bad.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(LexiconError, match=message):
+        load_lexicon(bad)
