@@ -329,9 +329,16 @@ def run(
     urgent = urgent or (1000 if full else 150)
     duration = urgent / urgent_rate
     background = int(duration * background_rate)
+    shape = (
+        "3 workers (clinical, notify, send)"
+        if notify_worker
+        else "2 workers (clinical: ingest,score,notify,beat; bulk: send)"
+        if split_queues
+        else f"{workers} worker(s)"
+    )
     print(
         f"reply->page: {urgent} urgent replies at {urgent_rate}/s with {background_rate}/s ordinary replies "
-        f"({background} patients), {workers} worker(s) x --concurrency={worker_concurrency}, "
+        f"({background} patients), {shape} x --concurrency={worker_concurrency}, "
         f"SEND_RATE_PER_SECOND={send_rate:g}"
         + (f", {backlog} questions already queued" if backlog else "")
         + (", urgent replies in the patients' own words, no check-in open" if words else ""),
