@@ -187,6 +187,15 @@ class Reading:
         return tuple(f for f in self.findings if f.tier is Tier.EMERGENCY)
 
 
+def patient_text_for(lexicon: Lexicon, category: str) -> str:
+    """The text an urgent alert of this category sends the patient: the crisis text if any concept of the
+    category is a crisis, "unsure" when only the reader's nets for unknown wording raise it, else safety."""
+    keys = {c.patient_text for c in lexicon.concepts.values() if c.category == category}
+    if "crisis" in keys:
+        return "crisis"
+    return "unsure" if keys == {"unsure"} else "safety"
+
+
 # --------------------------------------------------------------------------------------------- text
 BREAK = "§"  # a clause boundary token: punctuation, a line break, "but", "pero"…
 SOFT = "¦"  # a comma: a boundary for patterns and negation, but a resolution may follow it ("…, gone now")

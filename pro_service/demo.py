@@ -461,7 +461,7 @@ class _History:
         message_id: int | None = None,
         open_: bool,
     ) -> None:
-        from alerts.triage import URGENCY_RANK, new_ref
+        from pro_service.services.triage import URGENCY_RANK, new_ref
 
         evidence = []
         for ev in finding.evidence:

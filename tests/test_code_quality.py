@@ -31,11 +31,12 @@ def test_mypy_is_clean() -> None:
 
 
 def test_alerts_and_services_do_not_import_the_web_or_the_broker() -> None:
-    """`alerts` is clinical logic and its DB-facing glue: no Flask, no Celery (ARCHITECTURE.md)."""
+    """Clinical logic and the services that record it: no Flask, no Celery (ARCHITECTURE.md)."""
     code = (
         "import sys\n"
-        "import alerts.rules, alerts.ruleset, alerts.triage, alerts.notify\n"
-        "import alerts.lifecycle, alerts.escalation\n"
+        "import alerts.rules, alerts.ruleset, alerts.escalation, alerts.reading, alerts.lexicon\n"
+        "import pro_service.services.triage, pro_service.services.notify\n"
+        "import pro_service.services.alert_lifecycle\n"
         "import pro_service.replies, pro_service.conversation, pro_service.scheduling\n"
         "bad = [m for m in ('flask', 'celery', 'kombu', 'werkzeug') if m in sys.modules]\n"
         "print(','.join(bad))\n"
@@ -48,9 +49,12 @@ def test_alerts_and_services_do_not_import_the_web_or_the_broker() -> None:
 
 
 def test_pure_clinical_modules_import_no_database() -> None:
+    """`alerts` is pure (issue 13): rules, ruleset, escalation policy, the reader and its text model. Triage,
+    paging and the alert life cycle are services (pro_service/services/)."""
     code = (
         "import sys\n"
-        "import alerts.rules, pro_service.replies, pro_service.conversation, pro_service.scheduling\n"
+        "import alerts.rules, alerts.ruleset, alerts.escalation, alerts.reading, alerts.lexicon\n"
+        "import alerts.reading_model, pro_service.replies, pro_service.conversation, pro_service.scheduling\n"
         "print(','.join(m for m in ('sqlalchemy', 'psycopg', 'redis') if m in sys.modules))\n"
     )
     result = subprocess.run(

@@ -12,9 +12,8 @@ from typing import Any
 
 from celery import Celery, Task
 
-from alerts import triage
 from pro_service.runtime import Runtime
-from pro_service.services import event_webhook, inbound, outbound, reconcile, staff_inbound, sweeps
+from pro_service.services import event_webhook, inbound, outbound, reconcile, staff_inbound, sweeps, triage
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from alerts import triage
 from alerts.escalation import in_working_hours
 from alerts.rules import Evidence, Finding, Urgency
 from pro_service.instruments import Item
 from pro_service.message_reading import MessageReading, findings_of, read_message
 from pro_service.models import Alert, Message, Patient
 from pro_service.runtime import Runtime
+from pro_service.services import triage
 
 STOPPED_MONITORING = "stopped_monitoring"
 

@@ -44,7 +44,7 @@ def opt_out(session: Session, rt: Runtime, patient: Patient, *, source: str, con
             detail={"source": source},
             at=now,
         )
-    from alerts import triage
+    from pro_service.services import triage
 
     for check_in in session.scalars(
         select(CheckIn).where(

@@ -198,7 +198,7 @@ def process_patient(session: Session, rt: Runtime, patient_id: int) -> int:
 
 
 def _handle(session: Session, rt: Runtime, patient: Patient, message: Message) -> None:
-    from alerts import triage
+    from pro_service.services import triage
 
     text = message.body or ""
     keyword = classify_keyword(text)

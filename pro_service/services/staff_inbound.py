@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from alerts.lifecycle import ACK_PATTERN, acknowledge, find_by_ref
 from pro_service.models import Direction, Message, MessageKind, MessageStatus, StaffUser
 from pro_service.runtime import Runtime
+from pro_service.services.alert_lifecycle import ACK_PATTERN, acknowledge, find_by_ref
 from pro_service.services.outbound import queue_to_staff
 
 

@@ -13,10 +13,9 @@ from typing import TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts import notify, triage
 from pro_service.models import Direction, Message, MessageKind, MessageStatus
 from pro_service.runtime import Runtime
-from pro_service.services import check_ins, dispatch, event_webhook
+from pro_service.services import check_ins, dispatch, event_webhook, notify, triage
 from pro_service.services.outbound import reconcile_stuck_sending, send_queue
 
 log = logging.getLogger(__name__)

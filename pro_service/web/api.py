@@ -20,7 +20,6 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 
-from alerts.lifecycle import AlertActionError, acknowledge, add_note, resolve
 from pro_service.db import ROW_LOCK
 from pro_service.models import (
     Alert,
@@ -41,6 +40,7 @@ from pro_service.models import (
 )
 from pro_service.scheduling import ScheduleError, validate_rrule
 from pro_service.services import patients, tokens
+from pro_service.services.alert_lifecycle import AlertActionError, acknowledge, add_note, resolve
 from pro_service.services.audit import record
 from pro_service.services.check_ins import CheckInError, start_now
 from pro_service.services.patients import (

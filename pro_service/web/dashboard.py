@@ -12,12 +12,12 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from alerts.lifecycle import OUTCOMES, AlertActionError, acknowledge, add_note, resolve
-from alerts.notify import page_next_level
 from pro_service.db import ROW_LOCK
 from pro_service.models import Alert, AlertEvent, AlertStatus, Patient
 from pro_service.services import dashboard_queries as dq
+from pro_service.services.alert_lifecycle import OUTCOMES, AlertActionError, acknowledge, add_note, resolve
 from pro_service.services.check_ins import CheckInError, start_now
+from pro_service.services.notify import page_next_level
 from pro_service.web import charts
 from pro_service.web.auth import actor, audit, current_staff
 from pro_service.web.common import db, runtime

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from alerts.lifecycle import OUTCOMES
+from pro_service.services.alert_lifecycle import OUTCOMES
 
 MAX_ID = 2**31 - 1
 Id = int

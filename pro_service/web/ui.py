@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from flask import Flask, current_app, g
 from markupsafe import Markup
 
-from alerts.lifecycle import OUTCOMES
+from pro_service.services.alert_lifecycle import OUTCOMES
 
 URGENCY_LABELS = {"urgent": "Urgent", "same_day": "Same day", "routine": "Routine"}
 URGENCY_HINTS = {

@@ -6,9 +6,9 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from alerts.triage import new_ref
 from pro_service.models import Alert, AlertEvent, AlertStatus, CareTeamMember, StaffRole
 from pro_service.services.staff import create_staff
+from pro_service.services.triage import new_ref
 
 PASSWORD = "correct horse battery staple"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -74,7 +74,7 @@ def test_nurse_triages_an_urgent_alert_that_arrives_live(
     sign_in(page, "kim@example.org", PASSWORD)
     expect(page.get_by_text("No alerts waiting")).to_be_visible()
 
-    from alerts.triage import upsert_alert
+    from pro_service.services.triage import upsert_alert
 
     with rt.sessions() as session, session.begin():  # as the worker's scoring would, committed
         upsert_alert(session, rt, patient_id, _urgent_finding())

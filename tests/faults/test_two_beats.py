@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from alerts import triage
 from alerts.rules import Evidence, Finding, Urgency
 from pro_service.models import (
     AlertEvent,
@@ -30,7 +29,7 @@ from pro_service.models import (
     StaffRole,
     utcnow,
 )
-from pro_service.services import check_ins, sweeps
+from pro_service.services import check_ins, sweeps, triage
 from pro_service.services.patients import create_care_team, enrol_patient
 from pro_service.services.staff import create_staff
 

@@ -326,8 +326,8 @@ def test_demo_seed_gives_a_live_queue_and_is_idempotent(client: Any, rt: Any) ->
 def test_new_urgent_evidence_after_an_acknowledgement_shows_on_the_queue_and_the_alert(
     client: Any, rt: Any, ward: dict[str, int]
 ) -> None:
-    from alerts import lifecycle, triage
     from alerts.rules import Evidence, Finding, Urgency
+    from pro_service.services import alert_lifecycle, triage
 
     def finding(words: str) -> Finding:
         evidence = Evidence(item_code=None, question=None, raw_text=words, value=words)
@@ -338,7 +338,7 @@ def test_new_urgent_evidence_after_an_acknowledgement_shows_on_the_queue_and_the
     with rt.sessions() as session, session.begin():
         alert = triage.upsert_alert(session, rt, ward["p1"], finding("legs numb"), message_id=901)
         assert alert is not None
-        lifecycle.acknowledge(session, alert, staff_id=None, actor="test", now=rt.now(), via="test")
+        alert_lifecycle.acknowledge(session, alert, staff_id=None, actor="test", now=rt.now(), via="test")
         alert_id = alert.id
     login(client, "kim@example.org")
     assert "New since acknowledged" not in client.get("/").get_data(as_text=True)

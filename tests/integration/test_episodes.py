@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from alerts import lifecycle, triage
 from alerts.rules import Evidence, Finding, Urgency
 from pro_service.models import Alert, AlertEvent, AlertStatus, Message, MessageKind
-from pro_service.services import inbound
+from pro_service.services import alert_lifecycle, inbound, triage
 from tests.integration.helpers import make_nurse, make_patient, make_team
 
 pytestmark = pytest.mark.integration
@@ -56,7 +55,7 @@ def _resolve(rt: Any, alert_id: int) -> None:
     with rt.sessions() as session, session.begin():
         alert = session.get(Alert, alert_id)
         assert alert is not None
-        lifecycle.resolve(
+        alert_lifecycle.resolve(
             session, alert, staff_id=None, actor="test", now=rt.now(), outcome="no_action_needed", note=None
         )
 
@@ -84,7 +83,7 @@ def test_a_same_day_message_on_an_acknowledged_alert_still_reaches_the_team(rt: 
     with rt.sessions() as session, session.begin():
         alert = session.get(Alert, severe.id)
         assert alert is not None
-        lifecycle.acknowledge(session, alert, staff_id=None, actor="test", now=rt.now(), via="test")
+        alert_lifecycle.acknowledge(session, alert, staff_id=None, actor="test", now=rt.now(), via="test")
     _text(rt, "pain is excruciating again tonight")
     # Merged into the acknowledged alert, nobody was told: so the message has its own alert as well.
     assert any(a.category == "patient_message" for a in _alerts(rt, patient))

@@ -14,10 +14,9 @@ from flask import Flask, request
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from alerts import lifecycle, triage
 from alerts.rules import Evidence, Finding, Urgency
 from pro_service.models import Alert, OutboundEvent
-from pro_service.services import event_webhook
+from pro_service.services import alert_lifecycle, event_webhook, triage
 from tests.conftest import free_port
 from tests.integration.helpers import make_patient, make_team
 
@@ -87,10 +86,10 @@ def test_alert_life_cycle_posts_signed_events_and_retries(
         alert_id = triage.upsert_alert(session, rt, patient, _finding()).id
     with rt.sessions() as session, session.begin():
         alert = session.get(Alert, alert_id)
-        lifecycle.acknowledge(session, alert, staff_id=None, actor="test", now=rt.now(), via="api")
+        alert_lifecycle.acknowledge(session, alert, staff_id=None, actor="test", now=rt.now(), via="api")
     with rt.sessions() as session, session.begin():
         alert = session.get(Alert, alert_id)
-        lifecycle.resolve(
+        alert_lifecycle.resolve(
             session, alert, staff_id=None, actor="test", now=rt.now(), outcome="same_day_visit", note=None
         )
     with rt.sessions() as session:

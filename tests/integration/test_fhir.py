@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
-from alerts import triage
-from alerts.lifecycle import resolve
 from pro_service.models import Alert, ApiToken, AuditLog, CheckIn, Patient, utcnow
+from pro_service.services import triage
+from pro_service.services.alert_lifecycle import resolve
 from pro_service.services.check_ins import start_now
 from pro_service.services.inbound import process_patient
 from tests.integration.helpers import make_patient, make_team

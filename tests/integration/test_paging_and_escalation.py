@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from alerts import triage
 from alerts.rules import Evidence, Finding, Urgency
 from pro_service.models import Alert, AlertEvent, CareTeamMember, Message, OnCallShift
+from pro_service.services import triage
 from tests.conftest import wait_for
 from tests.integration.helpers import make_nurse, make_patient, make_team
 

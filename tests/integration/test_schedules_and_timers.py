@@ -579,8 +579,7 @@ def test_a_fan_out_larger_than_a_batch_spreads_over_ticks_and_blocked_ones_never
 
 
 def test_a_tick_escalates_before_it_does_any_fan_out_work(rt: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from alerts import notify
-    from pro_service.services import check_ins
+    from pro_service.services import check_ins, notify
 
     order: list[str] = []
 
@@ -604,8 +603,7 @@ def test_a_tick_whose_budget_is_spent_leaves_materialising_to_the_next_tick(
 ) -> None:
     """First sends took the whole beat interval: materialising now would push the tick past it, so the due
     schedules wait for the next tick, which makes each check-in exactly once. Escalation still ran first."""
-    from alerts import notify
-    from pro_service.services import check_ins
+    from pro_service.services import check_ins, notify
 
     count = 3
     _many_due_schedules(rt, count)
@@ -689,7 +687,7 @@ def test_a_schedule_edited_during_a_tick_is_not_overwritten_by_the_tick(
 
 
 def test_a_failing_part_of_a_tick_does_not_stop_the_rest(rt: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from alerts import notify
+    from pro_service.services import notify
 
     ran: list[str] = []
 

@@ -482,9 +482,9 @@ def test_text_speak_is_read_as_the_word(lexicon: Lexicon, text: str, concept: st
 
 
 def test_each_urgent_category_names_the_text_the_patient_gets(lexicon: Lexicon) -> None:
-    from alerts.notify import patient_text_key
+    from alerts.reading import patient_text_for
 
-    assert patient_text_key(lexicon, "possible_red_flag") == "unsure"
-    assert patient_text_key(lexicon, "self_harm") == "crisis"
-    assert patient_text_key(lexicon, "spinal_cord_compression") == "safety"
-    assert patient_text_key(lexicon, "pathologic_fracture") == "safety"  # ruleset categories too
+    assert patient_text_for(lexicon, "possible_red_flag") == "unsure"
+    assert patient_text_for(lexicon, "self_harm") == "crisis"
+    assert patient_text_for(lexicon, "spinal_cord_compression") == "safety"
+    assert patient_text_for(lexicon, "pathologic_fracture") == "safety"  # ruleset categories too

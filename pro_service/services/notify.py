@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.escalation import decide, page_text
-from alerts.reading import Lexicon
+from alerts.reading import patient_text_for
 from pro_service.models import (
     Alert,
     AlertEvent,
@@ -49,7 +49,7 @@ def alert_raised(
     now = rt.now()
     if alert.urgency == "urgent" and (renotify or not alert.safety_message_sent):
         phone = patient.care_team.phone or rt.settings.CLINIC_PHONE
-        text_key = patient_text_key(rt.lexicon, alert.category)
+        text_key = patient_text_for(rt.lexicon, alert.category)
         queued = queue_to_patient(
             session,
             rt,
@@ -81,15 +81,6 @@ def alert_raised(
     if decision.page_now:
         page_next_level(session, rt, alert, now)
     alert.next_escalation_at = decision.next_escalation_at
-
-
-def patient_text_key(lexicon: Lexicon, category: str) -> str:
-    """The text an urgent alert of this category sends the patient: the crisis text if any concept of the
-    category is a crisis, "unsure" when only the reader's net for unknown wording raises it, else safety."""
-    keys = {c.patient_text for c in lexicon.concepts.values() if c.category == category}
-    if "crisis" in keys:
-        return "crisis"
-    return "unsure" if keys == {"unsure"} else "safety"
 
 
 def _on_shift(session: Session, team_id: int, now: datetime) -> dict[int, list[StaffUser]]:

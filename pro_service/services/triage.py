@@ -1,7 +1,7 @@
 """Findings → alerts: open, merge or raise (one open alert per patient and category).
 
 DB-facing: it uses pro_service's models and outbound queue. The clinical judgement is in `alerts.rules`
-(pure); this module only records it, and hands new or more urgent alerts to `alerts.notify`.
+(pure); this module only records it, and hands new or more urgent alerts to `services.notify`.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def raise_finding(
     resolved at this urgency or above never raises again, whether or not another episode is open (None
     when nothing is new); new evidence after a resolution opens a new alert linked to the resolved one.
     """
-    from alerts import notify
+    from pro_service.services import notify
 
     now = rt.now()
     rank = URGENCY_RANK[finding.urgency]
