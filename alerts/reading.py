@@ -363,9 +363,10 @@ def read(text: str, lexicon: Lexicon) -> Reading:
         if not any(f.concept == finding.concept for f in findings):
             findings.append(finding)
     findings = _without_needless_fallbacks(findings, lexicon)
-    if not (found or idiom_spans or blocked) and lexicon.net is not None:
+    figures = [(s, e) for s, e in idiom_spans if e - s > 1]  # one-word idioms only guard a word ("number")
+    if not (found or figures or blocked) and lexicon.net is not None:
         # Only a message the vocabulary recognised nothing in: not a denied symptom ("no numbness"),
-        # nor one resolved, someone else's, or an idiom ("the sunset left me breathless").
+        # nor one resolved, someone else's, or a figure of speech ("the sunset left me breathless").
         findings = _second_reading(text, toks, joined, lexicon, lexicon.net)
     findings.sort(key=lambda f: (-f.tier.rank, f.concept))
     return Reading(lexicon.name, lexicon.version, tuple(findings), tuple(negated_words))

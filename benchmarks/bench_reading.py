@@ -30,7 +30,7 @@ from pro_service.replies import Parsed, parse_reply
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "corpus" / "patient_texts.yaml"
-# Five corpora by five authors, none of whom saw the vocabulary. Development corpora are for tuning (their
+# Seven corpora by seven authors, none of whom saw the vocabulary. Development corpora are for tuning (their
 # misses may be listed and read). `final` was never tuned on, but its misses were read once (2026-12-03);
 # `final-2` is blind: never tuned on and its texts never read by whoever tunes the vocabulary, so its figures
 # are the honest ones for wording nobody has seen. `--misses` never lists a blind corpus. Once you tune on it,
@@ -39,6 +39,8 @@ CORPORA = {
     "development": CORPUS,
     "development-2": ROOT / "tests" / "corpus" / "patient_texts_heldout.yaml",
     "development-3": ROOT / "tests" / "corpus" / "patient_texts_dev3.yaml",
+    "development-4": ROOT / "tests" / "corpus" / "patient_texts_dev4.yaml",
+    "development-5": ROOT / "tests" / "corpus" / "patient_texts_dev5.yaml",
     "final": ROOT / "tests" / "corpus" / "patient_texts_final.yaml",
     "final-2 (blind)": ROOT / "tests" / "corpus" / "patient_texts_final2.yaml",
 }

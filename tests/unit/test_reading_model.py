@@ -1,6 +1,6 @@
 """The reader's text model: plain-Python scoring equals scikit-learn's, and the weights are current.
 
-scripts/train_reading_model.py fits the model with scikit-learn and writes config/reading/model-v1.json;
+scripts/train_reading_model.py fits the model with scikit-learn and writes config/reading/model-v2.json;
 alerts/reading_model.py scores with no machine-learning library. These tests fit the same pipeline here.
 """
 
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 import train_reading_model as training  # noqa: E402
 
-STORED = ROOT / "config" / "reading" / "model-v1.json"
+STORED = ROOT / "config" / "reading" / "model-v2.json"
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_a_message_only_the_model_flags_is_an_urgent_unsure_naming_the_model(
     assert read(text, dataclasses.replace(lexicon_v2, net=None)).findings == ()  # the vocabulary alone
     (finding,) = read(text, lexicon_v2).findings
     assert finding.concept == "unsure" and finding.tier is Tier.EMERGENCY
-    assert finding.pattern.startswith("reading-model-v1 p=")
+    assert finding.pattern.startswith("reading-model-v2 p=")
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +103,8 @@ def lexicon_v2() -> Any:
 @pytest.mark.parametrize(
     ("model", "message"),
     [
-        ({"file": "model-v1.json", "threshold": 1.5, "concept": "unsure"}, "threshold"),
-        ({"file": "model-v1.json", "threshold": 0.6, "concept": "nonesuch"}, "not defined"),
+        ({"file": "model-v2.json", "threshold": 1.5, "concept": "unsure"}, "threshold"),
+        ({"file": "model-v2.json", "threshold": 0.6, "concept": "nonesuch"}, "not defined"),
         ({"file": "missing.json", "threshold": 0.6, "concept": "unsure"}, "not a reading model"),
         ({"threshold": 0.6}, "needs file"),
     ],
@@ -117,7 +117,7 @@ def test_a_bad_model_section_stops_loading_naming_the_problem(
     source = ROOT / "config" / "reading" / "symptoms-v2.yaml"
     data = yaml.safe_load(source.read_text(encoding="utf-8"))
     data["model"] = model
-    (tmp_path / "model-v1.json").write_bytes(STORED.read_bytes())
+    (tmp_path / "model-v2.json").write_bytes(STORED.read_bytes())
     bad = tmp_path / "symptoms-v2.yaml"
     bad.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(LexiconError, match=message):
