@@ -1,11 +1,26 @@
 """Texts from a registered staff phone: `ACK <ref>` acknowledges an alert. Other senders never get here
-(the webhook marks a message as a staff reply only when From is a registered staff phone)."""
+(the webhook marks a message as a staff reply only when From is a registered staff phone).
+
+An acknowledgement stops escalation, so only someone who may act on the alert can send it: an active
+account that is an administrator, on the patient's care team, or was paged for this alert (issue 15: a
+deactivated account's phone must never silence an urgent alert)."""
 
 from __future__ import annotations
 
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from pro_service.models import Direction, Message, MessageKind, MessageStatus, StaffUser
+from pro_service.models import (
+    Alert,
+    CareTeamMember,
+    Direction,
+    Message,
+    MessageKind,
+    MessageStatus,
+    Patient,
+    StaffRole,
+    StaffUser,
+)
 from pro_service.runtime import Runtime
 from pro_service.services.alert_lifecycle import ACK_PATTERN, acknowledge, find_by_ref
 from pro_service.services.outbound import queue_to_staff
@@ -32,6 +47,9 @@ def process_staff_message(session: Session, rt: Runtime, message_id: int) -> str
     if alert is None:
         reply = f"pro-service: no alert {match.group(1).upper()}."
         outcome = "unknown_ref"
+    elif not may_acknowledge(session, staff, alert):
+        reply = f"pro-service: this phone cannot acknowledge alert {alert.ref}; it stays open."
+        outcome = "not_allowed"
     else:
         changed = acknowledge(
             session, alert, staff_id=staff.id, actor=f"staff:{staff.id}", now=rt.now(), via="sms"
@@ -52,3 +70,20 @@ def process_staff_message(session: Session, rt: Runtime, message_id: int) -> str
         kind=MessageKind.STAFF_REPLY,
     )
     return outcome
+
+
+def may_acknowledge(session: Session, staff: StaffUser, alert: Alert) -> bool:
+    """Active, and an administrator, on the patient's care team, or paged for this alert."""
+    if not staff.active:
+        return False
+    if staff.role == StaffRole.ADMIN:
+        return True
+    on_team = select(CareTeamMember).where(
+        CareTeamMember.staff_id == staff.id,
+        CareTeamMember.care_team_id
+        == select(Patient.care_team_id).where(Patient.id == alert.patient_id).scalar_subquery(),
+    )
+    paged = select(Message.id).where(
+        Message.alert_id == alert.id, Message.kind == MessageKind.PAGE, Message.staff_id == staff.id
+    )
+    return bool(session.scalar(select(exists(on_team) | exists(paged))))
