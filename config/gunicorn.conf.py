@@ -17,6 +17,7 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 5
 accesslog = "-"
-# Query strings can carry ids only; never log request bodies (they hold patients' replies).
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(D)sus'
+# The path without its query string: queries carry names, phone digits and MRNs (searches), which must
+# stay out of logs (issue 15); never log request bodies either (they hold patients' replies).
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(D)sus'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -125,6 +125,9 @@ class DatabaseGauges(Collector):
         yield alerts
 
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def init_app(app: Flask) -> None:
     @app.before_request
     def _start() -> None:
@@ -138,7 +141,10 @@ def init_app(app: Flask) -> None:
         started = g.get("started")
         if started is not None:
             endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-            REQUEST_LATENCY.labels(endpoint, request.method, str(response.status_code)).observe(
+            # Any token is a valid HTTP method name: an unknown one must not become a new label value each
+            # time (a flood of random methods grew /metrics without bound, issue 15).
+            method = request.method if request.method in HTTP_METHODS else "OTHER"
+            REQUEST_LATENCY.labels(endpoint, method, str(response.status_code)).observe(
                 time.perf_counter() - started
             )
         return response

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -85,3 +86,48 @@ def test_inbound_count_unchanged_by_metrics_scrape(client: Any, rt: Any) -> None
     client.get("/metrics")
     with rt.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Message)) == 0
+
+
+def test_made_up_http_methods_do_not_grow_the_metrics(client: Any) -> None:
+    """Any token is a valid method name; each used to become a new label value (issue 15)."""
+    for i in range(5):
+        client.open("/healthz", method=f"BOGUS{i}")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "BOGUS" not in text
+    assert 'method="OTHER"' in text
+
+
+def test_the_access_log_leaves_query_strings_out() -> None:
+    """Searches put names, phone digits and MRNs in query strings; gunicorn must not log them (issue 15)."""
+    import runpy
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+
+    settings = runpy.run_path(str(Path(__file__).resolve().parents[2] / "config" / "gunicorn.conf.py"))
+    config = Config()
+    config.set("access_log_format", settings["access_log_format"])
+    request = SimpleNamespace(
+        method="GET",
+        path="/patients",
+        query="q=Lopez&phone=5551230001",
+        uri="/patients?q=Lopez&phone=5551230001",
+        version=(1, 1),
+        headers=[],
+        peer_addr=("10.0.0.1", 5000),
+        remote_addr=("10.0.0.1", 5000),
+    )
+    response = SimpleNamespace(status="200 OK", response_length=10, sent=10, headers=[])
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": request.uri,
+        "PATH_INFO": request.path,
+        "QUERY_STRING": request.query,
+        "SERVER_PROTOCOL": "HTTP/1.1",
+    }
+    from datetime import timedelta
+
+    atoms = Logger(config).atoms(response, request, environ, timedelta(milliseconds=3))
+    line = settings["access_log_format"] % atoms
+    assert "/patients" in line and "Lopez" not in line and "5551230001" not in line
