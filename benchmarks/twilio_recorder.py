@@ -1,4 +1,4 @@
-"""The local Twilio-compatible server (pro_service/sms/twilio_server.py) in its own process, recording when
+"""The local Twilio-compatible server (dev/twilio_server.py) in its own process, recording when
 each message arrived, so the benchmark's own Python threads cannot delay or distort the timing.
 
 `python -m benchmarks.twilio_recorder --port P [--no-callbacks]`; GET /_bench/count (messages so far) and
@@ -17,7 +17,7 @@ from flask import jsonify
 from werkzeug.serving import make_server
 
 from benchmarks.harness import ACCOUNT_SID, AUTH_TOKEN
-from pro_service.sms.twilio_server import TwilioServerState, _QuietHandler, create_twilio_app
+from dev.twilio_server import TwilioServerState, _QuietHandler, create_twilio_app
 
 
 class RecordingState(TwilioServerState):

@@ -116,7 +116,7 @@ def redis_url() -> str:
 
 @pytest.fixture(scope="session")
 def twilio_server() -> Iterator[Any]:
-    from pro_service.sms.twilio_server import TwilioServer, TwilioServerState
+    from dev.twilio_server import TwilioServer, TwilioServerState
 
     server = TwilioServer(TwilioServerState(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN), port=0)
     server.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,38 @@ def test_pure_clinical_modules_import_no_database() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+def test_the_product_never_imports_the_dev_tools() -> None:
+    """dev/ (the Twilio stand-in) is not in the wheel or the production image (issue 13), so nothing in
+    pro_service, workers, alerts or config may import it: not at import time (every module is imported in
+    a fresh process, bar the two entry points that build a configured app) and not lazily (every file's
+    import statements are read)."""
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "entry_points = {'pro_service.wsgi', 'workers.celery'}  # need a configured environment\n"
+        "for top in ('pro_service', 'workers', 'alerts', 'config'):\n"
+        "    for info in pkgutil.walk_packages(importlib.import_module(top).__path__, top + '.'):\n"
+        "        if info.name not in entry_points:\n"
+        "            importlib.import_module(info.name)\n"
+        "print(','.join(m for m in sys.modules if m == 'dev' or m.startswith('dev.')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+    importers = []
+    for top in ("pro_service", "workers", "alerts", "config"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                if any(name == "dev" or name.startswith("dev.") for name in names):
+                    importers.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert importers == []

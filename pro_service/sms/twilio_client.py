@@ -1,4 +1,4 @@
-"""A real `twilio.rest.Client` whose REST calls can be pointed at a local stand-in (twilio_server.py).
+"""A real `twilio.rest.Client` whose REST calls can be pointed at a local stand-in (dev/twilio_server.py).
 
 twilio-python 9.x builds every request URL from a domain's base_url ("https://api.twilio.com"),
 then hands the absolute URL to `client.http_client.request(...)`. Swapping in a TwilioHttpClient

@@ -34,9 +34,9 @@ def fault_stack() -> Iterator[Stack]:
     import psycopg
 
     from config.settings import Settings
+    from dev.twilio_server import TwilioServer, TwilioServerState
     from pro_service import create_app, runtime_of
     from pro_service.migrate import upgrade
-    from pro_service.sms.twilio_server import TwilioServer, TwilioServerState
 
     base = Path(tempfile.mkdtemp(prefix="pro-faults-"))
     base.chmod(0o755)  # the postgres OS user must reach its directory inside

@@ -32,6 +32,7 @@ from twilio.request_validator import RequestValidator
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from config.settings import Settings
+from dev.twilio_server import TwilioServer
 from pro_service.models import (
     Answer,
     CheckIn,
@@ -42,7 +43,6 @@ from pro_service.models import (
     utcnow,
 )
 from pro_service.runtime import Runtime
-from pro_service.sms.twilio_server import TwilioServer
 from tests.conftest import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,8 +20,8 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from dev.twilio_server import TwilioServer, TwilioServerState
 from pro_service.sms.twilio_client import RedirectingHttpClient, make_twilio_client
-from pro_service.sms.twilio_server import TwilioServer, TwilioServerState
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "test-auth-token-1234"
@@ -551,7 +551,7 @@ def test_redirect_rewrites_only_the_api_host() -> None:
 
 
 def test_standalone_process() -> None:
-    cmd = [sys.executable, "-m", "pro_service.sms.twilio_server", "--port", "0"]
+    cmd = [sys.executable, "-m", "dev.twilio_server", "--port", "0"]
     cmd += ["--account-sid", ACCOUNT_SID, "--auth-token", AUTH_TOKEN, "--reject", f"{PATIENT}=21610"]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None

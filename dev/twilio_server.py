@@ -4,6 +4,10 @@ Checked against Twilio's OpenAPI description (twilio_api_v2010.json): paths
 /2010-04-01/Accounts/{AccountSid}/Messages.json (POST, GET) and .../Messages/{Sid}.json (GET), the
 `api.v2010.account.message` schema and the ListMessageResponse paging envelope. Error codes are not in
 the spec; they follow Twilio's error reference (twilio.com/docs/api/errors/<code>).
+
+A developer tool, not part of the product (it is not in the wheel or the production image). Run it with
+`python -m dev.twilio_server --port 8765 --account-sid AC… --auth-token …` (or
+`docker compose --profile dev up twilio`) and point TWILIO_API_BASE_URL at it.
 """
 
 from __future__ import annotations
