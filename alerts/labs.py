@@ -20,6 +20,7 @@ IONISED_CALCIUM: Final = "1995-0"  # Calcium.ionized [Moles/volume] in Serum or 
 ALBUMIN: Final = "1751-7"  # Albumin [Mass/volume] in Serum or Plasma
 ALKALINE_PHOSPHATASE: Final = "6768-6"  # Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma
 CREATININE: Final = "2160-0"  # Creatinine [Mass/volume] in Serum or Plasma
+CREATININE_MOLAR: Final = "14682-9"  # Creatinine [Moles/volume] in Serum or Plasma (umol/L)
 
 CANONICAL_UNIT: Final[dict[str, str]] = {
     TOTAL_CALCIUM_MASS: "mmol/L",
@@ -29,6 +30,7 @@ CANONICAL_UNIT: Final[dict[str, str]] = {
     ALBUMIN: "g/L",
     ALKALINE_PHOSPHATASE: "U/L",
     CREATININE: "umol/L",
+    CREATININE_MOLAR: "umol/L",
 }
 CALCIUM_CODES: Final = frozenset({TOTAL_CALCIUM_MASS, TOTAL_CALCIUM, ADJUSTED_CALCIUM, IONISED_CALCIUM})
 
@@ -49,3 +51,16 @@ class LabView:
     @property
     def withdrawn(self) -> bool:
         return self.status == "entered-in-error" or self.value is None
+
+
+# What a nurse and a ruleset author read beside the code (evidence, loader errors).
+LAB_NAMES: Final[dict[str, str]] = {
+    TOTAL_CALCIUM_MASS: "calcium (total, mass)",
+    TOTAL_CALCIUM: "calcium (total)",
+    ADJUSTED_CALCIUM: "adjusted calcium",
+    IONISED_CALCIUM: "ionised calcium",
+    ALBUMIN: "albumin",
+    ALKALINE_PHOSPHATASE: "alkaline phosphatase",
+    CREATININE: "creatinine",
+    CREATININE_MOLAR: "creatinine",
+}

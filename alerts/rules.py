@@ -9,16 +9,29 @@ So an unknown answer can never fire a rule, ``not`` of an unknown stays unknown 
 never fires on a missing answer), while ``any`` still fires on one TRUE branch even if other branches
 are unknown (a "yes" to the neuro question is an emergency whatever else is missing). Unreadable
 replies are surfaced separately by the ruleset's ``kind: message`` rule.
+
+Lab results (alerts.labs.LabView) are read the same way. A threshold test reads the latest usable result
+of its codes taken within its window; a withdrawn result (entered in error, no value), a result in the
+wrong unit or no result at all is UNKNOWN, never normal. ``lab_missing`` is TRUE when no usable result was
+taken within its window: the absence of a test is a fact the rules may act on ("check calcium"). Without
+an evaluation time (History.now is None) every lab condition is UNKNOWN, so a caller that passes no lab
+context gets exactly the findings it got before lab rules existed.
+
+A rule whose condition reads only lab results runs when a result arrives (``evaluate_labs``); a rule that
+also reads answers or history runs with the check-in (``evaluate``), with the patient's results in History.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Literal, TypeAlias, assert_never
 
+from alerts.labs import CANONICAL_UNIT, LAB_NAMES, LabView
 from alerts.reading import NOT_FORMS, fold
 
 if TYPE_CHECKING:
@@ -75,11 +88,21 @@ class AnswerView:
 class History:
     previous_pain_worst: int | None = None  # from the patient's previous COMPLETED check-in
     consecutive_expired_unanswered: int = 0  # in a row, including this one, expired with no answer at all
+    # The patient's lab results known at `now` (canonical units; withdrawn ones may be included, they are
+    # never read as values). Load at least Ruleset.lab_lookback_days back, for Ruleset.lab_codes.
+    labs: tuple[LabView, ...] = ()
+    # The evaluation time (timezone-aware) that lab windows count back from. None: no lab context, and
+    # every lab condition is unknown.
+    now: datetime | None = None
 
 
 @dataclass(frozen=True)
 class Evidence:
-    """One answer (or history fact, item_code None) that made a rule fire."""
+    """One answer (or history fact or lab result, item_code None) that made a rule fire.
+
+    A lab result's value is a JSON-ready dict: code, name, value, unit, reference_range, taken_at (ISO
+    8601), status, derived, result_id (see `lab_evidence_value`).
+    """
 
     item_code: str | None
     question: str | None
@@ -143,6 +166,44 @@ class HistoryAtLeast:
     at_least: int
 
 
+LabOperator: TypeAlias = Literal["above", "at_least", "below", "at_most", "between"]
+
+
+@dataclass(frozen=True)
+class LabThreshold:
+    """The latest usable result of `codes` taken within `within_days` compared with a threshold.
+
+    above: value > threshold; at_least: >=; below: <; at_most: <=; between: threshold <= value <= upper.
+    Values equal to the threshold within 1e-9 count as equal (3.0000000000000004 after a unit
+    conversion is 3.0). `unit` is the codes' canonical unit, checked by the loader.
+    """
+
+    codes: tuple[str, ...]
+    op: LabOperator
+    threshold: float
+    unit: str
+    within_days: int
+    upper: float | None = None  # only for between
+
+
+@dataclass(frozen=True)
+class LabMissing:
+    """TRUE when no usable result of `codes` was taken within `within_days` before the evaluation time."""
+
+    codes: tuple[str, ...]
+    within_days: int
+
+
+@dataclass(frozen=True)
+class LabRise:
+    """TRUE when the latest usable result of `code` within `within_days` is at least `by_fraction`
+    above the lowest earlier result in the same window (a rise from the nadir)."""
+
+    code: str
+    by_fraction: float
+    within_days: int
+
+
 @dataclass(frozen=True)
 class AnyOf:
     conditions: tuple[Condition, ...]
@@ -159,7 +220,34 @@ class Not:
 
 
 ItemCondition: TypeAlias = Is | Compare | Includes | CountOf | RiseFromPrevious
-Condition: TypeAlias = ItemCondition | HistoryAtLeast | AnyOf | AllOf | Not
+LabCondition: TypeAlias = LabThreshold | LabMissing | LabRise
+Condition: TypeAlias = ItemCondition | HistoryAtLeast | LabCondition | AnyOf | AllOf | Not
+
+
+def walk(condition: Condition) -> Iterator[Condition]:
+    """The condition and every condition inside it, depth first."""
+    yield condition
+    match condition:
+        case AnyOf(conditions) | AllOf(conditions):
+            for inner in conditions:
+                yield from walk(inner)
+        case Not(inner):
+            yield from walk(inner)
+        case _:
+            pass
+
+
+def reads(condition: Condition) -> frozenset[Literal["answers", "history", "labs"]]:
+    """What a condition needs to be judged: the check-in's answers, the history counters, lab results."""
+    found: set[Literal["answers", "history", "labs"]] = set()
+    for part in walk(condition):
+        if isinstance(part, LabThreshold | LabMissing | LabRise):
+            found.add("labs")
+        elif isinstance(part, HistoryAtLeast):
+            found.add("history")
+        elif not isinstance(part, AnyOf | AllOf | Not):
+            found.add("answers")
+    return frozenset(found)
 
 
 @dataclass(frozen=True)
@@ -170,6 +258,11 @@ class Rule:
     rationale: str
     when: Condition
     early: bool = False
+
+    @property
+    def lab_only(self) -> bool:
+        """Reads only lab results: runs when a result arrives (evaluate_labs), not with a check-in."""
+        return reads(self.when) == {"labs"}
 
 
 @dataclass(frozen=True)
@@ -232,10 +325,16 @@ def evaluate(
 
     complete=False (check-in in progress) runs only `early` rules, so urgent red flags alert as soon as
     the answer arrives; complete=True runs every rule and then the enabled combination policies.
+    Rules that read only lab results are not run here: they ran when each result arrived (evaluate_labs),
+    and running them again with every check-in would re-raise a result a nurse has already handled.
+    Rules that combine answers and labs read history.labs at history.now.
     """
+    _check_times(history.now, history.labs)
     fired: dict[str, list[_Fired]] = {}
     for rule in ruleset.rules:
         if not complete and not rule.early:
+            continue
+        if isinstance(rule, Rule) and rule.lab_only:
             continue
         if isinstance(rule, MessageRule):
             hit = _run_message_rule(rule, answers, ruleset)
@@ -250,6 +349,48 @@ def evaluate(
             if combination.enabled:
                 findings = _apply_combination(combination, findings)
     return sorted(findings, key=lambda f: (-f.urgency.rank, f.category))
+
+
+def evaluate_labs(
+    labs: Iterable[LabView], history: History, ruleset: Ruleset, *, now: datetime
+) -> list[Finding]:
+    """Findings when a lab result arrives: the rules that read only lab results, one finding per category,
+    most urgent first then by category.
+
+    labs: the patient's results known at `now` (the new one included), in canonical units; they replace
+    history.labs, and `now` replaces history.now. Each finding's evidence is the result(s) that decided
+    it (Evidence.item_code None, value from `lab_evidence_value`), so the caller can tell which results an
+    alert is about (value["result_id"]). No combination policy runs: that is a check-in's. Pure: the same
+    results, time and ruleset give the same findings.
+    """
+    if not isinstance(now, datetime):
+        raise ValueError("evaluate_labs needs the evaluation time `now` (a timezone-aware datetime)")
+    context = replace(history, labs=tuple(labs), now=now)
+    _check_times(context.now, context.labs)
+    fired: dict[str, list[_Fired]] = {}
+    for rule in ruleset.rules:
+        if isinstance(rule, Rule) and rule.lab_only:
+            hit = _run_rule(rule, {}, context)
+            if hit is not None:
+                fired.setdefault(rule.category, []).append(hit)
+    findings = [_merge(category, hits, ruleset) for category, hits in fired.items()]
+    return sorted(findings, key=lambda f: (-f.urgency.rank, f.category))
+
+
+def lab_evidence_value(view: LabView, **extra: object) -> dict[str, object]:
+    """A lab result as alert evidence: JSON-ready (taken_at as ISO 8601), what a nurse needs to judge it."""
+    return {
+        "code": view.code,
+        "name": LAB_NAMES.get(view.code, view.code),
+        "value": view.value,
+        "unit": view.unit,
+        "reference_range": view.reference_range,
+        "taken_at": view.taken_at.isoformat(),
+        "status": view.status,
+        "derived": view.derived,
+        "result_id": view.result_id,
+        **extra,
+    }
 
 
 def evaluate_message(text: str, ruleset: Ruleset, *, source: str) -> Finding:
@@ -427,6 +568,8 @@ def _check(condition: Condition, answers: Mapping[str, AnswerView], history: His
             if count is None:
                 return _UNKNOWN
             return _Outcome(count >= at_least, (_history_evidence(counter, count),))
+        case LabThreshold() | LabMissing() | LabRise():
+            return _check_lab(condition, history)
         case _:
             return _check_item(condition, answers, history)
 
@@ -460,6 +603,127 @@ def _check_item(condition: ItemCondition, answers: Mapping[str, AnswerView], his
         case _:
             assert_never(condition)
     return _UNKNOWN if truth is None else _Outcome(truth, (_evidence(view), *extra))
+
+
+# --- Lab conditions -----------------------------------------------------------------------------
+
+
+def _check_times(now: datetime | None, labs: Iterable[LabView]) -> None:
+    # Naive and aware datetimes cannot be compared; a naive one is the caller's bug, so say which.
+    if now is not None and now.utcoffset() is None:
+        raise ValueError(f"the evaluation time must be timezone-aware, got {now!r}")
+    for view in labs:
+        if view.taken_at.utcoffset() is None:
+            raise ValueError(
+                f"lab result {view.result_id} ({view.code}) has a naive taken_at {view.taken_at!r}; "
+                "results must carry timezone-aware times"
+            )
+
+
+def _usable(view: LabView) -> bool:
+    """A value the rules may read: not withdrawn, a finite number, in its code's canonical unit."""
+    value = view.value
+    return (
+        not view.withdrawn
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and view.unit == CANONICAL_UNIT.get(view.code)
+    )
+
+
+def _value(view: LabView) -> float:
+    assert view.value is not None  # only called on usable results
+    return float(view.value)
+
+
+def _recent(labs: Iterable[LabView], codes: tuple[str, ...], now: datetime, days: int) -> list[LabView]:
+    """Usable results of these codes taken within `days` before `now`. A result timed after `now` counts
+    too: a lab clock a little ahead of ours must never hide a result (the caller passes only results it
+    knows at `now`)."""
+    since = now - timedelta(days=days)
+    return [v for v in labs if v.code in codes and _usable(v) and v.taken_at >= since]
+
+
+def _recency(view: LabView) -> tuple[datetime, bool, int]:
+    # Latest sample first; for one sample the lab's own adjusted calcium beats the service's derived one.
+    return (view.taken_at, not view.derived, -1 if view.result_id is None else view.result_id)
+
+
+def _latest(views: Iterable[LabView]) -> LabView | None:
+    return max(views, key=_recency, default=None)
+
+
+def _order(value: float, threshold: float) -> int:
+    """-1, 0 or 1; equal within 1e-9 so that unit conversion noise never crosses a threshold."""
+    if math.isclose(value, threshold, rel_tol=1e-9, abs_tol=1e-9):
+        return 0
+    return 1 if value > threshold else -1
+
+
+def _passes(condition: LabThreshold, value: float) -> bool:
+    match condition.op:
+        case "above":
+            return _order(value, condition.threshold) > 0
+        case "at_least":
+            return _order(value, condition.threshold) >= 0
+        case "below":
+            return _order(value, condition.threshold) < 0
+        case "at_most":
+            return _order(value, condition.threshold) <= 0
+        case "between":
+            assert condition.upper is not None  # the loader requires both bounds
+            return _order(value, condition.threshold) >= 0 and _order(value, condition.upper) <= 0
+        case _:
+            assert_never(condition.op)
+
+
+def _lab_evidence(view: LabView, **extra: object) -> Evidence:
+    return Evidence(item_code=None, question=None, raw_text=None, value=lab_evidence_value(view, **extra))
+
+
+def _check_lab(condition: LabCondition, history: History) -> _Outcome:
+    now = history.now
+    if now is None:  # no lab context: cannot tell, so never fires and never reassures
+        return _UNKNOWN
+    match condition:
+        case LabThreshold(codes=codes, within_days=days):
+            latest = _latest(_recent(history.labs, codes, now, days))
+            if latest is None:
+                return _UNKNOWN
+            return _Outcome(_passes(condition, _value(latest)), (_lab_evidence(latest),))
+        case LabMissing(codes, days):
+            latest = _latest(_recent(history.labs, codes, now, days))
+            if latest is not None:
+                return _Outcome(False, (_lab_evidence(latest),))
+            earlier = _latest(v for v in history.labs if v.code in codes and _usable(v))
+            fact = {
+                "lab_missing": [LAB_NAMES.get(code, code) for code in codes],
+                "codes": list(codes),
+                "within_days": days,
+                "since": (now - timedelta(days=days)).isoformat(),
+                "last_result": None if earlier is None else lab_evidence_value(earlier),
+            }
+            return _Outcome(True, (Evidence(item_code=None, question=None, raw_text=None, value=fact),))
+        case LabRise(code, by_fraction, days):
+            recent = _recent(history.labs, (code,), now, days)
+            latest = _latest(recent)
+            if latest is None:
+                return _UNKNOWN
+            before = [v for v in recent if v.taken_at < latest.taken_at]
+            if not before:  # one result: a rise cannot be judged
+                return _UNKNOWN
+            nadir = min(before, key=lambda v: (_value(v), v.taken_at))
+            if _value(nadir) <= 0:
+                return _UNKNOWN
+            fraction = (_value(latest) - _value(nadir)) / _value(nadir)
+            evidence = (
+                _lab_evidence(nadir, role="lowest_earlier"),
+                _lab_evidence(latest, role="latest", rise_fraction=round(fraction, 4)),
+            )
+            return _Outcome(_order(fraction, by_fraction) >= 0, evidence)
+        case _:
+            assert_never(condition)
 
 
 def _compare(op: Literal["gte", "lte", "eq"], number: int, threshold: int) -> bool:

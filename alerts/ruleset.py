@@ -3,11 +3,14 @@
 A ruleset is clinical configuration: a mistake in it silently stops alerts. So the loader is strict
 and every error names the file, the rule and what is wrong, in words a clinician can act on.
 Unknown keys are errors (a typo like `rationle:` must not pass), duplicate YAML keys are errors
-(PyYAML would silently keep the last), and an operator must fit the answer kind of its item.
+(PyYAML would silently keep the last), and an operator must fit the answer kind of its item. A lab
+condition must name LOINC codes the service understands (alerts.labs) and write its threshold in their
+canonical unit, stated beside it, so that a threshold in mg/dL can never be compared with mmol/L.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +19,7 @@ from typing import Any, Literal, NoReturn, TypeGuard
 
 import yaml
 
+from alerts.labs import CANONICAL_UNIT, LAB_NAMES
 from alerts.rules import (
     HISTORY_COUNTERS,
     MESSAGE_CATEGORY,
@@ -29,6 +33,10 @@ from alerts.rules import (
     HistoryAtLeast,
     Includes,
     Is,
+    LabMissing,
+    LabOperator,
+    LabRise,
+    LabThreshold,
     MessageRule,
     Not,
     RiseFromPrevious,
@@ -36,6 +44,7 @@ from alerts.rules import (
     Urgency,
     not_warning_word_problem,
     phrase_problem,
+    walk,
 )
 
 ANSWER_KINDS = ("yes_no", "integer", "multi_choice", "free_text")
@@ -49,6 +58,21 @@ _OPERATORS_BY_KIND: Mapping[str, tuple[str, ...]] = {
 }
 _ITEM_OPERATORS = ("is", "gte", "lte", "eq", "rise_from_previous", "includes", "includes_any", "count_of")
 _COMBINATORS = ("any", "all", "not")
+# Lab conditions, flat like item conditions:
+# {lab: <code or [codes]>, above: 3.0, unit: mmol/L, within_days: 14}.
+_LAB_KINDS = ("lab", "lab_missing", "lab_rise")
+_LAB_OPERATORS: tuple[LabOperator, ...] = ("above", "at_least", "below", "at_most", "between")
+_LAB_KEYS: Mapping[str, frozenset[str]] = {
+    "lab": frozenset({"lab", "unit", "within_days", *_LAB_OPERATORS}),
+    "lab_missing": frozenset({"lab_missing", "within_days"}),
+    "lab_rise": frozenset({"lab_rise", "by_fraction", "within_days"}),
+}
+_LAB_EXAMPLES: Mapping[str, str] = {
+    "lab": "above: 3.0, unit: mmol/L, within_days: 14",
+    "lab_missing": "within_days: 14",
+    "lab_rise": "by_fraction: 0.25, within_days: 90",
+}
+_MAX_RISE_FRACTION = 5  # 500%; a larger number is almost certainly a percentage written as a fraction
 
 _TOP_KEYS = frozenset({"name", "version", "instrument", "rules", "combinations", "messages"})
 _RULE_KEYS = frozenset({"id", "category", "urgency", "early", "when", "rationale", "kind", "read"})
@@ -106,6 +130,30 @@ class Ruleset:
     @property
     def categories(self) -> frozenset[str]:
         return frozenset(rule.category for rule in self.rules)
+
+    @property
+    def lab_codes(self) -> frozenset[str]:
+        """LOINC codes the lab conditions read: the results a caller should pass in History.labs."""
+        return frozenset(code for condition in self._lab_conditions() for code in _codes(condition))
+
+    @property
+    def lab_lookback_days(self) -> int:
+        """The longest lab window, in days (0 without lab conditions): how far back to load results.
+        Older results only add the 'last result' shown beside a missing-result finding."""
+        return max((c.within_days for c in self._lab_conditions()), default=0)
+
+    def _lab_conditions(self) -> list[LabThreshold | LabMissing | LabRise]:
+        return [
+            part
+            for rule in self.rules
+            if isinstance(rule, Rule)
+            for part in walk(rule.when)
+            if isinstance(part, LabThreshold | LabMissing | LabRise)
+        ]
+
+
+def _codes(condition: LabThreshold | LabMissing | LabRise) -> tuple[str, ...]:
+    return (condition.code,) if isinstance(condition, LabRise) else condition.codes
 
 
 def load_ruleset(path: Path, known_items: Mapping[str, str]) -> Ruleset:
@@ -279,7 +327,7 @@ class _Parser:
         urgency = self.urgency(raw.get("urgency"), where, "urgency")
         if "when" not in raw:
             self.fail(where, "missing `when:` condition")
-        return Rule(
+        parsed = Rule(
             id=rule_id,
             category=category,
             urgency=urgency,
@@ -287,6 +335,13 @@ class _Parser:
             when=self.condition(raw["when"], where, "when"),
             early=early,
         )
+        if parsed.lab_only and early:
+            self.fail(
+                where,
+                "early: true has no effect on a rule that reads only lab results: it runs when a result "
+                "arrives, never during a check-in; remove `early:`",
+            )
+        return parsed
 
     def message_rule(
         self, raw: dict[str, Any], where: str, rule_id: str, category: str, rationale: str, early: bool
@@ -332,12 +387,15 @@ class _Parser:
             return self.item_condition(raw, where, at)
         if "history" in raw:
             return self.history_condition(raw, where, at)
+        labs = [key for key in raw if key in _LAB_KINDS]
+        if labs:
+            return self.lab_condition(raw, labs, where, at)
         combinators = [key for key in raw if key in _COMBINATORS]
         if not combinators:
             self.fail(
                 where,
                 f"{at}: unknown operator {', '.join(map(repr, raw))}; "
-                "a condition starts with item:, history:, any:, all: or not:",
+                "a condition starts with item:, history:, lab:, lab_missing:, lab_rise:, any:, all: or not:",
             )
         if len(raw) != 1:
             self.fail(
@@ -430,6 +488,97 @@ class _Parser:
         return HistoryAtLeast(
             counter, self.whole_number(raw["at_least"], where, f"{at}: at_least", minimum=1)
         )
+
+    def lab_condition(self, raw: dict[str, Any], kinds: list[str], where: str, at: str) -> Condition:
+        others = [str(k) for k in raw if k in _COMBINATORS or (k in _LAB_KINDS and k != kinds[0])]
+        if len(kinds) > 1 or others:
+            self.fail(
+                where,
+                f"{at}: one condition per mapping, found {', '.join(map(repr, [*kinds, *others]))}; "
+                "combine conditions with all: or any:",
+            )
+        (kind,) = kinds
+        label = f"{at}: {kind}"
+        if isinstance(raw[kind], dict):
+            self.fail(
+                where,
+                f"{label} takes a LOINC code or a list of codes, and its settings go beside it in the same "
+                f"mapping, e.g. {{{kind}: '29265-6', {_LAB_EXAMPLES[kind]}}}",
+            )
+        if kind == "lab_rise" and isinstance(raw[kind], list):
+            self.fail(where, f"{label} takes one LOINC code: a rise compares results of the same test")
+        codes = self.lab_codes(raw[kind], where, label)
+        self.unknown_keys(raw, _LAB_KEYS[kind], f"{where}: {at}: {kind}")
+        if "within_days" not in raw:
+            self.fail(where, f"{label} needs `within_days:` (how far back a result counts)")
+        days = self.whole_number(raw["within_days"], where, f"{label}: within_days", minimum=1)
+
+        if kind == "lab_missing":
+            return LabMissing(codes, days)
+        if kind == "lab_rise":
+            (code,) = codes
+            if "by_fraction" not in raw:
+                self.fail(where, f"{label} needs `by_fraction:` (0.25 is a rise of 25%)")
+            fraction = self.number(raw["by_fraction"], where, f"{label}: by_fraction")
+            if not 0 < fraction <= _MAX_RISE_FRACTION:
+                self.fail(
+                    where,
+                    f"{label}: by_fraction must be above 0 and at most {_MAX_RISE_FRACTION} "
+                    f"(a fraction: 0.25 is a rise of 25%), got {fraction!r}",
+                )
+            return LabRise(code, fraction, days)
+
+        operators = [key for key in raw if key in _LAB_OPERATORS]
+        if len(operators) != 1:
+            self.fail(
+                where,
+                f"{label} needs exactly one of {', '.join(_LAB_OPERATORS)}, found {operators or 'none'}",
+            )
+        (op,) = operators
+        unit = raw.get("unit")
+        expected = sorted({CANONICAL_UNIT[code] for code in codes})
+        if len(expected) > 1:
+            self.fail(where, f"{label}: codes {list(codes)} are compared in different units {expected}")
+        if unit is None:
+            self.fail(
+                where, f"{label} needs `unit: {expected[0]}` beside the threshold, saying what it is in"
+            )
+        if unit != expected[0]:
+            self.fail(
+                where,
+                f"{label}: unit {unit!r} is not the unit results of {_describe(codes)} are compared in "
+                f"({expected[0]}); write the threshold in {expected[0]}",
+            )
+        if op == "between":
+            bounds = raw[op]
+            if not isinstance(bounds, list) or len(bounds) != 2:
+                self.fail(where, f"{label}: between takes [low, high], got {bounds!r}")
+            low = self.number(bounds[0], where, f"{label}: between")
+            high = self.number(bounds[1], where, f"{label}: between")
+            if not low < high:
+                self.fail(where, f"{label}: between [{low}, {high}]: low must be below high")
+            return LabThreshold(codes, "between", low, unit, days, upper=high)
+        comparison = next(o for o in _LAB_OPERATORS if o == op)  # the Literal type
+        return LabThreshold(codes, comparison, self.number(raw[op], where, f"{label}: {op}"), unit, days)
+
+    def lab_codes(self, raw: object, where: str, label: str) -> tuple[str, ...]:
+        codes = raw if isinstance(raw, list) else [raw]
+        if not codes:
+            self.fail(where, f"{label}: needs at least one LOINC code")
+        for code in codes:
+            if not isinstance(code, str):
+                self.fail(where, f"{label}: LOINC code {code!r} must be text such as '29265-6' (quote it)")
+            if code not in CANONICAL_UNIT:
+                known = ", ".join(f"{c} ({n})" for c, n in LAB_NAMES.items())
+                self.fail(where, f"{label}: unknown LOINC code {code!r}; the service understands {known}")
+        if len(set(codes)) != len(codes):
+            self.fail(where, f"{label}: lists a code twice: {codes!r}")
+        return tuple(codes)
+
+    def number(self, raw: object, where: str, label: str) -> float:
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+            self.fail(where, f"{label} must be a number, got {raw!r}")
+        return float(raw)
 
     # --- combinations ---
 
@@ -548,6 +697,10 @@ class _Parser:
         if len(set(raw)) != len(raw):
             self.fail(where, f"{label} lists a value twice: {raw!r}")
         return tuple(raw)
+
+
+def _describe(codes: tuple[str, ...]) -> str:
+    return ", ".join(f"{code} ({LAB_NAMES.get(code, code)})" for code in codes)
 
 
 def _is_int(value: object) -> TypeGuard[int]:

@@ -103,8 +103,11 @@ def test_idempotency_key_replays_the_first_response(rt: Any, api: Any, client: A
 
 
 def test_rulesets_and_instruments_are_listed_with_versions(api: Any) -> None:
-    (ruleset,) = api("GET", "/api/v1/rulesets").json["rulesets"]
-    assert (ruleset["name"], ruleset["version"], ruleset["active"]) == ("sre", 1, True)
+    listed = {(r["name"], r["version"]): r for r in api("GET", "/api/v1/rulesets").json["rulesets"]}
+    assert {key: r["active"] for key, r in listed.items()} == {("sre", 1): False, ("sre", 2): True}
+    ruleset = listed[("sre", 2)]
+    lab_rule = next(r for r in ruleset["rules"] if r["id"] == "hypercalcemia-lab-above-3")
+    assert lab_rule["urgency"] == "urgent" and "NICE" in lab_rule["rationale"]
     scc = next(r for r in ruleset["rules"] if r["id"] == "scc-neuro-or-bladder")
     assert (scc["urgency"], scc["early"]) == ("urgent", True) and "NICE" in scc["rationale"]
     assert ruleset["combinations"][0]["enabled"] is False  # "two ambers make a red" ships off

@@ -76,7 +76,7 @@ def test_a_yes_to_the_numbness_question_opens_an_urgent_alert(
     evidence = alerts[0]["evidence"][0]
     assert evidence["item_code"] == "neuro" and evidence["raw_text"] == "Yes" and evidence["value"] is True
     assert evidence["question"].startswith("6/9 Any NEW weakness")
-    assert alerts[0]["ruleset"] == "sre" and alerts[0]["ruleset_version"] == 1
+    assert alerts[0]["ruleset"] == "sre" and alerts[0]["ruleset_version"] == 2  # the active one (with labs)
 
     # The patient gets the safety message; the on-call nurse gets a page with no PHI.
     nurse_phone = "+15557770001"
