@@ -280,7 +280,7 @@ def load_lexicon(path: Path, *, known_words: frozenset[str] = frozenset()) -> Le
         clean_phrases=tuple(clean_phrases),
         hedges=tuple(hedges),
         vocabulary=frozenset(vocabulary),
-        stems=tuple(sorted(stems, key=len, reverse=True)),
+        stems=tuple(sorted(stems, key=lambda stem: (-len(stem), stem))),  # ties: the same in every process
         known_words=known_words,
         shorthand=shorthand,
         net=net,

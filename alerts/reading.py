@@ -231,9 +231,11 @@ def fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-def _raw_tokens(text: str) -> list[str]:
+def _raw_tokens(text: str, shorthand: Mapping[str, str] | None = None) -> list[str]:
     out: list[str] = []
     words = _TOKEN.findall(fold(text))
+    if shorthand:  # text-speak first, so "cnt" + "not" forms read like "can" + "not"
+        words = [shorthand.get(word, word) for word in words]
     i = 0
     while i < len(words):
         word, following = words[i], words[i + 1] if i + 1 < len(words) else None
@@ -255,7 +257,7 @@ def _raw_tokens(text: str) -> list[str]:
 
 def tokens(text: str, lexicon: Lexicon) -> list[str]:
     """Normalised words of a text, typos corrected, with clause boundaries as BREAK tokens."""
-    raw = [_correct(lexicon.shorthand.get(word, word), lexicon) for word in _raw_tokens(text)]
+    raw = [_correct(word, lexicon) for word in _raw_tokens(text, lexicon.shorthand)]
     out: list[str] = []
     i = 0
     while i < len(raw):
@@ -324,78 +326,110 @@ def read(text: str, lexicon: Lexicon) -> Reading:
     toks = tokens(text, lexicon)
     joined, starts = _join(toks)
     idiom_spans = [_span(m, starts) for rx in lexicon.idioms for m in rx.finditer(joined)]
-    found: list[tuple[int, int, Pattern]] = []
-    blocked = False  # a loose pattern matched around a negation: the vocabulary did read the message
+    named: list[tuple[int, int, Pattern]] = []
+    loose: list[tuple[int, int, Pattern]] = []  # the fallback concept's matches, settled after the named ones
+    set_aside: list[tuple[int, int]] = []  # spans the vocabulary read as not a symptom: the model skips them
     for pattern in lexicon.candidates(toks):
+        concept = lexicon.concepts[pattern.concept]
         for match in pattern.regex.finditer(joined):
             start, end = _span(match, starts)
-            if end > start and not any(s <= start and end <= e for s, e in idiom_spans):
-                blockers = lexicon.concepts[pattern.concept].blocked_by
-                if blockers and any(t in blockers for t in toks[start + 1 : end - 1]):
-                    blocked = True  # "my legs are NOT strange": a negation inside a loose pattern
-                    continue
-                found.append((start, end, pattern))
-    found.sort(key=lambda f: (f[0], -f[1]))
+            if end <= start or any(s <= start and end <= e for s, e in idiom_spans):
+                continue
+            if concept.blocked_by and any(t in concept.blocked_by for t in toks[start + 1 : end - 1]):
+                set_aside.append((start, end))  # "my legs are NOT strange": a negation inside a loose match
+                continue
+            (loose if concept.fallback else named).append((start, end, pattern))
+    named.sort(key=lambda f: (f[0], -f[1]))
+    loose.sort(key=lambda f: (f[0], -f[1]))
     negated_spans: list[tuple[int, int]] = []
     findings: list[SymptomFinding] = []
     negated_words: list[str] = []
-    recurs = bool(found) and any(rx.search(joined) for n in lexicon.negation.values() for rx in n.recurring)
+    read_spans: list[tuple[int, int]] = []  # named findings that stand
+    recurs = bool(named or loose) and any(
+        rx.search(joined) for n in lexicon.negation.values() for rx in n.recurring
+    )
     apart: bool | None = None  # whether the writer sets themselves apart ("not me"), read when needed
-    for start, end, pattern in found:
-        words = " ".join(toks[start:end])
-        negated = _negated(toks, start, end, lexicon, joined, starts, negated_spans, recurs)
-        whose = None if negated else _someone_else(toks, start, end, lexicon.others)
-        if whose == "distant":
-            negated = True
-        elif whose == "close":
-            if apart is None:
-                apart = any(rx.search(joined) for rx in lexicon.others.apart)
-            negated = apart
-        if negated:
-            negated_spans.append((start, end))
-            if words not in negated_words:
-                negated_words.append(words)
-            continue
-        concept = lexicon.concepts[pattern.concept]
-        finding = SymptomFinding(
-            concept.code, concept.tier, concept.category, words, pattern.source, pattern.language
-        )
-        if not any(f.concept == finding.concept for f in findings):
-            findings.append(finding)
-    findings = _without_needless_fallbacks(findings, lexicon)
-    figures = [(s, e) for s, e in idiom_spans if e - s > 1]  # one-word idioms only guard a word ("number")
-    if not (found or figures or blocked) and lexicon.net is not None:
-        # Only a message the vocabulary recognised nothing in: not a denied symptom ("no numbness"),
-        # nor one resolved, someone else's, or a figure of speech ("the sunset left me breathless").
-        findings = _second_reading(text, toks, joined, lexicon, lexicon.net)
+    for group in (named, loose):
+        for start, end, pattern in group:
+            fallback = group is loose
+            if fallback and (
+                any(f.tier is Tier.EMERGENCY for f in findings)
+                or any(s < end and start < e for s, e in read_spans)
+            ):
+                continue  # the words were read as a named symptom, or an emergency was already named
+            words = " ".join(toks[start:end])
+            negated = _negated(toks, start, end, lexicon, joined, starts, negated_spans, recurs)
+            whose = None if negated else _someone_else(toks, start, end, lexicon.others)
+            if whose == "distant":
+                negated = True
+            elif whose == "close":
+                if apart is None:
+                    apart = any(rx.search(joined) for rx in lexicon.others.apart)
+                negated = apart
+            if negated:
+                set_aside.append((start, end))
+                if not fallback:  # a loose match never carries a negation on to the next words
+                    negated_spans.append((start, end))
+                if words not in negated_words:
+                    negated_words.append(words)
+                continue
+            concept = lexicon.concepts[pattern.concept]
+            if not fallback:
+                read_spans.append((start, end))
+            if not any(f.concept == concept.code for f in findings):
+                findings.append(
+                    SymptomFinding(
+                        concept.code, concept.tier, concept.category, words, pattern.source, pattern.language
+                    )
+                )
+    if not findings and lexicon.net is not None:
+        set_aside += [(s, e) for s, e in idiom_spans if e - s > 1]  # one-word idioms only guard a word
+        set_aside += [_span(m, starts) for rx in lexicon.clean_phrases for m in rx.finditer(joined)]
+        findings = _second_reading(toks, set_aside, lexicon, lexicon.net)
     findings.sort(key=lambda f: (-f.tier.rank, f.concept))
     return Reading(lexicon.name, lexicon.version, tuple(findings), tuple(negated_words))
 
 
-def _without_needless_fallbacks(findings: list[SymptomFinding], lexicon: Lexicon) -> list[SymptomFinding]:
-    """A fallback concept (the net for unknown wording) stands only when the reader recognised nothing else:
-    a message it did read ("my back is worse lying down": spinal pain) is not also unsure."""
-    named = [f for f in findings if not lexicon.concepts[f.concept].fallback]
-    return named or findings
+def model_text(text: str, lexicon: Lexicon) -> str:
+    """What the text model reads of a whole message: its normalised words (the model is trained on this)."""
+    return " ".join(t for t in tokens(text, lexicon) if t not in BREAKS)
+
+
+def _unread_clauses(toks: list[str], set_aside: list[tuple[int, int]]) -> list[list[str]]:
+    """The clauses (between full stops, "but"…) in which the vocabulary set nothing aside."""
+    clauses: list[list[str]] = []
+    current: list[str] = []
+    touched = False
+    for i, tok in enumerate([*toks, BREAK]):
+        if tok == BREAK:
+            if current and not touched:
+                clauses.append(current)
+            current, touched = [], False
+            continue
+        touched = touched or any(s <= i < e for s, e in set_aside)
+        if tok != SOFT:
+            current.append(tok)
+    return clauses
 
 
 def _second_reading(
-    text: str, toks: list[str], joined: str, lexicon: Lexicon, net: ModelNet
+    toks: list[str], set_aside: list[tuple[int, int]], lexicon: Lexicon, net: ModelNet
 ) -> list[SymptomFinding]:
-    """The text model's opinion, when the vocabulary read nothing (alerts/reading_model.py). Not on an
-    answer of a word, nor on a message the vocabulary knows as reassurance ("legs feel normal")."""
-    if sum(t not in BREAKS for t in toks) < net.min_words:
+    """The text model's opinion on the clauses the vocabulary read nothing in (alerts/reading_model.py).
+
+    A clause holding a denied or resolved symptom, someone else's, a figure of speech or reassurance ("no
+    numbness", "legs feel normal") is left out, so the rest of the message is still read ("no numbness.
+    I just want to stop existing"). Not on an answer of a word ("no", "7", "yes please")."""
+    words = [w for clause in _unread_clauses(toks, set_aside) for w in clause]
+    if len(words) < net.min_words:
         return []
-    if any(rx.search(joined) for rx in lexicon.clean_phrases):
-        return []
-    folded = fold(text)
-    probability = net.model.emergency_probability(folded)
+    text = " ".join(words)
+    probability = net.model.emergency_probability(text)
     if probability < net.threshold:
         return []
     concept = lexicon.concepts[net.concept]
-    words = " ".join(folded.split())[:80]
     source = f"{net.model.label} p={probability:.2f} (threshold {net.threshold})"
-    return [SymptomFinding(concept.code, concept.tier, concept.category, words, source, "any")]
+    return [SymptomFinding(concept.code, concept.tier, concept.category, text[:80], source, "any")]
 
 
 def _join(toks: list[str]) -> tuple[str, list[int]]:
@@ -518,7 +552,7 @@ def clean_answer(text: str, lexicon: Lexicon) -> bool:
     """
     if "?" in text or "¿" in text:
         return False
-    toks = [_correct(word, lexicon) for word in _raw_tokens(text)]  # clause words kept: "but", "still"
+    toks = [_correct(word, lexicon) for word in _raw_tokens(text, lexicon.shorthand)]  # "but", "still" kept
     words = [t for t in toks if t not in BREAKS]
     if not words or any(w in lexicon.clause_breaks for w in words):  # "no but…", "no, pero…"
         return False

@@ -78,9 +78,9 @@ class ReadingModel:
     def label(self) -> str:
         return f"{self.name}-v{self.version}"
 
-    def emergency_probability(self, folded_text: str) -> float:
-        """P(emergency) for a text already folded (alerts.reading.fold): lower case, no accents."""
-        decision = self.intercept + sum(f.contribution(folded_text) for f in self.features)
+    def emergency_probability(self, words: str) -> float:
+        """P(emergency) for a message's normalised words (alerts.reading.model_text)."""
+        decision = self.intercept + sum(f.contribution(words) for f in self.features)
         return 1.0 / (1.0 + math.exp(-decision))
 
 

@@ -57,8 +57,10 @@ def findings_of(
     by_category: dict[str, list[tuple[Urgency, str, str]]] = {}
     for found in message.reading.findings:
         concept = lexicon.concepts[found.concept]
-        if concept.fallback and message.red_flag_category is not None:
-            continue  # already an urgent unknown in the question's own category: one alert, not two
+        if concept.fallback and item is not None and item.red_flag is not None:
+            # A red-flag question's reply is either its yes (the ruleset's urgent rule) or an urgent
+            # unknown in the question's own category: one alert and one text, never a second "unsure".
+            continue
         urgency = Urgency.URGENT if found.tier is Tier.EMERGENCY else Urgency.SAME_DAY
         rationale = f'{concept.rationale} The patient wrote "{found.words}" ({found.language}).'
         by_category.setdefault(found.category, []).append((urgency, f"reading.{found.concept}", rationale))

@@ -20,7 +20,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from alerts.reading import fold  # noqa: E402
+from alerts.lexicon import load_lexicons  # noqa: E402
+from alerts.reading import Lexicon, model_text  # noqa: E402
 from benchmarks.bench_reading import CORPORA, load_corpus  # noqa: E402
 
 NAME, VERSION = "reading-model", 2
@@ -31,14 +32,20 @@ WORD: dict[str, Any] = {"analyzer": "word", "ngram_range": (1, 2), "min_df": 1}
 C = 16.0  # chosen by leave-one-corpus-out (docs/benchmarks.md); class_weight balanced
 
 
+def reading_lexicon() -> Lexicon:
+    """The vocabulary whose normalised words the model reads (alerts.reading.model_text)."""
+    return load_lexicons(ROOT / "config" / "reading")[("symptoms", 2)]
+
+
 def training_texts() -> tuple[list[str], list[bool], list[dict[str, Any]]]:
+    lexicon = reading_lexicon()
     texts: list[str] = []
     labels: list[bool] = []
     provenance = []
     for name in TRAINING:
         path = CORPORA[name]
         cases = load_corpus(path)
-        texts += [fold(c.text) for c in cases]
+        texts += [model_text(c.text, lexicon) for c in cases]
         labels += [c.tier == "emergency" for c in cases]
         provenance.append(
             {
@@ -82,7 +89,8 @@ def export(pipeline: Any, provenance: list[dict[str, Any]]) -> dict[str, Any]:
         "name": NAME,
         "version": VERSION,
         "about": "Logistic regression on tf-idf character (3-5, word-bounded) and word (1-2) n-grams of "
-        "folded text; P(emergency). Written by scripts/train_reading_model.py; do not edit by hand.",
+        "the reader's normalised words (alerts.reading.model_text, symptoms-v2); P(emergency). Written by "
+        "scripts/train_reading_model.py; do not edit by hand.",
         "params": {"C": C, "class_weight": "balanced", "sublinear_tf": True, "char_min_df": 2},
         "trained_on": provenance,
         "intercept": round(float(regression.intercept_[0]), 8),

@@ -488,3 +488,63 @@ def test_each_urgent_category_names_the_text_the_patient_gets(lexicon: Lexicon) 
     assert patient_text_for(lexicon, "self_harm") == "crisis"
     assert patient_text_for(lexicon, "spinal_cord_compression") == "safety"
     assert patient_text_for(lexicon, "pathologic_fracture") == "safety"  # ruleset categories too
+
+
+# --- review of symptoms-v2 (held-out wording by the reviewer): each was a defect before its fix --------
+@pytest.mark.parametrize(
+    ("text", "concept"),
+    [
+        ("no my walking is worse my legs went numb last night", "neuro"),  # a loose match chained a "no"
+        ("nothing new my walking is worse my legs went numb", "neuro"),
+        ("getting out of the car my legs gave way", "neuro"),  # a place is not a thing with the symptom
+        ("lost my job want to die", "self_harm"),
+        ("sin trabajo me quiero morir", "self_harm"),
+        ("no actually my legs went numb an hour ago", "neuro"),
+        ("Dad has fallen and cant get up, keep clear of him?", "fracture"),
+        ("nearly wet myself at the bus stop, cant hold it at all", "bladder_bowel"),
+        ("my back has been killing me since the walk yesterday", "severe_pain"),
+        ("no puedo apoyar la pierna, ya estaba curada la fractura", "fracture"),
+        ("my legs dont feel right theyre weak", "neuro"),
+        ("el dolor esta bien, pero me cuesta trabajo mover las piernas", "neuro"),
+        ("no numbness. whats the point of any of this, I just want to stop existing", "unsure"),
+        ("been vomiting since lunch and my hands feel odd", "unsure"),  # a warning keeps the urgent net
+    ],
+)
+def test_review_findings_stay_read(lexicon: Lexicon, text: str, concept: str) -> None:
+    assert concept in [f.concept for f in read(text, lexicon).findings]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "no tengo debilidad u hormigueo",  # "u" is Spanish "or", not text-speak for "you"
+        "how many paracetamol can I take in a day with the morphine?",  # a dosing question
+        "didnt wake up till 9, slept well for once",
+        "we took a trip to the seaside",
+        "hopping mad about the parking",
+    ],
+)
+def test_review_false_alarms_stay_quiet(lexicon: Lexicon, text: str) -> None:
+    assert [f.concept for f in read(text, lexicon).findings if f.tier is Tier.EMERGENCY] == []
+
+
+def test_a_frequency_is_not_reassurance_on_a_red_flag_question(lexicon: Lexicon) -> None:
+    assert not clean_answer("No, twice a day I lose feeling", lexicon)
+    assert not clean_answer("no, me pasa dos veces al dia", lexicon)
+
+
+def test_typo_stems_are_ordered_the_same_in_every_process(lexicon: Lexicon) -> None:
+    assert list(lexicon.stems) == sorted(lexicon.stems, key=lambda stem: (-len(stem), stem))
+
+
+def test_a_yes_to_a_red_flag_question_never_adds_an_unsure_alert(lexicon: Lexicon) -> None:
+    from pro_service.instruments import load_instruments
+    from pro_service.message_reading import findings_of, read_message
+
+    instrument = load_instruments(ROOT / "config" / "instruments").latest("sre-weekly")
+    assert instrument is not None
+    item = instrument.item("neuro")
+    text = "yes my knees feel kind of odd"
+    message = read_message(text, lexicon, item=item)
+    found = findings_of(message, lexicon, text=text, item=item, question=None)
+    assert [f.category for f in found] == []  # the ruleset's urgent rule on the yes is the one alert

@@ -82,18 +82,20 @@ def test_reading_meets_its_floor_on_the_third_corpus(outcomes_3: list, tier: str
 
 # Development-4 and -5 (authors C and D): measured blind with reader v2 + model-v1 (93.4 % and 95.6 %
 # emergency sensitivity, docs/benchmarks.md), then added to the text model's training. Floors at what the
-# trained reader reaches; warnings are weak here (the model only knows emergency or not).
+# trained reader reaches; warnings are weak here (the model only knows emergency or not). Quiet floors were
+# lowered once, on purpose: after the review the model also reads the clauses beside a denied symptom
+# ("no numbness. I just want to stop existing"), which costs a few quiet texts.
 FLOORS_45 = {
     ("development-4", "emergency", "en"): 0.97,
     ("development-4", "emergency", "es"): 0.98,
-    ("development-4", "quiet", "en"): 0.9,
+    ("development-4", "quiet", "en"): 0.88,
     ("development-4", "quiet", "es"): 0.95,
     ("development-4", "warning", "en"): 0.8,
     ("development-4", "warning", "es"): 0.68,
     ("development-5", "emergency", "en"): 1.0,
     ("development-5", "emergency", "es"): 1.0,
-    ("development-5", "quiet", "en"): 0.925,
-    ("development-5", "quiet", "es"): 0.9,
+    ("development-5", "quiet", "en"): 0.875,
+    ("development-5", "quiet", "es"): 0.875,
     ("development-5", "warning", "en"): 0.8,
     ("development-5", "warning", "es"): 0.76,
 }

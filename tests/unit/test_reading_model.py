@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from alerts.lexicon import LexiconError, load_lexicon
-from alerts.reading import Tier, fold, read
+from alerts.reading import Tier, model_text, read
 from alerts.reading_model import ReadingModel, load_reading_model
 from benchmarks.bench_reading import CORPORA, load_corpus
 
@@ -34,7 +34,8 @@ def fitted() -> tuple[Any, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def held_out() -> list[str]:
-    return [fold(case.text) for case in load_corpus(CORPORA["final"])]
+    lexicon = training.reading_lexicon()
+    return [model_text(case.text, lexicon) for case in load_corpus(CORPORA["final"])]
 
 
 def _model(exported: dict[str, Any], tmp_path: Path) -> ReadingModel:
