@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, *, gateway: SmsGateway | None =
     runtime = build_runtime(settings, Role.WEB, gateway=gateway)
     app.extensions["pro"] = runtime
 
-    from pro_service.web import admin, api, auth, dashboard, health, security, simulator, twilio
+    from pro_service.web import admin, api, auth, dashboard, health, hl7, security, simulator, twilio
     from pro_service.web.inbound_sms import InboundSmsHandler
 
     app.register_blueprint(twilio.bp)
@@ -48,11 +48,12 @@ def create_app(settings: Settings | None = None, *, gateway: SmsGateway | None =
     from pro_service.web.fhir import bp as fhir_bp
 
     app.register_blueprint(fhir_bp)
+    app.register_blueprint(hl7.bp)
 
     _register_error_handlers(app)
     observability.init_app(app)
-    # Staff pages: session cookie flags, CSRF (not on /twilio or /api), sign-in required, security headers.
-    security.init_app(app, settings, exempt=(twilio.bp, api.bp))
+    # Staff pages: session cookie flags, CSRF (not on /twilio, /api, /hl7), sign-in, security headers.
+    security.init_app(app, settings, exempt=(twilio.bp, api.bp, hl7.bp))
 
     # POST /twilio/sms is answered before Flask (its hot path); every other request goes through Flask.
     app.wsgi_app = InboundSmsHandler(app.wsgi_app, runtime)  # type: ignore[method-assign]

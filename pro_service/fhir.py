@@ -1,8 +1,8 @@
 """FHIR R4 (4.0.1) views of our rows: pure functions from models and instruments to resource dicts.
 
 No database, no Flask request, no clock: `pro_service.web.fhir` loads rows, calls these and serialises the
-dicts as application/fhir+json. Nothing here needs a FHIR library at run time; the tests validate every
-resource kind with `fhir.resources`.
+dicts as application/fhir+json. Nothing here needs a FHIR library; the tests validate every resource kind
+with `fhir.resources`.
 
 Mapping decisions (the EHR team's questions, answered once):
 
@@ -24,6 +24,14 @@ Mapping decisions (the EHR team's questions, answered once):
   category `clinical`; code = the alert category in `ALERT_CATEGORY_SYSTEM` with the dashboard's words;
   period = opened → resolved; urgency in HL7's standard `flag-priority` extension (urgent PH, same_day PM,
   routine PL) with our own urgency code beside it; the check-in that raised it in HL7's `flag-detail`.
+- Observation: one per stored version of a lab result (services/labs.py); a search returns the current
+  versions only, and an earlier version read by id names its successor (`EXT_REPLACED_BY`). The value is in
+  the code's canonical unit (UCUM); the value as the lab reported it is in `EXT_REPORTED_VALUE`. A withdrawn
+  (entered-in-error) result has no value. Category `laboratory`; code LOINC; identifiers: the sender's own
+  (FHIR) and `LAB_RESULT_KEY_SYSTEM` `<source>|<key>`. An adjusted calcium the service computed names its
+  inputs in `derivedFrom` and the formula and its source in `method`.
+
+Lab results arrive through `pro_service.fhir_intake` (validated with `fhir.resources`).
 """
 
 from __future__ import annotations
@@ -43,6 +51,9 @@ from pro_service.models import (
     AnswerStatus,
     CheckIn,
     CheckInStatus,
+    LabResult,
+    LabSource,
+    LabStatus,
     Patient,
     PatientStatus,
 )
@@ -60,6 +71,9 @@ ALERT_REF_SYSTEM = "urn:pro-service:alert-ref"
 EXT_ALERT_STATUS = "urn:pro-service:fhir:alert-status"
 EXT_CHECK_IN_STATUS = "urn:pro-service:fhir:check-in-status"
 EXT_UNREADABLE_REPLY = "urn:pro-service:fhir:unreadable-reply"
+EXT_REPORTED_VALUE = "urn:pro-service:fhir:reported-value"
+EXT_REPLACED_BY = "urn:pro-service:fhir:replaced-by"
+LAB_RESULT_KEY_SYSTEM = "urn:pro-service:lab-result"
 
 # HL7's.
 HL7_EXT = "http://hl7.org/fhir/StructureDefinition/"
@@ -75,6 +89,12 @@ FLAG_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/flag-category"
 IDENTIFIER_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0203"
 DATA_ABSENT_SYSTEM = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 BCP47 = "urn:ietf:bcp:47"
+LOINC_SYSTEM = "http://loinc.org"
+UCUM_SYSTEM = "http://unitsofmeasure.org"
+OBSERVATION_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
+INTERPRETATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+# HL7 v2 abnormal flags (OBX-8) and FHIR interpretations that are codes of v3 ObservationInterpretation.
+INTERPRETATION_CODES = frozenset({"H", "HH", "L", "LL", "N", "A", "AA", "HU", "LU", "<", ">", "U", "D", "I"})
 XHTML = "http://www.w3.org/1999/xhtml"
 
 LANGUAGE_NAMES = {"en": "English", "es": "Spanish"}
@@ -430,6 +450,98 @@ def flag(alert: Alert) -> dict[str, Any]:
     }
 
 
+# ----------------------------------------------------------------------------------------- Observation
+def _number_text(value: float) -> str:
+    return format(value, ".6g")
+
+
+def observation(row: LabResult) -> dict[str, Any]:
+    """One stored version of a lab result."""
+    withdrawn = row.status == LabStatus.ENTERED_IN_ERROR
+    value_words = "withdrawn (entered in error)"
+    if not withdrawn and row.canonical_value is not None:
+        value_words = f"{_number_text(row.canonical_value)} {row.canonical_unit}"
+        if row.value is not None and row.unit and row.unit != row.canonical_unit:
+            value_words += f" (reported {_number_text(row.value)} {row.unit})"
+    lines = [f"{row.display}: {value_words}", f"{row.status.value}, sample taken {instant(row.effective_at)}"]
+    if row.derived:
+        lines.append("Computed by pro-service: " + str(row.raw.get("formula", "")))
+    extensions: list[dict[str, Any]] = []
+    if row.value is not None and row.unit and not row.derived:
+        extensions.append(
+            {"url": EXT_REPORTED_VALUE, "valueQuantity": {"value": row.value, "unit": row.unit}}
+        )
+    if row.replaced_by_id is not None:
+        extensions.append(
+            {"url": EXT_REPLACED_BY, "valueReference": reference("Observation", row.replaced_by_id)}
+        )
+    identifiers = [{"system": LAB_RESULT_KEY_SYSTEM, "value": f"{row.source.value}|{row.source_key}"}]
+    system, sep, value = row.source_key.partition("|")
+    if row.source == LabSource.FHIR and not row.derived and sep and system and value:
+        identifiers.insert(0, {"system": system, "value": value})
+    out: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": str(row.id),
+        **_meta(_latest(row.received_at, row.withdrawn_at)),
+        "text": _narrative(*lines),
+    }
+    if extensions:
+        out["extension"] = extensions
+    out.update(
+        identifier=identifiers,
+        status=row.status.value,
+        category=[
+            {
+                "coding": [
+                    {"system": OBSERVATION_CATEGORY_SYSTEM, "code": "laboratory", "display": "Laboratory"}
+                ]
+            }
+        ],
+        code={
+            "coding": [{"system": LOINC_SYSTEM, "code": row.code, "display": row.display}],
+            "text": row.display,
+        },
+        subject=reference("Patient", row.patient_id),
+        effectiveDateTime=instant(row.effective_at),
+        issued=instant(row.issued_at or row.received_at),
+    )
+    if not withdrawn and row.canonical_value is not None:
+        out["valueQuantity"] = {
+            "value": row.canonical_value,
+            "unit": row.canonical_unit,
+            "system": UCUM_SYSTEM,
+            "code": row.canonical_unit,
+        }
+    if row.interpretation:
+        code = row.interpretation.upper()
+        coding = (
+            {"coding": [{"system": INTERPRETATION_SYSTEM, "code": code}], "text": row.interpretation}
+            if code in INTERPRETATION_CODES
+            else {"text": row.interpretation}
+        )
+        out["interpretation"] = [coding]
+    if row.derived:
+        inputs = [i for i in row.raw.get("derived_from", []) if isinstance(i, int)]
+        out["method"] = {"text": f"{row.raw.get('formula', '')} ({row.raw.get('source', '')})"}
+        if inputs:
+            out["derivedFrom"] = [reference("Observation", i) for i in inputs]
+    if row.reference_range:
+        out["referenceRange"] = [{"text": row.reference_range}]
+    return out
+
+
+def transaction_response(entries: Sequence[tuple[str, str, datetime]]) -> dict[str, Any]:
+    """The answer to a transaction Bundle: per entry, its HTTP status, location and last update."""
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction-response",
+        "entry": [
+            {"response": {"status": status, "location": location, "lastModified": instant(modified)}}
+            for status, location, modified in entries
+        ],
+    }
+
+
 # -------------------------------------------------------------------------------------------- Bundles
 def searchset(
     base: str, resources: Sequence[dict[str, Any]], total: int, links: Mapping[str, str]
@@ -498,7 +610,21 @@ SEARCH_PARAMS: dict[str, list[dict[str, str]]] = {
         },
         {"name": "status", "type": "token", "documentation": "active | inactive."},
     ],
+    "Observation": [
+        {"name": "_id", "type": "token", "documentation": "Logical id(s) (a stored lab result version)."},
+        {"name": "patient", "type": "reference", "documentation": "Patient/<id> or <id>."},
+        {"name": "subject", "type": "reference", "documentation": "Patient/<id>."},
+        {"name": "code", "type": "token", "documentation": f"LOINC: {LOINC_SYSTEM}|<code> (or <code>)."},
+        {"name": "date", "type": "date", "documentation": "When the sample was taken. " + _DATE_DOC},
+        {
+            "name": "status",
+            "type": "token",
+            "documentation": "preliminary | final | amended | corrected | entered-in-error.",
+        },
+    ],
 }
+# What each resource type answers beyond read and search.
+WRITES: dict[str, list[str]] = {"Observation": ["create"]}
 
 
 def capability_statement(base: str, software_version: str, now: datetime) -> dict[str, Any]:
@@ -508,7 +634,9 @@ def capability_statement(base: str, software_version: str, now: datetime) -> dic
             {
                 "type": resource_type,
                 "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}",
-                "interaction": [{"code": "read"}, {"code": "search-type"}],
+                "interaction": [
+                    {"code": code} for code in ("read", "search-type", *WRITES.get(resource_type, []))
+                ],
                 "versioning": "no-version",
                 "readHistory": False,
                 "searchParam": params,
@@ -517,28 +645,33 @@ def capability_statement(base: str, software_version: str, now: datetime) -> dic
     return {
         "resourceType": "CapabilityStatement",
         "text": _narrative(
-            "pro-service FHIR R4 read API: Patient, Questionnaire, QuestionnaireResponse, Flag."
+            "pro-service FHIR R4 API: read Patient, Questionnaire, QuestionnaireResponse, Flag and "
+            "Observation; lab results in as Observation (create, transaction)."
         ),
         "status": "active",
         "date": instant(now),
         "publisher": "pro-service",
         "kind": "instance",
         "software": {"name": "pro-service", "version": software_version},
-        "implementation": {"description": "pro-service FHIR R4 read API", "url": base},
+        "implementation": {"description": "pro-service FHIR R4 API", "url": base},
         "fhirVersion": FHIR_VERSION,
         "format": [MEDIA_TYPE, "json"],
         "rest": [
             {
                 "mode": "server",
-                "documentation": "Read and search only (GET, or POST …/_search with a form body). "
+                "documentation": "Read and search (GET, or POST …/_search with a form body). "
                 + _COMMON_SEARCH
-                + " Unknown search parameters are refused (400), never ignored.",
+                + " Unknown search parameters are refused (400), never ignored. Lab results are written as"
+                " Observation (POST /Observation, or a transaction Bundle POSTed to the base).",
                 "security": {
                     "cors": False,
-                    "description": "Authorization: Bearer <pro-service API token> (nurse or admin) on every "
-                    "request except /metadata. Every read of a patient's data is written to the audit log.",
+                    "description": "Authorization: Bearer <pro-service API token> on every request except "
+                    "/metadata: nurse or admin to read; integration (or admin) to write lab results, and an "
+                    "integration token reads nothing. Every read of a patient's data is written to the audit "
+                    "log.",
                 },
                 "resource": resources,
+                "interaction": [{"code": "transaction"}],
             }
         ],
     }

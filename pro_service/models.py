@@ -75,6 +75,9 @@ def _enum(cls: type[enum.Enum]) -> Enum:
 class StaffRole(enum.StrEnum):
     NURSE = "nurse"
     ADMIN = "admin"
+    # API tokens only (never a staff account): a hospital system that sends lab results and may do nothing
+    # else, not even read a patient (services/staff.py refuses it for an account).
+    INTEGRATION = "integration"
 
 
 class PatientStatus(enum.StrEnum):
@@ -559,3 +562,80 @@ class OutboundEvent(Base):
     last_error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
+
+
+class LabSource(enum.StrEnum):
+    FHIR = "fhir"  # POST /fhir/Observation, POST /fhir (transaction Bundle)
+    HL7 = "hl7"  # POST /hl7/oru (HL7 v2 ORU^R01)
+
+
+class LabStatus(enum.StrEnum):
+    """A result's status as the lab reports it (FHIR ObservationStatus; HL7 v2 OBX-11 mapped to it).
+
+    A result only moves forward: preliminary → final → amended | corrected | entered-in-error, and a version
+    arriving with a lower status than the current one (a late preliminary, a retransmitted original after
+    a correction) is kept as history without replacing it (services/labs.py). entered-in-error withdraws
+    the value; a later amended or corrected version may reinstate one.
+    """
+
+    PRELIMINARY = "preliminary"
+    FINAL = "final"
+    AMENDED = "amended"
+    CORRECTED = "corrected"
+    ENTERED_IN_ERROR = "entered-in-error"
+
+    @property
+    def rank(self) -> int:
+        return _LAB_STATUS_RANK[self]
+
+
+_LAB_STATUS_RANK = {
+    LabStatus.PRELIMINARY: 1,
+    LabStatus.FINAL: 2,
+    LabStatus.AMENDED: 3,
+    LabStatus.CORRECTED: 3,
+    LabStatus.ENTERED_IN_ERROR: 3,
+}
+
+
+class LabResult(Base):
+    """One version of one lab result. A result is identified by (source, source_key, code); each version the
+    lab sends with different content is a row, and the current one is the version nothing replaced
+    (`replaced_by_id` NULL). Rows are never deleted: an amended or corrected version replaces the earlier
+    one, an entered-in-error version withdraws the value (`withdrawn_at` on every earlier version).
+
+    Idempotency: the same content for the same result is stored once (`content_hash`, unique per result).
+    Writers hold the patient's row lock (services/labs.py), so a result has one current version.
+    """
+
+    __tablename__ = "lab_results"
+    __table_args__ = (
+        UniqueConstraint("source", "source_key", "code", "content_hash", name="uq_lab_results_version"),
+        Index("ix_lab_results_patient_effective", "patient_id", "effective_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    source: Mapped[LabSource] = mapped_column(_enum(LabSource))
+    # The sender's identity of the result: FHIR "<identifier system>|<value>" (or "id:<id>", or
+    # "content:<hash>" when the Observation has neither); HL7 "<filler order number>|<OBX-3>|<OBX-4>".
+    # A result the service computed from others carries its first input's key with "#adjusted".
+    source_key: Mapped[str] = mapped_column(String(255))
+    code: Mapped[str] = mapped_column(String(16))  # LOINC
+    display: Mapped[str] = mapped_column(String(200))
+    status: Mapped[LabStatus] = mapped_column(_enum(LabStatus))
+    value: Mapped[float | None]  # as reported (None: none sent, e.g. entered in error)
+    unit: Mapped[str | None] = mapped_column(String(64))  # as reported (UCUM, or the lab's spelling)
+    canonical_value: Mapped[float | None]  # in alerts.labs.CANONICAL_UNIT[code]; None when withdrawn
+    canonical_unit: Mapped[str] = mapped_column(String(16))
+    reference_range: Mapped[str | None] = mapped_column(String(120))  # as the lab reported it
+    interpretation: Mapped[str | None] = mapped_column(String(16))  # the lab's flag: H, L, N, HH, LL, A…
+    effective_at: Mapped[datetime]  # when the sample was taken
+    issued_at: Mapped[datetime | None]  # when the lab released the result
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Computed by the service (adjusted calcium from total calcium and albumin): `raw` says from what and how.
+    derived: Mapped[bool] = mapped_column(Boolean, default=False)
+    replaced_by_id: Mapped[int | None] = mapped_column(ForeignKey("lab_results.id"))
+    withdrawn_at: Mapped[datetime | None]
+    content_hash: Mapped[str] = mapped_column(String(64))
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the payload as received

@@ -20,6 +20,8 @@ class StaffError(ValueError):
 def create_staff(
     session: Session, *, email: str, name: str, role: StaffRole, phone: str | None, password: str | None
 ) -> StaffUser:
+    if role == StaffRole.INTEGRATION:
+        raise StaffError("role: integration is for API tokens of hospital systems, not for staff accounts")
     email = email.strip().lower()
     if "@" not in email:
         raise StaffError("email: not an email address")

@@ -39,7 +39,7 @@ from pro_service.models import (
     StaffUser,
 )
 from pro_service.scheduling import ScheduleError, validate_rrule
-from pro_service.services import patients, tokens
+from pro_service.services import labs, patients, tokens
 from pro_service.services.alert_lifecycle import AlertActionError, acknowledge, add_note, resolve
 from pro_service.services.audit import record
 from pro_service.services.check_ins import CheckInError, start_now
@@ -59,6 +59,10 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 M = TypeVar("M", bound=BaseModel)
 ANY_STAFF = (StaffRole.NURSE, StaffRole.ADMIN)
 ADMIN = (StaffRole.ADMIN,)
+# Who may send lab results (/fhir Observation, /hl7/oru): the integration role, which may do nothing else,
+# and admin, which may do everything (a go-live backfill, a test by the integration lead). Not nurses: a
+# result comes from the lab's system, not from a person at the dashboard.
+LAB_WRITERS = (StaffRole.INTEGRATION, StaffRole.ADMIN)
 
 
 class ApiError(Exception):
@@ -71,6 +75,14 @@ class ApiError(Exception):
 def _api_error(exc: ApiError) -> ResponseReturnValue:
     db().rollback()
     return json_error(exc.status, exc.error, exc.detail)
+
+
+@bp.errorhandler(labs.LabError)
+def _lab_error(exc: labs.LabError) -> ResponseReturnValue:
+    db().rollback()
+    if isinstance(exc, labs.UnknownPatient):
+        return json_error(404, "not_found", exc.message)
+    return json_error(400, "validation_failed", [{"field": exc.where or "query", "message": exc.message}])
 
 
 def _authenticate(roles: Sequence[StaffRole]) -> ApiToken:
@@ -720,6 +732,37 @@ def list_instruments() -> s.InstrumentList:
 def list_rulesets() -> s.RulesetList:
     active = runtime().ruleset
     return s.RulesetList(rulesets=[serialize.ruleset(r, r is active) for r in runtime().rulesets.values()])
+
+
+# ---- lab results --------
+
+
+@route(
+    "GET",
+    "/patients/<int:patient_id>/labs",
+    summary="A patient's lab results, newest sample first (values in canonical units)",
+    tag="labs",
+    query=s.LabQuery,
+    response=s.LabList,
+)
+def list_labs(patient_id: int, query: s.LabQuery) -> s.LabList:
+    rows, more = labs.patient_labs(
+        db(),
+        patient_id,
+        code=query.code,
+        since=query.since,
+        history=query.history,
+        offset=(query.page - 1) * query.page_size,
+        limit=query.page_size,
+    )
+    audit("view_labs", ("patient", patient_id), patient_id, count=len(rows))
+    return s.LabList(
+        patient_id=patient_id,
+        labs=[serialize.lab(r) for r in rows],
+        page=query.page,
+        page_size=query.page_size,
+        has_more=more,
+    )
 
 
 # ---- schedules --------

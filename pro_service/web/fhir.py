@@ -1,10 +1,13 @@
-"""FHIR R4 read API under /fhir: Patient, Questionnaire, QuestionnaireResponse, Flag, and /metadata.
+"""FHIR R4 API under /fhir: read Patient, Questionnaire, QuestionnaireResponse, Flag, Observation, and
+/metadata; lab results in as Observation (POST /fhir/Observation, or a transaction Bundle POSTed to /fhir).
 
 Thin: parse the search, load rows, map them with `pro_service.fhir`, audit, answer application/fhir+json.
-Same bearer tokens as /api (nurse or admin); /metadata is public, as FHIR clients expect. Every error is an
+Same bearer tokens as /api: nurse or admin to read; integration or admin to write lab results (an
+integration token reads nothing). /metadata is public, as FHIR clients expect. Every error is an
 OperationOutcome with a 4xx status (5xx only when the database or the code fails, never for input).
 Unknown search parameters are refused rather than ignored: a silently dropped filter returns other
-patients' data.
+patients' data. Writes parse with `pro_service.fhir_intake` and record through `services.labs`, all of a
+request or nothing.
 """
 
 from __future__ import annotations
@@ -21,16 +24,17 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
-from pro_service import fhir
+from pro_service import fhir, fhir_intake
 from pro_service.fhir import SearchError
 from pro_service.instruments import Instrument
-from pro_service.models import Alert, AlertStatus, CheckIn, CheckInStatus, Patient
-from pro_service.web.api import ANY_STAFF, ApiError, audit, requires
+from pro_service.models import Alert, AlertStatus, CheckIn, CheckInStatus, LabResult, LabStatus, Patient
+from pro_service.services import labs
+from pro_service.web.api import ANY_STAFF, LAB_WRITERS, ApiError, audit, requires
 from pro_service.web.common import db, runtime
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
@@ -47,6 +51,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "Questionnaire": frozenset({"_id", "url", "version", "status"}),
     "QuestionnaireResponse": frozenset({"_id", "patient", "subject", "authored", "status"}),
     "Flag": frozenset({"_id", "patient", "subject", "date", "status"}),
+    "Observation": frozenset({"_id", "patient", "subject", "code", "date", "status"}),
 }
 REPEATABLE = frozenset({"authored", "date"})  # ge…&le…: a range
 
@@ -83,6 +88,19 @@ def _fhir_error(exc: FhirError) -> ResponseReturnValue:
 def _search_error(exc: SearchError) -> ResponseReturnValue:
     db().rollback()
     return _outcome(400, exc.code, str(exc))
+
+
+@bp.errorhandler(labs.LabError)
+def _lab_error(exc: labs.LabError) -> ResponseReturnValue:
+    """A result that cannot be recorded: nothing of the request was stored."""
+    db().rollback()
+    if isinstance(exc, labs.UnknownPatient):
+        return _outcome(422, "not-found", str(exc))
+    if isinstance(exc, labs.UnknownCode):
+        return _outcome(422, "code-invalid", str(exc))
+    if isinstance(exc, labs.BadUnit):
+        return _outcome(422, "required" if exc.missing else "value", str(exc))
+    return _outcome(400, "invalid", str(exc))
 
 
 @bp.errorhandler(ApiError)
@@ -135,7 +153,7 @@ def _negotiate() -> ResponseReturnValue | None:
 # ---------------------------------------------------------------------------------------- parameters
 def _params() -> MultiDict[str, str]:
     merged: MultiDict[str, str] = MultiDict(request.args)
-    if request.method == "POST":
+    if request.method == "POST" and request.path.endswith("/_search"):
         if request.content_length and request.mimetype != "application/x-www-form-urlencoded":
             raise FhirError(
                 415, "not-supported", "POST _search takes an application/x-www-form-urlencoded body"
@@ -417,10 +435,125 @@ def search_flag() -> ResponseReturnValue:
     return _bundle("Flag", params, [fhir.flag(a) for a in rows], total)
 
 
-@bp.route("/", defaults={"rest": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+# ------------------------------------------------------------------------------------------ Observation
+@_route("/Observation/<ident>")
+def read_observation(ident: str) -> ResponseReturnValue:
+    row = db().get(LabResult, _row_id(ident, "Observation"))
+    if row is None:
+        raise FhirError(404, "not-found", f"Observation/{ident} is not known")
+    audit("fhir_read_observation", ("lab_result", row.id), row.patient_id, via="fhir")
+    db().commit()
+    return _respond(fhir.observation(row))
+
+
+def _loinc_codes(raw: str) -> list[str]:
+    codes = []
+    for token in fhir.split_or(raw):
+        system, code = fhir.parse_token(token)
+        if system in (None, fhir.LOINC_SYSTEM) and code:
+            codes.append(code)  # another system, or "|code" (no system): none of our codes
+    return codes
+
+
+@_route("/Observation")
+def search_observation() -> ResponseReturnValue:
+    """Lab results. Without _id, only current versions (an amended result's earlier version is not listed;
+    a withdrawn one is, with status entered-in-error and no value)."""
+    params = _checked("Observation")
+    query = select(LabResult).order_by(LabResult.effective_at.desc(), LabResult.id.desc())
+    patients = _patient_ids(params)
+    if patients is not None:
+        query = query.where(LabResult.patient_id.in_(patients))
+    if "_id" in params:
+        query = query.where(LabResult.id.in_(_ids(fhir.split_or(params["_id"]))))
+    else:
+        query = query.where(LabResult.replaced_by_id.is_(None))
+    if "code" in params:
+        query = query.where(LabResult.code.in_(_loinc_codes(params["code"])))
+    if "date" in params:
+        query = query.where(
+            _date_clause(params.getlist("date"), LabResult.effective_at, LabResult.effective_at)
+        )
+    if "status" in params:
+        statuses: list[LabStatus] = []
+        for value in fhir.split_or(params["status"]):
+            if value not in {s.value for s in LabStatus} and value not in (
+                "registered",
+                "cancelled",
+                "unknown",
+            ):
+                raise SearchError(f"status {value!r} is not an Observation status")
+            statuses += [s for s in LabStatus if s.value == value]
+        query = query.where(LabResult.status.in_(statuses))
+    rows, total = _page(query, params)
+    _audit_search("observation", (r.patient_id for r in rows), patients)
+    return _bundle("Observation", params, [fhir.observation(r) for r in rows], total)
+
+
+def _resource_body() -> dict[str, Any]:
+    if not request.is_json:
+        raise FhirError(415, "not-supported", f"send the resource as {fhir.MEDIA_TYPE}")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise FhirError(400, "structure", "the body is not a JSON object (a FHIR resource)")
+    return body
+
+
+def _record(items: list[labs.IncomingResult]) -> list[labs.RecordOutcome]:
+    """One unit of work: every result stored and audited, then committed; or none (a LabError rolls back)."""
+    outcomes = labs.record_results(db(), runtime(), items)
+    for outcome in outcomes:
+        row = outcome.result
+        audit(
+            "record_lab_result", ("lab_result", row.id), row.patient_id, via="fhir", outcome=outcome.outcome
+        )
+    try:
+        db().commit()
+    except IntegrityError:
+        db().rollback()
+        raise FhirError(409, "conflict", "a concurrent request recorded this result; send it again") from None
+    return outcomes
+
+
+@bp.post("/Observation")
+@requires(*LAB_WRITERS)
+def create_observation() -> ResponseReturnValue:
+    """Record one lab result. 201 with the stored Observation (a new version, or one kept as history);
+    200 with the one already stored when the same result was sent before."""
+    body = _resource_body()
+    if fhir_intake.resource_type(body) != "Observation":
+        raise FhirError(400, "invalid", "POST /fhir/Observation takes an Observation")
+    (outcome,) = _record([fhir_intake.observation(body)])
+    response = _respond(fhir.observation(outcome.result), 201 if outcome.created else 200)
+    response.headers["Location"] = f"{_base()}/Observation/{outcome.result.id}"
+    return response
+
+
+@bp.post("", strict_slashes=False)
+@requires(*LAB_WRITERS)
+def transaction() -> ResponseReturnValue:
+    """A transaction Bundle of Observations: every entry is recorded, or none (the first problem is named
+    by its entry in the OperationOutcome)."""
+    body = _resource_body()
+    if fhir_intake.resource_type(body) != "Bundle":
+        raise FhirError(400, "not-supported", "POST to the FHIR base takes a transaction Bundle")
+    outcomes = _record(fhir_intake.transaction(body))
+    entries = [
+        ("201 Created" if o.created else "200 OK", f"Observation/{o.result.id}", o.result.received_at)
+        for o in outcomes
+    ]
+    return _respond(fhir.transaction_response(entries))
+
+
+@bp.route("/", defaults={"rest": ""}, methods=["GET", "PUT", "PATCH", "DELETE"])
 @bp.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def unsupported(rest: str) -> ResponseReturnValue:
     """Anything else under /fhir: an OperationOutcome, not the staff site's HTML 404."""
     if request.method not in ("GET", "HEAD"):
-        raise FhirError(405, "not-supported", "this server is read-only: GET (and POST …/_search) only")
+        raise FhirError(
+            405,
+            "not-supported",
+            "not supported: read with GET (or POST …/_search); write lab results with POST /fhir/Observation "
+            "or a transaction Bundle POSTed to /fhir",
+        )
     raise FhirError(404, "not-found", f"/fhir/{rest} is not supported here; see /fhir/metadata")

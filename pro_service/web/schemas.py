@@ -131,9 +131,12 @@ class ShiftIn(In):
     ends_at: datetime
 
 
+TokenRole = Literal["nurse", "admin", "integration"]  # integration: writes lab results, reads nothing
+
+
 class TokenIn(In):
     name: str = Field(min_length=1, max_length=120, pattern=NONBLANK)
-    role: Literal["nurse", "admin"]
+    role: TokenRole
 
 
 # ---- query strings ----------------------------------------------------------------------------------------
@@ -164,6 +167,21 @@ class PatientQuery(Page):
 class CheckInQuery(Page):
     patient_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     status: Literal["pending", "in_progress", "completed", "expired", "cancelled"] | None = None
+
+
+class LabQuery(Page):
+    code: str | None = Field(
+        default=None, max_length=16, pattern=r"^[0-9]{1,7}-[0-9]$", description="LOINC", examples=["17861-6"]
+    )
+    since: datetime | None = Field(default=None, description="samples taken at or after, with a UTC offset")
+    history: bool = Field(default=False, description="every version (amended, withdrawn), not only current")
+
+    @field_validator("since")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give the time with a UTC offset, e.g. 2026-03-01T00:00:00Z")
+        return value
 
 
 class AuditQuery(Page):
@@ -339,7 +357,7 @@ class ShiftOut(Out):
 class TokenOut(Out):
     id: int
     name: str
-    role: Literal["nurse", "admin"]
+    role: TokenRole
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
@@ -347,6 +365,32 @@ class TokenOut(Out):
 
 class NewTokenOut(TokenOut):
     token: str = Field(description="shown once; store it now")
+
+
+class LabOut(Out):
+    id: int
+    patient_id: int
+    code: str = Field(description="LOINC", examples=["17861-6"])
+    display: str
+    status: Literal["preliminary", "final", "amended", "corrected", "entered-in-error"]
+    value: float | None = Field(description="in the canonical unit; null when withdrawn")
+    unit: str = Field(description="the canonical unit (UCUM)", examples=["mmol/L"])
+    reported_value: float | None
+    reported_unit: str | None
+    reference_range: str | None
+    interpretation: str | None
+    taken_at: datetime = Field(description="when the sample was taken")
+    issued_at: datetime | None
+    received_at: datetime
+    source: Literal["fhir", "hl7"]
+    derived: bool = Field(
+        description="computed by the service (adjusted calcium from total calcium and albumin)"
+    )
+    derived_from: list[int] = Field(description="the results it was computed from")
+    current: bool = Field(description="false: a later version replaced this one (see replaced_by)")
+    replaced_by: int | None
+    withdrawn: bool
+    withdrawn_at: datetime | None
 
 
 class AuditOut(Out):
@@ -384,6 +428,11 @@ class CheckInList(Paged):
 
 class AuditList(Paged):
     entries: list[AuditOut]
+
+
+class LabList(Paged):
+    patient_id: int
+    labs: list[LabOut]
 
 
 class InstrumentList(Out):

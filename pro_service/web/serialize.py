@@ -12,6 +12,8 @@ from pro_service.models import (
     ApiToken,
     CareTeam,
     CheckIn,
+    LabResult,
+    LabStatus,
     Message,
     OnCallShift,
     Patient,
@@ -158,6 +160,34 @@ def token(t: ApiToken) -> s.TokenOut:
         prefix=t.prefix,
         created_at=t.created_at,
         revoked_at=t.revoked_at,
+    )
+
+
+def lab(r: LabResult) -> s.LabOut:
+    withdrawn = r.status == LabStatus.ENTERED_IN_ERROR or r.withdrawn_at is not None
+    inputs = r.raw.get("derived_from", []) if r.derived else []
+    return s.LabOut(
+        id=r.id,
+        patient_id=r.patient_id,
+        code=r.code,
+        display=r.display,
+        status=r.status.value,
+        value=None if withdrawn else r.canonical_value,
+        unit=r.canonical_unit,
+        reported_value=r.value,
+        reported_unit=r.unit,
+        reference_range=r.reference_range,
+        interpretation=r.interpretation,
+        taken_at=r.effective_at,
+        issued_at=r.issued_at,
+        received_at=r.received_at,
+        source=r.source.value,
+        derived=r.derived,
+        derived_from=[i for i in inputs if isinstance(i, int)],
+        current=r.replaced_by_id is None,
+        replaced_by=r.replaced_by_id,
+        withdrawn=withdrawn,
+        withdrawn_at=r.withdrawn_at,
     )
 
 

@@ -161,7 +161,7 @@ def test_metadata_is_public(fhir_client: Any) -> None:
     assert statement["fhirVersion"] == "4.0.1"
     assert statement["implementation"]["url"].endswith("/fhir")
     types = [r["type"] for r in statement["rest"][0]["resource"]]
-    assert types == ["Patient", "Questionnaire", "QuestionnaireResponse", "Flag"]
+    assert types == ["Patient", "Questionnaire", "QuestionnaireResponse", "Flag", "Observation"]
 
 
 def test_every_resource_kind_reads_validates_and_is_audited(
@@ -371,7 +371,7 @@ def test_errors_are_operation_outcomes(
         "/fhir/Questionnaire/nope",
         "/fhir/QuestionnaireResponse/0",
         "/fhir/Flag/x1",
-        "/fhir/Observation",
+        "/fhir/Observation/999999999",
         "/fhir/Patient/1/_history",
         "/fhir/",
     ):

@@ -51,6 +51,10 @@ R4_CODES: dict[str, set[str]] = {
     "questionnaire-enable-operator": {"exists", "=", "!=", ">", "<", ">=", "<="},
     "questionnaire-answers-status": {"in-progress", "completed", "amended", "entered-in-error", "stopped"},
     "flag-status": {"active", "inactive", "entered-in-error"},
+    "observation-status": {
+        *("registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error"),
+        "unknown",
+    },
     "bundle-type": {
         *("document", "message", "transaction", "transaction-response", "batch", "batch-response"),
         *("history", "searchset", "collection"),
@@ -188,6 +192,16 @@ def _flag(f: dict[str, Any]) -> None:
     _code(f["status"], "flag-status")
 
 
+def _observation(o: dict[str, Any]) -> None:
+    _code(o["status"], "observation-status")
+    assert o["subject"]["reference"].startswith("Patient/")
+    assert not ("dataAbsentReason" in o and any(k.startswith("value") for k in o)), "obs-6"
+    if "valueQuantity" in o:
+        assert o["valueQuantity"]["system"] == "http://unitsofmeasure.org", "canonical values are UCUM"
+    for reference in o.get("derivedFrom", []):
+        assert reference["reference"].startswith("Observation/")
+
+
 def _bundle(b: dict[str, Any]) -> None:
     _code(b["type"], "bundle-type")
     assert b["total"] == b["total"] and b["total"] >= len(b.get("entry", []))
@@ -227,6 +241,7 @@ CHECKS = {
     "Questionnaire": _questionnaire,
     "QuestionnaireResponse": _response,
     "Flag": _flag,
+    "Observation": _observation,
     "Bundle": _bundle,
     "OperationOutcome": _outcome,
     "CapabilityStatement": _capability,
@@ -568,7 +583,9 @@ def test_operation_outcome_and_capability_statement() -> None:
     statement = fhir.capability_statement("https://pro.example.org/fhir", "0.1.0", T0)
     assert_valid(statement)
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
-    assert set(resources) == {"Patient", "Questionnaire", "QuestionnaireResponse", "Flag"}
+    assert set(resources) == {"Patient", "Questionnaire", "QuestionnaireResponse", "Flag", "Observation"}
+    assert {i["code"] for i in resources["Observation"]["interaction"]} == {"read", "search-type", "create"}
+    assert statement["rest"][0]["interaction"] == [{"code": "transaction"}]
     assert {p["name"] for p in resources["Flag"]["searchParam"]} >= {"patient", "date", "status"}
     assert {p["name"] for p in resources["QuestionnaireResponse"]["searchParam"]} >= {"patient", "authored"}
 
