@@ -39,6 +39,7 @@ def alert_raised(
     previous_rank: int,
     renotify: bool = False,
     message_id: int | None = None,
+    tell_patient: bool = True,
 ) -> None:
     """An alert opened, became more urgent, or (renotify) has new urgent evidence: tell the patient and page.
 
@@ -47,7 +48,9 @@ def alert_raised(
     patient = session.get(Patient, alert.patient_id)
     assert patient is not None
     now = rt.now()
-    if alert.urgency == "urgent" and (renotify or not alert.safety_message_sent):
+    # A lab result raises its alert without texting the patient ("your answers need attention" would be
+    # wrong, and the team phones them); the patient's own urgent answers or words always get the text.
+    if tell_patient and alert.urgency == "urgent" and (renotify or not alert.safety_message_sent):
         phone = patient.care_team.phone or rt.settings.CLINIC_PHONE
         text_key = patient_text_for(rt.lexicon, alert.category)
         queued = queue_to_patient(

@@ -7,8 +7,8 @@ DB-facing: it uses pro_service's models and outbound queue. The clinical judgeme
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -29,6 +29,7 @@ from pro_service.models import (
     Patient,
 )
 from pro_service.runtime import Runtime
+from pro_service.services.labs import lab_views
 
 URGENCY_RANK = {Urgency.URGENT: 3, Urgency.SAME_DAY: 2, Urgency.ROUTINE: 1}
 _REF_ALPHABET = "ACDEFHJKMNPRTUVWXY3479"  # no look-alikes (0/O, 1/I/L, 5/S, 8/B, 2/Z)
@@ -48,8 +49,24 @@ def _evidence(finding: Finding, **extra: Any) -> list[dict[str, Any]]:
     return out
 
 
+def result_id_of(value: object) -> int | None:
+    """The lab result an evidence value is (alerts.rules.lab_evidence_value), if it is one."""
+    result = value.get("result_id") if isinstance(value, dict) else None
+    return result if isinstance(result, int) else None
+
+
+def _result_id(ev: dict[str, Any]) -> int | None:
+    return result_id_of(ev.get("value"))
+
+
 def _key(ev: dict[str, Any]) -> tuple[Any, ...]:
-    return (ev.get("rule_id"), ev.get("item_code"), ev.get("check_in_id"), ev.get("message_id"))
+    return (
+        ev.get("rule_id"),
+        ev.get("item_code"),
+        ev.get("check_in_id"),
+        ev.get("message_id"),
+        _result_id(ev),
+    )
 
 
 def _source(ev: dict[str, Any]) -> tuple[Any, ...]:
@@ -60,6 +77,8 @@ def _source(ev: dict[str, Any]) -> tuple[Any, ...]:
     """
     if ev.get("check_in_id") is not None and ev.get("item_code") is not None:
         return ("answer", ev["check_in_id"], ev["item_code"])
+    if ev.get("check_in_id") is None and ev.get("message_id") is None and _result_id(ev) is not None:
+        return ("lab", _result_id(ev))  # a calcium of 3.4 after a resolved 3.2 is new evidence
     if ev.get("message_id") is not None:
         return ("message", ev["message_id"])
     return ("check_in", ev.get("check_in_id"), ev.get("rule_id"))
@@ -119,6 +138,7 @@ def raise_finding(
     *,
     check_in_id: int | None = None,
     message_id: int | None = None,
+    tell_patient: bool = True,
 ) -> Raised | None:
     """Record a finding as an episode: a new alert, or new evidence on the open one.
 
@@ -188,7 +208,9 @@ def raise_finding(
                 },
             )
         )
-        notify.alert_raised(session, rt, alert, previous_rank=0, message_id=message_id)
+        notify.alert_raised(
+            session, rt, alert, previous_rank=0, message_id=message_id, tell_patient=tell_patient
+        )
         return Raised(alert, notified=True)
 
     known = {_key(ev) for ev in alert.evidence}
@@ -233,7 +255,13 @@ def raise_finding(
             alert.notice += 1
             alert.escalation_level = 0
         notify.alert_raised(
-            session, rt, alert, previous_rank=previous, renotify=renotify, message_id=message_id
+            session,
+            rt,
+            alert,
+            previous_rank=previous,
+            renotify=renotify,
+            message_id=message_id,
+            tell_patient=tell_patient,
         )
     alert.updated_at = now
     return Raised(alert, notified=rank > previous or renotify)
@@ -292,9 +320,14 @@ def score_check_in(session: Session, rt: Runtime, check_in_id: int) -> list[Aler
     session.scalar(select(Patient.id).where(Patient.id == check_in.patient_id).with_for_update(**ROW_LOCK))
     session.refresh(check_in)
     complete = not check_in.status.is_open
-    findings = evaluate(
-        _views(list(check_in.answers)), history_for(session, check_in), rt.ruleset, complete=complete
+    now = rt.now()
+    lookback = now - timedelta(days=rt.ruleset.lab_lookback_days)
+    history = replace(
+        history_for(session, check_in),
+        labs=tuple(lab_views(session, check_in.patient_id, since=lookback)),
+        now=now,
     )
+    findings = evaluate(_views(list(check_in.answers)), history, rt.ruleset, complete=complete)
     alerts = [
         alert
         for f in findings

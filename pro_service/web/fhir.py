@@ -33,7 +33,7 @@ from pro_service import fhir, fhir_intake
 from pro_service.fhir import SearchError
 from pro_service.instruments import Instrument
 from pro_service.models import Alert, AlertStatus, CheckIn, CheckInStatus, LabResult, LabStatus, Patient
-from pro_service.services import labs
+from pro_service.services import lab_alerts, labs
 from pro_service.web.api import ANY_STAFF, LAB_WRITERS, ApiError, audit, requires
 from pro_service.web.common import db, runtime
 
@@ -501,7 +501,7 @@ def _resource_body() -> dict[str, Any]:
 
 def _record(items: list[labs.IncomingResult]) -> list[labs.RecordOutcome]:
     """One unit of work: every result stored and audited, then committed; or none (a LabError rolls back)."""
-    outcomes = labs.record_results(db(), runtime(), items)
+    outcomes = lab_alerts.record_and_raise(db(), runtime(), items)
     for outcome in outcomes:
         row = outcome.result
         audit(

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from pro_service import hl7v2
-from pro_service.services import labs
+from pro_service.services import lab_alerts, labs
 from pro_service.web.api import LAB_WRITERS, ApiError, audit, requires
 from pro_service.web.common import db, json_error, runtime
 
@@ -98,7 +98,7 @@ def oru() -> ResponseReturnValue:
     g.hl7_message = message
     try:
         parsed = hl7v2.oru_r01(message)
-        outcomes = labs.record_results(db(), runtime(), parsed.results)
+        outcomes = lab_alerts.record_and_raise(db(), runtime(), parsed.results)
     except hl7v2.Reject as exc:
         db().rollback()
         return _ack(message, "AR", str(exc), error=exc.error)

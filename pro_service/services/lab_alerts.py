@@ -1,0 +1,72 @@
+"""A lab result raises its alert at once (issue 17), in the same unit of work that records it.
+
+The active ruleset's lab-only rules (alerts.rules.evaluate_labs) read the patient's current results; a
+finding is raised only when it names a result that this request changed, so a result already true before
+(and perhaps resolved by a nurse) is not raised again by an unrelated one. The patient is not texted: the
+team phones them. A withdrawn result tells the alerts raised on it, for the nurse to see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from alerts.rules import History, evaluate_labs
+from pro_service.models import Alert, AlertEvent, AlertStatus
+from pro_service.runtime import Runtime
+from pro_service.services import triage
+from pro_service.services.labs import IncomingResult, Outcome, RecordOutcome, lab_views, record_results
+
+
+def record_and_raise(session: Session, rt: Runtime, items: Sequence[IncomingResult]) -> list[RecordOutcome]:
+    """The intake use case (FHIR and HL7 alike): record the results, then raise what they mean, in one
+    unit of work; the caller commits (or rolls back on a LabError, and nothing was kept)."""
+    outcomes = record_results(session, rt, items)
+    raise_for_results(session, rt, outcomes)
+    return outcomes
+
+
+def raise_for_results(
+    session: Session, rt: Runtime, outcomes: Sequence[RecordOutcome]
+) -> list[triage.Raised]:
+    """Raise what the recorded results mean; call after `labs.record_results`, before the commit."""
+    changed: dict[int, set[int]] = {}  # patient → the result ids this request changed
+    for outcome in outcomes:
+        ids = {view.result_id for view in outcome.views() if view.result_id is not None}
+        if ids:
+            changed.setdefault(outcome.result.patient_id, set()).update(ids)
+        for done in (outcome, *outcome.derived):
+            if done.outcome == Outcome.WITHDRAWN and done.previous is not None:
+                _note_withdrawn(session, rt, done.result.patient_id, done.previous.id)
+    now = rt.now()
+    ruleset = rt.ruleset
+    raised: list[triage.Raised] = []
+    for patient_id, ids in changed.items():
+        views = tuple(lab_views(session, patient_id, since=now - timedelta(days=ruleset.lab_lookback_days)))
+        for finding in evaluate_labs(views, History(labs=views, now=now), ruleset, now=now):
+            if not any(triage.result_id_of(ev.value) in ids for ev in finding.evidence):
+                continue  # true before this request too: raised then, or resolved by a nurse
+            result = triage.raise_finding(session, rt, patient_id, finding, tell_patient=False)
+            if result is not None:
+                raised.append(result)
+    return raised
+
+
+def _note_withdrawn(session: Session, rt: Runtime, patient_id: int, result_id: int) -> None:
+    """Every alert of the patient's whose evidence names the withdrawn result gets an event saying so."""
+    alerts = session.scalars(
+        select(Alert).where(Alert.patient_id == patient_id, Alert.status != AlertStatus.RESOLVED)
+    )
+    for alert in alerts:
+        if any(triage.result_id_of(ev.get("value")) == result_id for ev in alert.evidence):
+            session.add(
+                AlertEvent(
+                    alert_id=alert.id,
+                    kind="evidence_withdrawn",
+                    created_at=rt.now(),
+                    detail={"result_id": result_id, "note": "the lab withdrew a result this alert rests on"},
+                )
+            )
