@@ -16,6 +16,16 @@ from typing import Any
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
+from alerts.labs import (
+    ADJUSTED_CALCIUM,
+    ALBUMIN,
+    ALKALINE_PHOSPHATASE,
+    CREATININE,
+    CREATININE_MOLAR,
+    IONISED_CALCIUM,
+    TOTAL_CALCIUM,
+    TOTAL_CALCIUM_MASS,
+)
 from pro_service.models import (
     Alert,
     AlertStatus,
@@ -24,11 +34,14 @@ from pro_service.models import (
     CareTeam,
     CheckIn,
     CheckInStatus,
+    LabResult,
+    LabStatus,
     Message,
     Patient,
     Schedule,
     StaffUser,
 )
+from pro_service.services.labs import SAME_SAMPLE, hide_derived_beside_lab
 
 ACTIVE_STATUSES = (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
 URGENCIES = ("urgent", "same_day", "routine")
@@ -428,3 +441,247 @@ def patient_view(session: Session, patient_id: int) -> PatientView | None:
         )
     )
     return PatientView(patient, schedules, alerts, open_check_in)
+
+
+# --- lab results -----------------------------------------------------------------------------------
+# The tests a nurse looks at beside a bone-metastasis alert, in the order shown. For each row the codes
+# are in order of preference for one sample: the lab's adjusted calcium, then total calcium, then ionised
+# (whose reference range is different, so it is shown under its own name, never as "calcium").
+LAB_PANEL: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("calcium", "Calcium", (ADJUSTED_CALCIUM, TOTAL_CALCIUM, TOTAL_CALCIUM_MASS, IONISED_CALCIUM)),
+    ("albumin", "Albumin", (ALBUMIN,)),
+    ("alp", "Alkaline phosphatase (ALP)", (ALKALINE_PHOSPHATASE,)),
+    ("creatinine", "Creatinine", (CREATININE, CREATININE_MOLAR)),
+)
+# Current results read per code for the latest-values table: enough for a derived and a lab adjusted
+# calcium of one sample, a withdrawn result and the valid one before it.
+LATEST_PER_CODE = 6
+CALCIUM_TREND_DAYS = 180
+CALCIUM_TREND_LIMIT = 400
+_WALK_LIMIT = 5  # versions walked back to find the value a withdrawal removed
+
+
+@dataclass(frozen=True)
+class LabValue:
+    """One current result as the dashboard shows it: the canonical value, and what the lab sent."""
+
+    result_id: int
+    code: str
+    value: float | None  # canonical unit; None when withdrawn
+    unit: str  # canonical
+    reported_value: float | None  # as the lab sent it
+    reported_unit: str | None
+    reference_range: str | None  # as the lab reported it (may carry the lab's unit)
+    interpretation: str | None  # the lab's flag: H, L, HH, LL, A, N
+    taken_at: datetime
+    status: str  # LabStatus value
+    derived: bool
+    withdrawn_at: datetime | None
+    withdrawn_value: float | None = None  # the value the lab withdrew (shown struck through)
+    withdrawn_result_id: int | None = None  # the version that value was (an alert may name it)
+
+    @property
+    def withdrawn(self) -> bool:
+        return self.value is None
+
+
+@dataclass(frozen=True)
+class LabRow:
+    key: str  # LAB_PANEL key
+    label: str
+    latest: LabValue | None
+    last_valid: LabValue | None = None  # when `latest` is withdrawn: the latest result still valid
+
+
+def _usable(row: LabResult) -> bool:
+    return (
+        row.canonical_value is not None
+        and row.withdrawn_at is None
+        and row.status != LabStatus.ENTERED_IN_ERROR
+    )
+
+
+def _lab_value(row: LabResult, withdrawn: LabResult | None = None) -> LabValue:
+    """`withdrawn`: for a withdrawal, the version whose value it withdrew (see `_withdrawn_version`)."""
+    usable = _usable(row)
+    if usable:
+        withdrawn = None
+    return LabValue(
+        result_id=row.id,
+        code=row.code,
+        value=row.canonical_value if usable else None,
+        unit=row.canonical_unit,
+        reported_value=row.value,
+        reported_unit=row.unit,
+        reference_range=row.reference_range or (withdrawn.reference_range if withdrawn else None),
+        interpretation=row.interpretation,
+        taken_at=row.effective_at,
+        status=row.status.value,
+        derived=row.derived,
+        withdrawn_at=row.withdrawn_at,
+        withdrawn_value=withdrawn.canonical_value if withdrawn else None,
+        withdrawn_result_id=withdrawn.id if withdrawn else None,
+    )
+
+
+def _withdrawn_version(session: Session, row: LabResult) -> LabResult | None:
+    """The version whose value an entered-in-error version withdrew: the one it replaced (walking back over
+    a repeated withdrawal). A late version kept as history also points at the current one, but it
+    arrived after it (a higher id), so only earlier ids are the version that was withdrawn."""
+    if _usable(row):
+        return None
+    current = row
+    for _ in range(_WALK_LIMIT):
+        previous = session.scalar(
+            select(LabResult)
+            .where(LabResult.replaced_by_id == current.id, LabResult.id < current.id)
+            .order_by(LabResult.id.desc())
+            .limit(1)
+        )
+        if previous is None or previous.canonical_value is not None:
+            return previous
+        current = previous
+    return None
+
+
+def _best(rows: Sequence[LabResult], preference: tuple[str, ...]) -> LabResult | None:
+    """The result to show for one panel row: from the latest sample, a valid one before a withdrawn one,
+    then by the codes' preference (adjusted calcium before total), the lab's own before one derived."""
+    if not rows:
+        return None
+    latest = max(r.effective_at for r in rows)
+    sample = [r for r in rows if latest - r.effective_at <= SAME_SAMPLE]
+
+    def order(r: LabResult) -> tuple[bool, int, bool, float, int]:
+        return (not _usable(r), preference.index(r.code), r.derived, -r.effective_at.timestamp(), -r.id)
+
+    return min(sample, key=order)
+
+
+def latest_labs(session: Session, patient_id: int) -> list[LabRow]:
+    """The latest current result of each panel row (one windowed query: a few rows per code, by sample
+    time, through ix_lab_results_patient_effective); a withdrawn latest result comes with the value it
+    withdrew and the latest result still valid."""
+    codes = [code for _key, _label, row_codes in LAB_PANEL for code in row_codes]
+    rank = (
+        func.row_number()
+        .over(partition_by=LabResult.code, order_by=(LabResult.effective_at.desc(), LabResult.id.desc()))
+        .label("rank")
+    )
+    ranked = (
+        select(LabResult.id, rank)
+        .where(
+            LabResult.patient_id == patient_id,
+            LabResult.replaced_by_id.is_(None),
+            LabResult.code.in_(codes),
+        )
+        .subquery()
+    )
+    rows = hide_derived_beside_lab(
+        list(
+            session.scalars(
+                select(LabResult)
+                .join(ranked, ranked.c.id == LabResult.id)
+                .where(ranked.c.rank <= LATEST_PER_CODE)
+                .order_by(LabResult.effective_at.desc(), LabResult.id.desc())
+            )
+        )
+    )
+    out = []
+    for key, label, row_codes in LAB_PANEL:
+        mine = [r for r in rows if r.code in row_codes]
+        best = _best(mine, row_codes)
+        if best is None:
+            out.append(LabRow(key, label, None))
+            continue
+        if _usable(best):
+            out.append(LabRow(key, label, _lab_value(best)))
+            continue
+        valid = _best([r for r in mine if _usable(r)], row_codes)
+        out.append(
+            LabRow(
+                key,
+                label,
+                _lab_value(best, _withdrawn_version(session, best)),
+                None if valid is None else _lab_value(valid),
+            )
+        )
+    return out
+
+
+@dataclass
+class LabTrend:
+    start: datetime
+    end: datetime
+    points: list[LabValue] = field(default_factory=list)  # oldest first; withdrawn ones have no value
+
+
+def calcium_trend(
+    session: Session, patient_id: int, now: datetime, days: int = CALCIUM_TREND_DAYS
+) -> LabTrend:
+    """Adjusted calcium (the lab's, or the service's derived one when the lab gave none) over `days`."""
+    start = now - timedelta(days=days)
+    rows = list(
+        session.scalars(
+            select(LabResult)
+            .where(
+                LabResult.patient_id == patient_id,
+                LabResult.replaced_by_id.is_(None),
+                LabResult.code == ADJUSTED_CALCIUM,
+                LabResult.effective_at >= start,
+            )
+            .order_by(LabResult.effective_at.desc(), LabResult.id.desc())
+            .limit(CALCIUM_TREND_LIMIT)
+        )
+    )
+    shown = sorted(hide_derived_beside_lab(rows), key=lambda r: (r.effective_at, r.id))
+    return LabTrend(
+        start=start, end=now, points=[_lab_value(r, _withdrawn_version(session, r)) for r in shown]
+    )
+
+
+@dataclass(frozen=True)
+class EvidenceResult:
+    """What became of a result an alert was raised on."""
+
+    result_id: int
+    reported_value: float | None
+    reported_unit: str | None
+    withdrawn_at: datetime | None  # the lab withdrew it (entered in error) after the alert
+    now: LabValue | None = None  # when replaced (amended, corrected, withdrawn): the current version
+
+
+def evidence_result_ids(evidence: Iterable[dict[str, Any]]) -> set[int]:
+    """The lab results an alert's evidence names (a lab result's value carries its result_id)."""
+    found = set()
+    for ev in evidence:
+        value = ev.get("value")
+        if ev.get("item_code") is None and isinstance(value, dict):
+            result_id = value.get("result_id")
+            if isinstance(result_id, int):
+                found.add(result_id)
+    return found
+
+
+def evidence_results(session: Session, ids: Iterable[int]) -> dict[int, EvidenceResult]:
+    """Each result's state now: withdrawn by the lab, replaced by a newer version, or as it was."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    out = {}
+    for row in session.scalars(select(LabResult).where(LabResult.id.in_(wanted))):
+        current: LabValue | None = None
+        if row.replaced_by_id is not None:
+            latest = session.scalar(
+                select(LabResult).where(
+                    LabResult.patient_id == row.patient_id,
+                    LabResult.source == row.source,
+                    LabResult.source_key == row.source_key,
+                    LabResult.code == row.code,
+                    LabResult.replaced_by_id.is_(None),
+                )
+            )
+            if latest is not None and latest.id != row.id:
+                current = _lab_value(latest, _withdrawn_version(session, latest))
+        out[row.id] = EvidenceResult(row.id, row.value, row.unit, row.withdrawn_at, current)
+    return out

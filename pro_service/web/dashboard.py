@@ -126,6 +126,9 @@ def alert_page(alert_id: int) -> ResponseReturnValue:
     before = _int(request.args.get("before"))
     messages, older = dq.timeline(session, patient.id, before_id=before, limit=30)
     trend = dq.trend(session, patient.id, now)
+    # The labs are part of the record this view's audit row covers (one row per view, as for the answers).
+    lab_rows = dq.latest_labs(session, patient.id)
+    lab_states = dq.evidence_results(session, dq.evidence_result_ids(view.alert.evidence))
     audit("view_alert", ("alert", view.alert.id), patient.id)
     session.commit()
     evidence_messages = {ev.get("message_id") for ev in view.alert.evidence if ev.get("message_id")}
@@ -146,6 +149,9 @@ def alert_page(alert_id: int) -> ResponseReturnValue:
         evidence_messages=evidence_messages,
         evidence_check_ins=evidence_check_ins,
         instruments=runtime().instruments,
+        lab_rows=lab_rows,
+        lab_states=lab_states,
+        withdrawn_evidence=any(state.withdrawn_at is not None for state in lab_states.values()),
     )
 
 
@@ -283,6 +289,8 @@ def patient_page(patient_id: int) -> ResponseReturnValue:
     before = _int(request.args.get("before"))
     messages, older = dq.timeline(session, patient.id, before_id=before, limit=60)
     trend = dq.trend(session, patient.id, now)
+    lab_rows = dq.latest_labs(session, patient.id)
+    calcium = dq.calcium_trend(session, patient.id, now)
     audit("view_patient", ("patient", patient.id), patient.id)
     session.commit()
     return render_template(
@@ -299,6 +307,9 @@ def patient_page(patient_id: int) -> ResponseReturnValue:
         check_ins=dq.recent_check_ins(session, patient.id, 4),
         next_due=_next_due(view, now),
         instruments=runtime().instruments,
+        lab_rows=lab_rows,
+        calcium_trend=calcium,
+        calcium_chart=charts.build_calcium(calcium, patient.care_team.timezone),
     )
 
 

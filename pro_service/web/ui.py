@@ -5,6 +5,8 @@ Everything a nurse reads is said in words; colour only repeats it.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,6 +14,18 @@ from zoneinfo import ZoneInfo
 from flask import Flask, current_app, g
 from markupsafe import Markup
 
+from alerts.labs import (
+    ADJUSTED_CALCIUM,
+    ALBUMIN,
+    ALKALINE_PHOSPHATASE,
+    CALCIUM_CODES,
+    CREATININE,
+    CREATININE_MOLAR,
+    IONISED_CALCIUM,
+    LAB_NAMES,
+    TOTAL_CALCIUM,
+    TOTAL_CALCIUM_MASS,
+)
 from pro_service.services.alert_lifecycle import OUTCOMES
 
 URGENCY_LABELS = {"urgent": "Urgent", "same_day": "Same day", "routine": "Routine"}
@@ -37,6 +51,7 @@ CATEGORY_LABELS = {
     "self_harm": "Thoughts of self-harm",
     "stopped_monitoring": "Stopped monitoring",
     "possible_red_flag": "Possible red flag (wording not recognised)",
+    "bone_marker_rise": "Rising alkaline phosphatase (bone marker)",
 }
 STATUS_LABELS = {"open": "Open", "acknowledged": "Acknowledged", "resolved": "Resolved"}
 ITEM_LABELS = {
@@ -89,6 +104,40 @@ EVENT_LABELS = {
     "note": "Note",
     "escalated": "Escalated by staff",
 }
+
+
+# Lab results in words: the test's name as a nurse says it, the unit as printed, the lab's status.
+LAB_LABELS = {
+    ADJUSTED_CALCIUM: "Adjusted calcium",
+    TOTAL_CALCIUM: "Calcium (total)",
+    TOTAL_CALCIUM_MASS: "Calcium (total)",
+    IONISED_CALCIUM: "Ionised calcium",
+    ALBUMIN: "Albumin",
+    ALKALINE_PHOSPHATASE: "Alkaline phosphatase",
+    CREATININE: "Creatinine",
+    CREATININE_MOLAR: "Creatinine",
+}
+UNIT_LABELS = {"umol/L": "µmol/L", "ukat/L": "µkat/L"}
+LAB_STATUS_LABELS = {
+    "preliminary": "Preliminary",
+    "final": "Final",
+    "amended": "Amended",
+    "corrected": "Corrected",
+    "entered-in-error": "Withdrawn",
+}
+# The lab's own flag (HL7 table 0078 / FHIR v3 ObservationInterpretation), said in words.
+INTERPRETATION_LABELS = {
+    "H": "high",
+    "L": "low",
+    "HH": "critically high",
+    "LL": "critically low",
+    "HU": "very high",
+    "LU": "very low",
+    "A": "abnormal",
+    "AA": "critically abnormal",
+}
+DERIVED_NOTE = "derived from total calcium and albumin"
+_RANGE_DASH = re.compile(r"(?<=\d)\s*-\s*(?=\d)")
 
 
 def urgency_label(value: str) -> str:
@@ -164,6 +213,136 @@ def iso(value: datetime | None) -> str:
     return "" if value is None else value.astimezone(UTC).isoformat()
 
 
+def lab_label(code: str | None) -> str:
+    if not code:
+        return "Lab result"
+    return LAB_LABELS.get(code, LAB_NAMES.get(code, code).capitalize())
+
+
+def unit_label(unit: str | None) -> str:
+    return UNIT_LABELS.get(unit or "", unit or "")
+
+
+def lab_number(value: float | int | None, unit: str | None = None) -> str:
+    """Calcium in mmol/L to two decimals as labs print it (2.45); other units to one at most (35, 88.4)."""
+    if value is None:
+        return "—"
+    if unit == "mmol/L":
+        return f"{value:.2f}"
+    return format(round(float(value), 1), "g")
+
+
+def lab_amount(value: float | int | None, unit: str | None) -> str:
+    """'3.20 mmol/L'; '—' without a value."""
+    if value is None:
+        return "—"
+    return f"{lab_number(value, unit)} {unit_label(unit)}".strip()
+
+
+def reference_text(reference: str | None, unit: str | None = None) -> str:
+    """The lab's reference range with an en dash ('2.2–2.6'); its unit is dropped when it is the unit the
+    value is shown in, and kept when it is not (a calcium shown in mmol/L against '8.6–10.3 mg/dL')."""
+    if not reference:
+        return ""
+    text = _RANGE_DASH.sub("–", reference.strip())
+    if unit and text.endswith(" " + unit):
+        text = text[: -len(unit) - 1].rstrip()
+    for raw, label in UNIT_LABELS.items():
+        text = text.replace(raw, label)
+    return text
+
+
+def lab_status_label(status: str | None) -> str:
+    return LAB_STATUS_LABELS.get(status or "", (status or "").replace("-", " ").capitalize())
+
+
+def interpretation_label(flag: str | None) -> str:
+    return INTERPRETATION_LABELS.get((flag or "").upper(), "")
+
+
+def _instant(value: datetime | str | None) -> datetime | None:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def sample_time(value: datetime | str | None, tz: str | None = None, now: datetime | None = None) -> str:
+    """When a sample was taken, in the care team's time: '2 Dec 14:05 EST' ('2 Dec 2024 14:05 EST' when
+    it is not this year)."""
+    at = _instant(value)
+    if at is None:
+        return ""
+    zone = ZoneInfo(tz or "UTC")
+    local = at.astimezone(zone)
+    this_year = (now or datetime.now(UTC)).astimezone(zone).year
+    fmt = "%-d %b %H:%M" if local.year == this_year else "%-d %b %Y %H:%M"
+    return f"{local.strftime(fmt)} {local.strftime('%Z')}"
+
+
+def is_lab_result(value: Any) -> bool:
+    """A lab result as alert evidence (alerts.rules.lab_evidence_value)."""
+    return isinstance(value, Mapping) and "code" in value and "result_id" in value and "taken_at" in value
+
+
+def is_lab_missing(value: Any) -> bool:
+    """A 'no recent result' fact as alert evidence (alerts.rules, lab_missing)."""
+    return isinstance(value, Mapping) and "lab_missing" in value
+
+
+def lab_evidence_text(value: Mapping[str, Any], tz: str | None = None, now: datetime | None = None) -> str:
+    """'Adjusted calcium 3.20 mmol/L (ref 2.2–2.6), sample 2 Dec 14:05 EST'; a derived value says so, a
+    status other than final is named, an ALP rise says which result is which and by how much."""
+    unit = value.get("unit")
+    amount = lab_amount(value.get("value"), unit) if value.get("value") is not None else "withdrawn"
+    text = f"{lab_label(value.get('code'))} {amount}"
+    reference = reference_text(value.get("reference_range"), unit)
+    if reference:
+        text += f" (ref {reference})"
+    when = sample_time(value.get("taken_at"), tz, now)
+    if when:
+        text += f", sample {when}"
+    notes = []
+    if value.get("derived"):
+        notes.append(DERIVED_NOTE)
+    status = value.get("status")
+    if status and status != "final":
+        notes.append(lab_status_label(status).lower())
+    if notes:
+        text += f" ({'; '.join(notes)})"
+    role = value.get("role")
+    if role == "lowest_earlier":
+        text = f"Lowest earlier result: {text}"
+    elif role == "latest":
+        text = f"Latest result: {text}"
+        fraction = value.get("rise_fraction")
+        if isinstance(fraction, int | float):
+            text += f", {round(fraction * 100)}% above the lowest earlier result"
+    return text
+
+
+def lab_missing_text(value: Mapping[str, Any], tz: str | None = None, now: datetime | None = None) -> str:
+    """'No calcium result in the last 14 days (last: Adjusted calcium 2.45 mmol/L, sample 2 Oct 09:10 EDT)';
+    without an earlier result in what the rules read, it says so."""
+    codes = [str(c) for c in value.get("codes") or []]
+    if codes and all(code in CALCIUM_CODES for code in codes):
+        what = "calcium"
+    else:
+        names = [str(n) for n in value.get("lab_missing") or []] or [lab_label(c).lower() for c in codes]
+        what = " or ".join(dict.fromkeys(names)) or "lab"
+    days = value.get("within_days")
+    text = f"No {what} result in the last {days} days" if days else f"No recent {what} result"
+    last = value.get("last_result")
+    if is_lab_result(last):
+        assert isinstance(last, Mapping)
+        return f"{text} (last: {lab_evidence_text(last, tz, now)})"
+    return f"{text} (no earlier result found)"
+
+
 def phone_display(value: str | None) -> str:
     if not value:
         return ""
@@ -198,6 +377,16 @@ def install(app: Flask) -> None:
         iso=iso,
         phone=phone_display,
         urgency_badge=urgency_badge,
+        lab_label=lab_label,
+        unit_label=unit_label,
+        lab_number=lab_number,
+        lab_amount=lab_amount,
+        reference_text=reference_text,
+        lab_status_label=lab_status_label,
+        interpretation_label=interpretation_label,
+        sample_time=sample_time,
+        lab_evidence_text=lab_evidence_text,
+        lab_missing_text=lab_missing_text,
     )
     from pro_service.services.admin import describe_rrule
 
@@ -209,6 +398,9 @@ def install(app: Flask) -> None:
         URGENCY_ORDER=URGENCY_ORDER,
         MESSAGE_KIND_LABELS=MESSAGE_KIND_LABELS,
         EVENT_LABELS=EVENT_LABELS,
+        DERIVED_NOTE=DERIVED_NOTE,
+        is_lab_result=is_lab_result,
+        is_lab_missing=is_lab_missing,
     )
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
