@@ -364,6 +364,12 @@ def urgency_badge(value: str) -> Markup:
     )
 
 
+def ago(value: datetime | None, now: datetime | None = None) -> str:
+    """'just now' or '12 min ago' (never 'just now ago')."""
+    text = age(value, now)
+    return text if text in ("", "just now") else f"{text} ago"
+
+
 def install(app: Flask) -> None:
     app.jinja_env.filters.update(
         urgency_label=urgency_label,
@@ -372,6 +378,7 @@ def install(app: Flask) -> None:
         item_label=item_label,
         answer_text=answer_text,
         age=age,
+        ago=ago,
         local_time=local_time,
         local_date=local_date,
         iso=iso,

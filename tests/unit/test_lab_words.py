@@ -81,3 +81,14 @@ def test_lab_evidence_names_derived_amended_and_withdrawn_values() -> None:
     )
     assert ui.is_lab_result(evidence) and not ui.is_lab_missing(evidence)
     assert not ui.is_lab_result({"lab_missing": ["adjusted calcium"]}) and not ui.is_lab_result("3.1")
+
+
+def test_an_age_reads_as_english_never_just_now_ago() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from pro_service.web.ui import ago
+
+    now = datetime(2026, 12, 3, 12, tzinfo=UTC)
+    assert ago(now - timedelta(seconds=20), now) == "just now"
+    assert ago(now - timedelta(minutes=12), now) == "12 min ago"
+    assert ago(None, now) == ""
