@@ -473,9 +473,7 @@ def shift_delete(team_id: int, shift_id: int) -> ResponseReturnValue:
 
 @bp.get("/escalation")
 def escalation() -> ResponseReturnValue:
-    return render_template(
-        "admin/escalation.html", policy=runtime().policy, config_dir=runtime().settings.CONFIG_DIR
-    )
+    return render_template("admin/escalation.html", policy=runtime().policy)
 
 
 # --- staff -----------------------------------------------------------------------------------------

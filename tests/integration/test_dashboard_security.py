@@ -92,7 +92,10 @@ def test_admin_can_open_the_admin_pages(client: Any, rt: Any) -> None:
     login(client, "boss@example.org")
     for url in ("/admin/", "/admin/teams", f"/admin/teams/{team}", "/admin/staff", "/admin/config",
                 "/admin/audit", "/admin/escalation", "/admin/patients/new"):  # fmt: skip
-        assert client.get(url).status_code == 200, url
+        response = client.get(url)
+        assert response.status_code == 200, url
+        # Issue 14: no page shows where the server keeps its files.
+        assert str(rt.settings.CONFIG_DIR) not in response.get_data(as_text=True), url
 
 
 def test_a_form_post_without_the_csrf_token_is_refused(client: Any, rt: Any) -> None:
