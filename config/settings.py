@@ -6,10 +6,12 @@ Tests build `Settings(...)` directly instead of editing `os.environ`.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import time
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -83,9 +85,14 @@ class Settings(BaseSettings):
     CRISIS_LINE: str = "988"
     # The acute-oncology 24-hour triage line named in out-of-hours texts; unset = CLINIC_PHONE is named.
     ONCOLOGY_24H_PHONE: str | None = None
-    # Optional: POST signed alert events (opened, acknowledged, resolved) to the hospital's system.
+    # Optional: POST signed alert events (opened, acknowledged, resolved) to the hospital's system. https,
+    # except to this machine (a local relay) or in development (the outbox backend); redirects are refused.
     EVENT_WEBHOOK_URL: str | None = None
     EVENT_WEBHOOK_SECRET: str | None = None
+    # The patient-phone simulator (outbox backend only) lets its user text as any patient: administrators
+    # only, and nurses too when this is true. Unset: true on the embedded default that `pro-service run`
+    # starts (SQLite, outbox, no Redis), false everywhere else.
+    SIMULATOR_FOR_NURSES: bool | None = None
     CONFIG_DIR: Path = ROOT / "config"
     LOG_LEVEL: str = "INFO"
 
@@ -127,6 +134,11 @@ class Settings(BaseSettings):
             return None  # an empty variable (docker compose's ${X:-}) means unset
         return _phone_number(value)
 
+    @field_validator("SIMULATOR_FOR_NURSES", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("PUBLIC_BASE_URL", "TWILIO_API_BASE_URL")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -154,8 +166,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _event_webhook_complete(self) -> Settings:
         if self.EVENT_WEBHOOK_URL:
-            if not self.EVENT_WEBHOOK_URL.startswith(("http://", "https://")):
-                raise ValueError("EVENT_WEBHOOK_URL must start with http:// or https://")
+            problem = event_webhook_url_problem(self.EVENT_WEBHOOK_URL, development=self.development)
+            if problem:
+                raise ValueError(f"EVENT_WEBHOOK_URL {problem}")
             if not self.EVENT_WEBHOOK_SECRET or len(self.EVENT_WEBHOOK_SECRET) < 16:
                 raise ValueError("EVENT_WEBHOOK_SECRET (16+ characters) is required with EVENT_WEBHOOK_URL")
         return self
@@ -163,6 +176,19 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.DATABASE_URL.startswith("sqlite")
+
+    @property
+    def development(self) -> bool:
+        """The outbox backend: no text reaches a patient, so this is a demo or a developer's machine, never
+        a deployment patients rely on (which needs SMS_BACKEND=twilio)."""
+        return self.SMS_BACKEND == "outbox"
+
+    @property
+    def simulator_for_nurses(self) -> bool:
+        """Whether nurses (not only administrators) may use the patient-phone simulator."""
+        if self.SIMULATOR_FOR_NURSES is not None:
+            return self.SIMULATOR_FOR_NURSES
+        return self.is_sqlite and self.SMS_BACKEND == "outbox" and self.REDIS_URL is None
 
     @property
     def webhook_auth_token(self) -> str:
@@ -174,6 +200,30 @@ class Settings(BaseSettings):
         if self.TWILIO_AUTH_TOKEN:
             return self.TWILIO_AUTH_TOKEN
         return "outbox-" + self.SECRET_KEY[:24]
+
+
+def event_webhook_url_problem(url: str, *, development: bool) -> str | None:
+    """What is wrong with `url` as the event webhook's address, or None. The signed events leave over https;
+    plain http only to this machine (nothing crosses a network) or in development."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme not in ("http", "https") or not host:
+        return "must be an https:// URL with a host"
+    if parts.scheme == "https" or development or _loopback(host):
+        return None
+    return "must start with https:// (http only to this machine, or with SMS_BACKEND=outbox)"
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load_settings(**overrides: object) -> Settings:

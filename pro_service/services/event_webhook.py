@@ -5,6 +5,11 @@ transaction, so an event exists exactly when the change committed; `pro.deliver_
 commit, retrying 5xx and network errors with backoff; the beat sweep re-publishes what is due. The body
 is signed with HMAC-SHA256 (header `X-Pro-Signature: sha256=<hex>`), and carries ids only (minimum
 necessary: the receiver reads details through the API or FHIR with its own token).
+
+It goes to EVENT_WEBHOOK_URL and nowhere else: a redirect is not followed (a 307 or 308 would re-post the
+signed body to whatever origin it names) and fails the event, to be fixed in the setting; and outside
+development it goes over https, or over http only to this machine (config/settings.py checks the setting at
+start-up, and `deliver` again before each post, so settings built any other way cannot send it in clear).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import requests
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from config.settings import event_webhook_url_problem
 from pro_service.models import Alert, AlertEvent, OutboundEvent
 from pro_service.runtime import Runtime
 
@@ -85,21 +91,28 @@ def deliver(rt: Runtime, event_id: int) -> str:
             return "not_due"
         body = json.dumps({"id": row.id, **row.payload}, separators=(",", ":")).encode()
         row.attempts += 1
-        try:
-            response = requests.post(
-                url,
-                data=body,
-                timeout=5,
-                headers={
-                    "Content-Type": "application/json",
-                    "X-Pro-Event-Id": str(row.id),
-                    "X-Pro-Signature": signature(secret, body),
-                },
-            )
-            ok, problem = response.status_code < 300, f"HTTP {response.status_code}"
-            retry = response.status_code >= 500 or response.status_code == 429
-        except requests.RequestException as exc:
-            ok, problem, retry = False, type(exc).__name__, True
+        refused = event_webhook_url_problem(url, development=rt.settings.development)
+        if refused:
+            ok, problem, retry = False, f"not sent: EVENT_WEBHOOK_URL {refused}", False
+        else:
+            try:
+                response = requests.post(
+                    url,
+                    data=body,
+                    timeout=5,
+                    allow_redirects=False,
+                    headers={
+                        "Content-Type": "application/json",
+                        "X-Pro-Event-Id": str(row.id),
+                        "X-Pro-Signature": signature(secret, body),
+                    },
+                )
+                ok, problem = response.status_code < 300, f"HTTP {response.status_code}"
+                retry = response.status_code >= 500 or response.status_code == 429
+                if response.is_redirect or response.is_permanent_redirect:
+                    problem += " (a redirect: not followed; set EVENT_WEBHOOK_URL to the final address)"
+            except requests.RequestException as exc:
+                ok, problem, retry = False, type(exc).__name__, True
         if ok:
             row.status, row.delivered_at, row.last_error = "delivered", rt.now(), None
             return "delivered"

@@ -11,7 +11,9 @@ typing a long note is not signed out under it, and sends an idle screen to the s
 data stays on it. A hard limit (`SESSION_MAX_HOURS`, 12: a shift) applies whatever the activity.
 
 Default deny: every endpoint needs a session except sign-in, static files, /healthz, the Twilio webhooks
-and the API (bearer tokens), so a page added later is protected without anyone remembering to.
+and the API (bearer tokens), so a page added later is protected without anyone remembering to. After the
+session check, odd input (NUL, digits other than 0-9, numbers past an id) is refused for every page in one
+place (`common.refuse_odd_input`): a 400, never a database error.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from werkzeug.exceptions import Forbidden
 from pro_service.models import StaffRole, StaffUser
 from pro_service.services.audit import record
 from pro_service.services.staff import check_password
-from pro_service.web.common import db, runtime
+from pro_service.web.common import db, refuse_odd_input, runtime
 from pro_service.web.login_limit import LoginLimiter
 
 log = logging.getLogger(__name__)
@@ -179,6 +181,7 @@ def install(app: Flask) -> None:
     app.config.setdefault("SESSION_MAX_HOURS", 12)
     app.extensions["pro_login_limiter"] = LoginLimiter(app.extensions["pro"].settings.REDIS_URL)
     app.before_request(_guard)
+    app.before_request(refuse_odd_input)  # after the session check: who is asking comes first
 
 
 @bp.route("/login", methods=["GET", "POST"])

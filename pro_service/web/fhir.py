@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
@@ -35,7 +35,7 @@ from pro_service.instruments import Instrument
 from pro_service.models import Alert, AlertStatus, CheckIn, CheckInStatus, LabResult, LabStatus, Patient
 from pro_service.services import lab_alerts, labs
 from pro_service.web.api import ANY_STAFF, LAB_WRITERS, ApiError, audit, requires
-from pro_service.web.common import db, runtime
+from pro_service.web.common import db, parse_int, runtime
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
 log = logging.getLogger(__name__)
@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 DEFAULT_COUNT = 50
 MAX_COUNT = 100
 MAX_OFFSET = 100_000
-MAX_ID = 2**31 - 1
 CONTROL_PARAMS = frozenset({"_count", "_offset", "_format", "_pretty"})
 JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json", "application/json+fhir"})
 ALLOWED: dict[str, frozenset[str]] = {
@@ -63,9 +62,19 @@ class FhirError(Exception):
 
 
 # ------------------------------------------------------------------------------------------- responses
+def _pretty() -> bool:
+    if request.args.get("_pretty") == "true":
+        return True
+    try:
+        return request.form.get("_pretty") == "true"
+    except HTTPException:
+        # The body itself was refused (over MAX_CONTENT_LENGTH: 413): answering that must not read it
+        # again, or the error handler fails and the client gets the server's bare HTML 500.
+        return False
+
+
 def _respond(resource: dict[str, Any], status: int = 200) -> Response:
-    pretty = (request.args.get("_pretty") or request.form.get("_pretty")) == "true"
-    text = json.dumps(resource, ensure_ascii=False, indent=2 if pretty else None)
+    text = json.dumps(resource, ensure_ascii=False, indent=2 if _pretty() else None)
     response = Response(text, status=status, content_type=f"{fhir.MEDIA_TYPE}; charset=utf-8")
     response.headers["Cache-Control"] = "no-store"  # patient data: never kept by a browser or proxy
     return response
@@ -121,6 +130,18 @@ bp.register_error_handler(HTTPException, _http_error)
 # The app's handlers registered for these codes would otherwise win over a class handler.
 for _code in (400, 403, 404, 405, 406, 413, 415):
     bp.register_error_handler(_code, _http_error)
+
+
+@bp.errorhandler(DataError)
+def _unstorable(exc: DataError) -> ResponseReturnValue:
+    """PostgreSQL refused a value the request carried (JSON may hold NUL, "\\u0000"; a number out of range):
+    the client's input, so a 400, and nothing of the request is kept."""
+    with contextlib.suppress(Exception):
+        db().rollback()
+    log.warning("FHIR request refused by the database: %s", type(exc.orig).__name__)
+    return _outcome(
+        400, "invalid", "a value in the request cannot be stored (a NUL character, or out of range)"
+    )
 
 
 @bp.errorhandler(OperationalError)
@@ -184,14 +205,15 @@ def _int_param(params: MultiDict[str, str], name: str, default: int, maximum: in
     raw = params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or len(raw) > 9:
+    number = parse_int(raw)  # 0-9 only: "²" passes isdigit() and fails int()
+    if number is None:
         raise SearchError(f"{name} must be a whole number of 0 or more")
-    return min(int(raw), maximum)
+    return min(number, maximum)
 
 
 def _ids(values: Iterable[str]) -> list[int]:
     """Logical ids among the alternatives; ids that cannot be ours match nothing."""
-    return [int(v) for v in values if v.isdigit() and len(v) <= 10 and int(v) <= MAX_ID]
+    return [number for v in values if (number := parse_int(v)) is not None]
 
 
 def _patient_ids(params: MultiDict[str, str]) -> list[int] | None:
@@ -289,9 +311,10 @@ def metadata_view() -> ResponseReturnValue:
 
 
 def _row_id(ident: str, what: str) -> int:
-    if not ident.isdigit() or len(ident) > 10 or int(ident) > MAX_ID:
+    number = parse_int(ident)
+    if number is None:
         raise FhirError(404, "not-found", f"{what}/{ident} is not known")
-    return int(ident)
+    return number
 
 
 @_route("/Patient/<ident>")

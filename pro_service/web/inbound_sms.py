@@ -11,11 +11,26 @@ unchanged.
 Signatures are checked against PUBLIC_BASE_URL + path + query (the URL Twilio called), not the URL seen
 behind a proxy. A database outage answers 503, so the provider logs it and reconciliation fetches the
 message later (Twilio does not redeliver inbound webhooks).
+
+A signed form is then held to what Twilio sends (`checked_form`), or refused with 400 and nothing stored.
+Twilio's signature covers the sorted names and values concatenated without separators, so one signed
+request can be re-cut into other names and values under the same signature: a patient's crafted text
+re-cut into a fresh MessageSid in another patient's name, say (issue 15, item 9). Refused here: a MessageSid
+or AccountSid not in Twilio's format, a foreign AccountSid (with SMS_BACKEND=twilio), a field Twilio does not
+send or a field twice, SmsSid/SmsMessageSid that differ from MessageSid, and "MessageSid" inside any value
+but Body. Given those, a re-cut cannot carry a new MessageSid: the only text anyone chooses is the Body,
+which sorts before MessageSid; a MessageSid cut from it leaves the original "MessageSid…" text to be
+swallowed by a later field's value (refused), or kept as a second MessageSid (refused), and a MessageSid
+stretched or shortened at its ends is not 34 characters, or needs a name Twilio does not send
+(tests/unit/test_inbound_checks.py searches every re-cut). A new field Twilio starts sending is refused
+too, and logged by name: the reconciliation job (services/reconcile.py) then fetches those messages through
+the API until the field is added to TWILIO_FIELDS. All of it is O(fields), no database.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -45,6 +60,43 @@ _REASONS = {
 }
 
 
+# Twilio's formats (its OpenAPI description of the Messages API, ../shared/twilio/twilio_api_v2010.json).
+MESSAGE_SID = re.compile(r"(?:SM|MM)[0-9a-fA-F]{32}")
+ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
+# What Twilio sends with an inbound SMS or MMS (its "incoming message webhook" documentation), besides
+# MediaUrl{N} and MediaContentType{N} (N 0-9: at most ten media).
+TWILIO_FIELDS = frozenset(
+    {
+        "AccountSid",
+        "AddOns",
+        "ApiVersion",
+        "Body",
+        "From",
+        "FromCity",
+        "FromCountry",
+        "FromState",
+        "FromZip",
+        "MessageSid",
+        "MessagingServiceSid",
+        "NumMedia",
+        "NumSegments",
+        "OptOutType",
+        "ReferralNumMedia",
+        "SmsMessageSid",
+        "SmsSid",
+        "SmsStatus",
+        "To",
+        "ToCity",
+        "ToCountry",
+        "ToState",
+        "ToZip",
+    }
+)
+MEDIA_FIELD = re.compile(r"Media(?:Url|ContentType)[0-9]")
+REQUIRED_FIELDS = ("MessageSid", "AccountSid", "From", "To")
+SAME_AS_MESSAGE_SID = ("SmsSid", "SmsMessageSid")
+
+
 class Refused(Exception):
     def __init__(self, status: int, text: str) -> None:
         super().__init__(text)
@@ -60,6 +112,9 @@ class InboundSmsHandler:
         self.rt = rt
         self.signature = TwilioSignature(rt.settings.webhook_auth_token)
         self.public_url = rt.settings.PUBLIC_BASE_URL + PATH
+        # With Twilio, its messages name our account; the outbox (the simulator signs its posts) has none.
+        settings = rt.settings
+        self.account_sid = settings.TWILIO_ACCOUNT_SID if settings.SMS_BACKEND == "twilio" else None
         self.store = make_store(rt)
         # The metrics' label sets, looked up once rather than per request.
         self.latency = {status: REQUEST_LATENCY.labels(PATH, "POST", str(status)) for status in _REASONS}
@@ -123,10 +178,44 @@ class InboundSmsHandler:
         if not self.signature.signed(url, pairs, signature):
             log.warning("inbound webhook refused: bad signature")
             raise Refused(403, "invalid signature")
-        form: dict[str, str] = {}
-        for name, value in pairs:
-            form.setdefault(name, value)  # a repeated field: its first value, as Flask's form.get gave
-        return form
+        try:
+            return checked_form(pairs, self.account_sid)
+        except Refused as refused:
+            log.warning("inbound webhook refused: %s", refused.text)
+            raise
+
+
+def checked_form(pairs: list[tuple[str, str]], account_sid: str | None) -> dict[str, str]:
+    """The signed form as Twilio sends it, or Refused(400) naming the problem (see the module docstring).
+    `account_sid`: the AccountSid every message must name (None: any in Twilio's format)."""
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name not in TWILIO_FIELDS and not MEDIA_FIELD.fullmatch(name):
+            raise Refused(400, f"unexpected field {_shown(name)}: not one Twilio sends with a message")
+        if name in form:  # from here on, `name` is one of ours: safe to show and log
+            raise Refused(400, f"the field {name} is given twice")
+        if name != "Body" and "MessageSid" in value:
+            raise Refused(400, f"the field {name} contains the text MessageSid")
+        form[name] = value
+    for name in REQUIRED_FIELDS:
+        if name not in form:
+            raise Refused(400, f"the field {name} is missing")
+    sid = form["MessageSid"]
+    if not MESSAGE_SID.fullmatch(sid):
+        raise Refused(400, "MessageSid must be SM or MM followed by 32 hexadecimal digits")
+    for name in SAME_AS_MESSAGE_SID:
+        if form.get(name, sid) != sid:
+            raise Refused(400, f"{name} differs from MessageSid")
+    if not ACCOUNT_SID.fullmatch(form["AccountSid"]):
+        raise Refused(400, "AccountSid must be AC followed by 32 hexadecimal digits")
+    if account_sid is not None and form["AccountSid"] != account_sid:
+        raise Refused(400, "AccountSid is not this service's Twilio account")
+    return form
+
+
+def _shown(name: str) -> str:
+    """A field name for a message: at most 40 characters, control characters escaped."""
+    return repr(name[:40]) if name else "with an empty name"
 
 
 def form_pairs(urlencoded: str) -> list[tuple[str, str]]:

@@ -1,5 +1,10 @@
 """The patient-phone simulator (only with SMS_BACKEND=outbox): see a patient's thread, reply as them.
 
+Replying as any patient is not a nurse's job: the simulator is for administrators, and for nurses only when
+SIMULATOR_FOR_NURSES is on (unset, it is on for the embedded default that `pro-service run` starts: SQLite,
+outbox, no Redis; see config/settings.py), so a staging or training deployment does not let every nurse
+speak in patients' names.
+
 A reply takes the same road as a real one: the form is signed as Twilio signs
 (RequestValidator(webhook_auth_token) over PUBLIC_BASE_URL + "/twilio/sms") and posted, with a fresh
 MessageSid, to the app's own /twilio/sms through an in-process client. Nothing is inserted here: the
@@ -33,9 +38,9 @@ from sqlalchemy import case, select
 from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
-from pro_service.models import Message, Patient, PatientStatus
+from pro_service.models import Message, Patient, PatientStatus, StaffRole
 from pro_service.services.outbound import sender_number
-from pro_service.web.auth import audit
+from pro_service.web.auth import audit, current_staff, is_admin
 from pro_service.web.common import db, runtime
 
 log = logging.getLogger(__name__)
@@ -45,9 +50,19 @@ ERROR_KEY = "simulator_error"  # in the session: {"patient": id, "status": HTTP 
 
 
 @bp.before_request
-def _outbox_only() -> None:
-    if runtime().settings.SMS_BACKEND != "outbox":
+def _outbox_and_allowed() -> None:
+    settings = runtime().settings
+    if settings.SMS_BACKEND != "outbox":
         abort(404)
+    if not allowed():
+        abort(403, "The patient-phone simulator is for administrators.")
+
+
+def allowed() -> bool:
+    """Whether the signed-in staff member may use the simulator (the app's sign-in check ran before)."""
+    if is_admin():
+        return True
+    return current_staff().role == StaffRole.NURSE and runtime().settings.simulator_for_nurses
 
 
 def _patients() -> list[Patient]:

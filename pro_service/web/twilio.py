@@ -12,7 +12,7 @@ from flask import Blueprint, Response, request
 from flask.typing import ResponseReturnValue
 
 from pro_service.services.outbound import record_status_callback
-from pro_service.web.common import db, runtime
+from pro_service.web.common import db, parse_id, runtime
 from pro_service.web.twilio_signature import TwilioSignature
 
 log = logging.getLogger(__name__)
@@ -39,9 +39,10 @@ def _forbidden() -> ResponseReturnValue:
 def status_callback() -> ResponseReturnValue:
     if not _signed():
         return _forbidden()
-    try:
-        message_id = int(request.args.get("mid", ""))
-    except ValueError:
+    # Our row id, as we wrote it into the callback URL: 0-9 only and no bigger than an id ("٣" is not 3,
+    # and a number past an integer column is no row of ours, not a database error).
+    message_id = parse_id(request.args.get("mid"))
+    if message_id is None:
         return Response("", status=204)
     code = request.form.get("ErrorCode") or ""
     # Twilio's error codes are five-digit numbers: anything else (e.g. "²", which isdigit()) is not one.

@@ -419,7 +419,10 @@ def install(app: Flask) -> None:
         return {
             "staff": staff,
             "is_admin": staff is not None and staff.role.value == "admin",
-            "simulator_enabled": rt.settings.SMS_BACKEND == "outbox",
+            # Only where the simulator would open for this person (admins; nurses on a demo setting).
+            "simulator_enabled": rt.settings.SMS_BACKEND == "outbox"
+            and staff is not None
+            and (staff.role.value == "admin" or rt.settings.simulator_for_nurses),
             "idle_seconds": float(current_app.config.get("SESSION_IDLE_MINUTES", 15)) * 60,
             "now": rt.now(),
         }

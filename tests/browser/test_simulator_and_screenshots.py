@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from pro_service.models import Alert, Direction, Message
+from pro_service.models import Alert, Direction, Message, StaffRole
 from tests.browser.conftest import new_page, sign_in
 from tests.browser.support import PASSWORD, make_staff
 from tests.conftest import free_port
@@ -48,7 +48,8 @@ def test_simulator_reply_goes_through_the_signed_webhook_and_the_worker(
 ) -> None:
     team = make_team(rt)
     patient_id = make_patient(rt, team)
-    make_staff(rt, email="kim@example.org", team_id=team)
+    # The simulator speaks as any patient: administrators only on this deployment (PostgreSQL, Redis).
+    make_staff(rt, email="kim@example.org", role=StaffRole.ADMIN, team_id=team)
     context, page = new_page(browser, outbox_server)
     try:
         sign_in(page, "kim@example.org", PASSWORD)
@@ -85,7 +86,8 @@ def test_a_refused_simulator_reply_stays_in_view_through_polls_and_a_reload(
 ) -> None:
     team = make_team(rt)
     patient_id = make_patient(rt, team)
-    make_staff(rt, email="kim@example.org", team_id=team)
+    # The simulator speaks as any patient: administrators only on this deployment (PostgreSQL, Redis).
+    make_staff(rt, email="kim@example.org", role=StaffRole.ADMIN, team_id=team)
     # Stands in for any refusal: the database rejects this one row, so the webhook answers 503.
     with rt.engine.begin() as connection:
         connection.exec_driver_sql(

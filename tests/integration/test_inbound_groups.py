@@ -21,6 +21,7 @@ from tests.unit.test_group_insert import queue_behind_first
 pytestmark = pytest.mark.integration
 
 PATIENT, OTHER_PATIENT, NURSE, STRANGER = "+15551230001", "+15551230002", "+15557770001", "+15559990000"
+HELD_SID = "SM" + "4e1d" * 8  # through the webhook: a MessageSid in Twilio's format
 
 
 class HeldFirstInsert:
@@ -138,16 +139,17 @@ def test_concurrent_signed_webhooks_are_each_stored_once(
         for _ in range(25):
             with lock:
                 n = next(counter)
-            params = form(f"SMc{n}", PATIENT if n % 2 else OTHER_PATIENT, str(n % 10))
+            params = form(f"SM{n:032x}", PATIENT if n % 2 else OTHER_PATIENT, str(n % 10))
             statuses.append(call_wsgi(app, signed_sms_environ(signer, params))[0])
         return statuses
 
     results = run_concurrently(post_many, threads=8)
     assert [status for statuses in results for status in statuses] == ["200 OK"] * 200
     stored = rows_by_sid(rt)
-    assert sorted(stored) == sorted(f"SMc{n}" for n in range(200))
+    assert sorted(stored) == sorted(f"SM{n:032x}" for n in range(200))
     assert all(
-        m.patient_id == people[PATIENT if int(sid[3:]) % 2 else OTHER_PATIENT] for sid, m in stored.items()
+        m.patient_id == people[PATIENT if int(sid[2:], 16) % 2 else OTHER_PATIENT]
+        for sid, m in stored.items()
     )
 
 
@@ -219,8 +221,8 @@ def test_a_worker_holding_a_patient_does_not_hold_up_the_webhook(
             worker.execute(
                 text("SELECT id FROM patients WHERE id = :id FOR NO KEY UPDATE"), {"id": people[PATIENT]}
             )
-            status, _ = call_wsgi(app, signed_sms_environ(signer, form("SMheld", PATIENT, "7")))
+            status, _ = call_wsgi(app, signed_sms_environ(signer, form(HELD_SID, PATIENT, "7")))
         assert status == "200 OK"
-        assert rows_by_sid(rt)["SMheld"].patient_id == people[PATIENT]
+        assert rows_by_sid(rt)[HELD_SID].patient_id == people[PATIENT]
     finally:
         runtime_of(app).dispose()

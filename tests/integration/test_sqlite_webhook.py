@@ -34,14 +34,14 @@ def test_sqlite_stores_once_and_answers_503_for_a_refused_row(settings: Any, tmp
                 ).status_code
             )
 
-        assert post("SM1", "yes") == 200
-        assert post("SM1", "yes") == 200  # a repeat delivery
+        assert post("SM" + "1" * 32, "yes") == 200
+        assert post("SM" + "1" * 32, "yes") == 200  # a repeat delivery
         with rt.engine.begin() as connection:  # stands in for any constraint a row can break
             connection.exec_driver_sql(
                 "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.body = 'refused' "
                 "BEGIN SELECT RAISE(ABORT, 'refused'); END"
             )
-        assert post("SM2", "refused") == 503
+        assert post("SM" + "2" * 32, "refused") == 503
         with rt.sessions() as session:
             assert session.scalar(select(func.count()).select_from(Message)) == 1
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from typing import Any
@@ -16,6 +17,11 @@ from tests.conftest import ACCOUNT_SID, FROM_NUMBER
 from tests.integration.helpers import call_wsgi, make_patient, make_team, signed_sms_environ
 
 pytestmark = pytest.mark.integration
+
+
+def _sid(tag: str) -> str:
+    """A MessageSid in Twilio's format (SM + 32 hex digits), the same for the same tag."""
+    return "SM" + hashlib.md5(tag.encode()).hexdigest()  # noqa: S324  (a name, not a secret)
 
 
 def _count(rt: Any) -> int:
@@ -50,12 +56,12 @@ def test_signature_over_the_internal_url_is_refused(client: Any, rt: Any) -> Non
 def test_signed_message_is_stored_then_acknowledged_with_empty_twiml(sms: Any, rt: Any) -> None:
     team = make_team(rt)
     patient = make_patient(rt, team)
-    response = sms("+15551230001", "my back hurts", sid="SMabc")
+    response = sms("+15551230001", "my back hurts", sid=_sid("abc"))
     assert response.status_code == 200
     assert response.mimetype == "text/xml"
     assert b"<Response></Response>" in response.data
     with rt.sessions() as session:
-        message = session.scalar(select(Message).where(Message.twilio_sid == "SMabc"))
+        message = session.scalar(select(Message).where(Message.twilio_sid == _sid("abc")))
         assert message is not None
         assert (message.direction, message.patient_id, message.body) == (
             Direction.INBOUND,
@@ -68,8 +74,8 @@ def test_signed_message_is_stored_then_acknowledged_with_empty_twiml(sms: Any, r
 
 def test_repeated_message_sid_stores_one_row_and_still_answers_200(sms: Any, rt: Any) -> None:
     make_patient(rt, make_team(rt))
-    assert sms("+15551230001", "7", sid="SMdup").status_code == 200
-    assert sms("+15551230001", "7", sid="SMdup").status_code == 200
+    assert sms("+15551230001", "7", sid=_sid("dup")).status_code == 200
+    assert sms("+15551230001", "7", sid=_sid("dup")).status_code == 200
     assert _count(rt) == 1
 
 
@@ -105,7 +111,7 @@ def test_broker_unreachable_at_ingest_still_stores_and_answers_fast(settings: An
     rt = runtime_of(app)
     make_patient(rt, make_team(rt))
     params = {
-        "MessageSid": "SMoutage",
+        "MessageSid": _sid("outage"),
         "AccountSid": ACCOUNT_SID,
         "From": "+15551230001",
         "To": FROM_NUMBER,
@@ -202,13 +208,13 @@ def test_the_webhook_never_calls_the_broker(
 
     monkeypatch.setattr(rt.celery, "send_task", no_broker)
     monkeypatch.setattr(rt.tasks, "publish", no_broker)
-    assert _signed_post(client, signer, "SMnobroker").status_code == 200
+    assert _signed_post(client, signer, _sid("nobroker")).status_code == 200
     assert _count(rt) == 1
 
 
 def test_request_id_is_echoed_and_only_post_is_the_webhook(client: Any, rt: Any, signer: Any) -> None:
     make_patient(rt, make_team(rt))
-    response = _signed_post(client, signer, "SMrid", **{"X-Request-Id": "twilio-req-7"})
+    response = _signed_post(client, signer, _sid("rid"), **{"X-Request-Id": "twilio-req-7"})
     assert response.status_code == 200
     assert response.headers["X-Request-Id"] == "twilio-req-7"
     assert response.headers["Content-Type"].startswith("text/xml")
@@ -217,7 +223,7 @@ def test_request_id_is_echoed_and_only_post_is_the_webhook(client: Any, rt: Any,
 
 
 def test_an_oversized_body_is_refused_and_nothing_stored(client: Any, rt: Any, signer: Any) -> None:
-    response = _signed_post(client, signer, "SMbig", body="x" * 70_000)
+    response = _signed_post(client, signer, _sid("big"), body="x" * 70_000)
     assert response.status_code == 413
     assert _count(rt) == 0
 
@@ -229,7 +235,7 @@ def test_database_down_answers_503_so_the_provider_records_a_failure(settings: A
         settings.model_copy(update={"DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/x"})
     )
     try:
-        response = _signed_post(down.test_client(), signer, "SMdown")
+        response = _signed_post(down.test_client(), signer, _sid("down"))
         assert response.status_code == 503
         assert b"database" in response.data
     finally:
@@ -248,7 +254,7 @@ def test_a_dead_pooled_connection_is_replaced_and_the_reply_stored(settings: Any
     try:
         make_patient(rt, make_team(rt))
         client = app.test_client()
-        assert _signed_post(client, signer, "SMwarm").status_code == 200
+        assert _signed_post(client, signer, _sid("warm")).status_code == 200
         pooled = rt.ingest_engine.raw_connection()
         try:
             pid = pooled.cursor().execute("SELECT pg_backend_pid()").fetchone()[0]
@@ -256,7 +262,7 @@ def test_a_dead_pooled_connection_is_replaced_and_the_reply_stored(settings: Any
             pooled.close()
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        assert _signed_post(client, signer, "SMafter").status_code == 200
+        assert _signed_post(client, signer, _sid("after")).status_code == 200
         assert _count(rt) == 2
     finally:
         rt.dispose()
@@ -265,7 +271,12 @@ def test_a_dead_pooled_connection_is_replaced_and_the_reply_stored(settings: Any
 def test_a_chunked_request_without_content_length_is_read_and_stored(app: Any, rt: Any, signer: Any) -> None:
     """gunicorn passes a chunked body with no CONTENT_LENGTH and marks the input terminated."""
     make_patient(rt, make_team(rt))
-    params = {"MessageSid": "SMchunked", "AccountSid": ACCOUNT_SID, "From": "+15551230001", "To": FROM_NUMBER}
+    params = {
+        "MessageSid": _sid("chunked"),
+        "AccountSid": ACCOUNT_SID,
+        "From": "+15551230001",
+        "To": FROM_NUMBER,
+    }
     params["Body"] = "my back hurts"
     status, answer = call_wsgi(app, signed_sms_environ(signer, params, chunked=True))
     assert status == "200 OK"
@@ -287,7 +298,7 @@ def test_a_table_locked_past_the_timeout_answers_503_then_stores_once_released(
         answered: list[int] = []
 
         def post() -> None:
-            answered.append(_signed_post(client, signer, "SMlocked").status_code)
+            answered.append(_signed_post(client, signer, _sid("locked")).status_code)
 
         with rt.engine.connect() as locker:
             locker.exec_driver_sql("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
@@ -298,7 +309,7 @@ def test_a_table_locked_past_the_timeout_answers_503_then_stores_once_released(
         waiting.join(10)
         assert answered == [503]
         assert (
-            _signed_post(client, signer, "SMlocked").status_code == 200
+            _signed_post(client, signer, _sid("locked")).status_code == 200
         )  # Twilio's retry, or reconciliation
         assert _count(rt) == 1
     finally:
@@ -309,24 +320,25 @@ def test_only_a_repeated_message_sid_counts_as_a_repeat(client: Any, rt: Any, si
     """Any other conflict (here the id sequence set behind the table, as after a bad restore) is an error,
     answered 503, never a 200 that stores nothing."""
     make_patient(rt, make_team(rt))
-    assert _signed_post(client, signer, "SMone").status_code == 200
+    assert _signed_post(client, signer, _sid("one")).status_code == 200
     with rt.engine.begin() as connection:
         connection.exec_driver_sql("SELECT setval('messages_id_seq', (SELECT min(id) FROM messages), false)")
     try:
-        assert _signed_post(client, signer, "SMtwo").status_code == 503
+        assert _signed_post(client, signer, _sid("two")).status_code == 503
         assert _count(rt) == 1
     finally:
         with rt.engine.begin() as connection:
             connection.exec_driver_sql("SELECT setval('messages_id_seq', (SELECT max(id) FROM messages))")
-    assert _signed_post(client, signer, "SMtwo").status_code == 200  # the provider's retry
+    assert _signed_post(client, signer, _sid("two")).status_code == 200  # the provider's retry
     assert _count(rt) == 2
 
 
-def test_a_repeated_form_field_keeps_its_first_value(client: Any, rt: Any, signer: Any) -> None:
-    """As Flask's form.get did: the first Body is the patient's reply (the signature covers both)."""
+def test_a_repeated_form_field_is_refused(client: Any, rt: Any, signer: Any) -> None:
+    """Twilio never sends a field twice; the signature covers both values, so a second one is a forgery
+    (issue 15, item 9): 400, nothing stored."""
     make_patient(rt, make_team(rt))
-    pairs = [("MessageSid", "SMtwice"), ("From", "+15551230001"), ("To", FROM_NUMBER)]
-    pairs += [("Body", "my legs are weak"), ("Body", "fine")]
+    pairs = [("MessageSid", _sid("twice")), ("AccountSid", ACCOUNT_SID), ("From", "+15551230001")]
+    pairs += [("To", FROM_NUMBER), ("Body", "my legs are weak"), ("Body", "fine")]
     signature = signer.validator.compute_signature(signer.public_base + "/twilio/sms", MultiDict(pairs))
     response = client.post(
         "/twilio/sms",
@@ -334,8 +346,6 @@ def test_a_repeated_form_field_keeps_its_first_value(client: Any, rt: Any, signe
         content_type="application/x-www-form-urlencoded",
         headers={"X-Twilio-Signature": signature},
     )
-    assert response.status_code == 200
-    with rt.sessions() as session:
-        assert (
-            session.scalar(select(Message.body).where(Message.twilio_sid == "SMtwice")) == "my legs are weak"
-        )
+    assert response.status_code == 400
+    assert b"Body" in response.data
+    assert _count(rt) == 0
