@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -107,3 +107,22 @@ def add_note(
 
 def find_by_ref(session: Session, ref: str) -> Alert | None:
     return session.scalar(select(Alert).where(Alert.ref == ref.upper()).with_for_update(**ROW_LOCK))
+
+
+MANUAL_ESCALATION_GAP = timedelta(seconds=60)
+
+
+def manual_escalation_wait(session: Session, alert: Alert, now: datetime) -> timedelta | None:
+    """How long until the alert may be escalated by hand again (None: now). A manual escalation that paged
+    someone holds the next one for a minute, so repeated clicks cannot flood the rota with pages (issue 15);
+    one that paged nobody does not, so the nurse can go straight on to the next level."""
+    last = session.scalar(
+        select(AlertEvent)
+        .where(AlertEvent.alert_id == alert.id, AlertEvent.kind == "escalated")
+        .order_by(AlertEvent.created_at.desc(), AlertEvent.id.desc())
+        .limit(1)
+    )
+    if last is None or not (last.detail or {}).get("staff_ids"):
+        return None
+    wait = last.created_at + MANUAL_ESCALATION_GAP - now
+    return wait if wait > timedelta(0) else None

@@ -15,7 +15,14 @@ from sqlalchemy import select
 from pro_service.db import ROW_LOCK
 from pro_service.models import Alert, AlertEvent, AlertStatus, Patient
 from pro_service.services import dashboard_queries as dq
-from pro_service.services.alert_lifecycle import OUTCOMES, AlertActionError, acknowledge, add_note, resolve
+from pro_service.services.alert_lifecycle import (
+    OUTCOMES,
+    AlertActionError,
+    acknowledge,
+    add_note,
+    manual_escalation_wait,
+    resolve,
+)
 from pro_service.services.check_ins import CheckInError, start_now
 from pro_service.services.notify import page_next_level
 from pro_service.web import charts
@@ -242,6 +249,13 @@ def escalate_alert(alert_id: int) -> ResponseReturnValue:
         return _back(alert_id)
     staff = current_staff()
     now = rt.now()
+    wait = manual_escalation_wait(session, alert, now)
+    if wait is not None:
+        flash(
+            f"The next level was paged moments ago; you can page again in {int(wait.total_seconds()) + 1} s.",
+            "warning",
+        )
+        return _back(alert_id)
     paged = page_next_level(session, rt, alert, now)
     session.add(
         AlertEvent(

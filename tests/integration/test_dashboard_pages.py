@@ -157,6 +157,12 @@ def test_escalate_now_pages_the_next_level(
         assert alert is not None and alert.escalation_level == 2
         escalated = [e for e in alert.events if e.kind == "escalated"]
     assert [e.actor_staff_id for e in escalated] == [ward["nurse"], ward["nurse"]]
+    # Issue 15: a manual escalation that paged someone holds the next one for a minute (no pager flood).
+    third = client.post(f"/alerts/{alert_id}/escalate", data={"csrf_token": token}, follow_redirects=True)
+    assert "you can page again in" in third.get_data(as_text=True)
+    with rt.sessions() as session:
+        alert = session.get(Alert, alert_id)
+        assert alert is not None and alert.escalation_level == 2
 
 
 def test_patient_search_and_page(client: Any, rt: Any, ward: dict[str, int]) -> None:
