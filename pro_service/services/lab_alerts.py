@@ -1,9 +1,9 @@
 """A lab result raises its alert at once (issue 17), in the same unit of work that records it.
 
 The active ruleset's lab-only rules (alerts.rules.evaluate_labs) read the patient's current results; a
-finding is raised only when it names a result that this request changed, so a result already true before
-(and perhaps resolved by a nurse) is not raised again by an unrelated one. The patient is not texted: the
-team phones them. A withdrawn result tells the alerts raised on it, for the nurse to see.
+finding already raised (open, or resolved by a nurse) is never raised again, because lab evidence is keyed
+by result. The patient is not texted: the team phones them. A withdrawn result tells the alerts raised on
+it, for the nurse to see.
 """
 
 from __future__ import annotations
@@ -33,22 +33,22 @@ def raise_for_results(
     session: Session, rt: Runtime, outcomes: Sequence[RecordOutcome]
 ) -> list[triage.Raised]:
     """Raise what the recorded results mean; call after `labs.record_results`, before the commit."""
-    changed: dict[int, set[int]] = {}  # patient → the result ids this request changed
+    patients: set[int] = set()  # whose current results this request changed
     for outcome in outcomes:
-        ids = {view.result_id for view in outcome.views() if view.result_id is not None}
-        if ids:
-            changed.setdefault(outcome.result.patient_id, set()).update(ids)
+        if any(done.changed for done in (outcome, *outcome.derived)):
+            patients.add(outcome.result.patient_id)
         for done in (outcome, *outcome.derived):
             if done.outcome == Outcome.WITHDRAWN and done.previous is not None:
                 _note_withdrawn(session, rt, done.result.patient_id, done.previous.id)
     now = rt.now()
     ruleset = rt.ruleset
     raised: list[triage.Raised] = []
-    for patient_id, ids in changed.items():
+    for patient_id in sorted(patients):
         views = tuple(lab_views(session, patient_id, since=now - timedelta(days=ruleset.lab_lookback_days)))
+        # Every finding true now, not only those naming a result this request changed: a withdrawal can
+        # make an older, never-raised high value the current one. Evidence already on an open alert, or
+        # resolved by a nurse, is never raised again (triage.raise_finding keys lab evidence by result).
         for finding in evaluate_labs(views, History(labs=views, now=now), ruleset, now=now):
-            if not any(triage.result_id_of(ev.value) in ids for ev in finding.evidence):
-                continue  # true before this request too: raised then, or resolved by a nurse
             result = triage.raise_finding(session, rt, patient_id, finding, tell_patient=False)
             if result is not None:
                 raised.append(result)

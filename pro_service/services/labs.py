@@ -290,7 +290,9 @@ def record_results(session: Session, rt: Runtime, items: Sequence[IncomingResult
     outcomes = []
     for c in checked:
         outcome = _record(session, patients[c.item.patient], c, now)
-        if outcome.changed and c.item.code in TOTAL_CALCIUM_CODES | {ALBUMIN}:
+        # The lab's own adjusted calcium too: when it is withdrawn, the one derived from total calcium and
+        # albumin must stand in for it, or a high total calcium would be silent.
+        if outcome.changed and c.item.code in TOTAL_CALCIUM_CODES | {ALBUMIN, ADJUSTED_CALCIUM}:
             outcome = replace(outcome, derived=tuple(_refresh_adjusted(session, outcome.result, now)))
         outcomes.append(outcome)
     return outcomes

@@ -7,6 +7,8 @@ deactivated account's phone must never silence an urgent alert)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
@@ -17,6 +19,7 @@ from pro_service.models import (
     Message,
     MessageKind,
     MessageStatus,
+    OnCallShift,
     Patient,
     StaffRole,
     StaffUser,
@@ -73,17 +76,24 @@ def process_staff_message(session: Session, rt: Runtime, message_id: int) -> str
 
 
 def may_acknowledge(session: Session, staff: StaffUser, alert: Alert) -> bool:
-    """Active, and an administrator, on the patient's care team, or paged for this alert."""
+    """Active, and an administrator, on the patient's care team, on call for it, or paged for this alert."""
     if not staff.active:
         return False
     if staff.role == StaffRole.ADMIN:
         return True
+    team = select(Patient.care_team_id).where(Patient.id == alert.patient_id).scalar_subquery()
     on_team = select(CareTeamMember).where(
-        CareTeamMember.staff_id == staff.id,
-        CareTeamMember.care_team_id
-        == select(Patient.care_team_id).where(Patient.id == alert.patient_id).scalar_subquery(),
+        CareTeamMember.staff_id == staff.id, CareTeamMember.care_team_id == team
     )
+
     paged = select(Message.id).where(
         Message.alert_id == alert.id, Message.kind == MessageKind.PAGE, Message.staff_id == staff.id
     )
-    return bool(session.scalar(select(exists(on_team) | exists(paged))))
+    now = datetime.now(UTC)
+    on_call = select(OnCallShift.id).where(
+        OnCallShift.staff_id == staff.id,
+        OnCallShift.care_team_id == team,
+        OnCallShift.starts_at <= now,
+        OnCallShift.ends_at > min(now, alert.opened_at),
+    )
+    return bool(session.scalar(select(exists(on_team) | exists(paged) | exists(on_call))))

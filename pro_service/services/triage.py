@@ -193,7 +193,13 @@ def raise_finding(
         except IntegrityError:
             # Another worker opened it a moment ago (the partial unique index): merge into theirs.
             return raise_finding(
-                session, rt, patient_id, finding, check_in_id=check_in_id, message_id=message_id
+                session,
+                rt,
+                patient_id,
+                finding,
+                check_in_id=check_in_id,
+                message_id=message_id,
+                tell_patient=tell_patient,
             )
         session.add(
             AlertEvent(

@@ -148,3 +148,39 @@ def test_thirst_in_a_check_in_with_no_recent_calcium_asks_for_one(
     wait_for(lambda: _scored(rt, check_in), message="the check-in scored")
     (alert,) = [a for a in api_alerts(api, patient) if a["category"] == "hypercalcemia"]
     assert alert["urgency"] == "same_day" and "hypercalcemia-check-calcium" in alert["rule_ids"]
+
+
+def _post(
+    client: Any, token: str, code: str, value: float, unit: str, ident: str, hours: float, **kw: Any
+) -> None:
+    taken = (datetime.now(UTC) - timedelta(hours=hours)).isoformat(timespec="seconds")
+    body = observation(code, value, unit, ident=ident, taken=taken, **kw)
+    response = _post_fhir(client, "/fhir/Observation", body, token)
+    assert response.status_code in (200, 201), response.get_data(as_text=True)
+
+
+def test_withdrawing_the_newest_calcium_raises_an_older_high_one_never_raised(
+    client: Any, rt: Any, patient_id: int, integration_token: str
+) -> None:
+    """Review finding: a high result that arrived late (not the latest) became current when the newer one was
+    withdrawn, and nobody was paged because the request had changed only the withdrawn row."""
+    _post(client, integration_token, ADJUSTED, 2.5, "mmol/L", "NEW", 1)
+    _post(client, integration_token, ADJUSTED, 3.4, "mmol/L", "OLD", 20)
+    assert _alerts(rt, patient_id) == []  # 2.5 is the latest: correct
+    _post(client, integration_token, ADJUSTED, 2.5, "mmol/L", "NEW", 1, status="entered-in-error")
+    (alert,) = _alerts(rt, patient_id)
+    assert alert.urgency == "urgent" and alert.evidence[0]["value"]["value"] == pytest.approx(3.4)
+
+
+def test_withdrawing_the_labs_adjusted_calcium_lets_the_derived_one_stand_in(
+    client: Any, rt: Any, patient_id: int, integration_token: str
+) -> None:
+    """Review finding: with the lab's own adjusted calcium withdrawn, nothing was derived from a high total
+    calcium and albumin of the same sample, so it stayed silent."""
+    _post(client, integration_token, "17861-6", 12.8, "mg/dL", "TCA", 1)  # 3.19 mmol/L
+    _post(client, integration_token, ADJUSTED, 2.5, "mmol/L", "LADJ", 1)
+    _post(client, integration_token, "1751-7", 4.0, "g/dL", "ALB", 1)
+    assert _alerts(rt, patient_id) == []  # the lab's 2.5 is the reading that counts
+    _post(client, integration_token, ADJUSTED, 2.5, "mmol/L", "LADJ", 1, status="entered-in-error")
+    (alert,) = _alerts(rt, patient_id)
+    assert alert.urgency == "urgent" and alert.evidence[0]["value"]["derived"] is True

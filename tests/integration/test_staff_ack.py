@@ -89,3 +89,30 @@ def test_a_nurse_on_the_patients_team_acknowledges(rt: Any) -> None:
     outcome, reply = _text_ack(rt, "+15557770003", alert.ref)
     assert outcome == "acknowledged" and "acknowledged" in reply
     assert _status(rt, alert.id) == AlertStatus.ACKNOWLEDGED
+
+
+def test_someone_on_call_for_the_patients_team_acknowledges_before_being_paged(rt: Any) -> None:
+    """Review finding: the covering clinician on the rota (not on the team, not yet paged) was refused."""
+    from datetime import timedelta
+
+    from pro_service.models import OnCallShift
+
+    team = make_team(rt)
+    alert = _urgent_alert(rt, make_patient(rt, team))
+    cover = make_nurse(
+        rt, make_team(rt, name="Acute oncology"), phone="+15557770004", email="cover@example.org"
+    )
+    with rt.sessions() as session, session.begin():
+        now = rt.now()
+        session.add(
+            OnCallShift(
+                care_team_id=team,
+                staff_id=cover,
+                level=2,
+                starts_at=now - timedelta(hours=1),
+                ends_at=now + timedelta(hours=8),
+            )
+        )
+    outcome, _ = _text_ack(rt, "+15557770004", alert.ref)
+    assert outcome == "acknowledged"
+    assert _status(rt, alert.id) == AlertStatus.ACKNOWLEDGED
