@@ -18,7 +18,7 @@ import logging
 import traceback
 from collections.abc import Callable, Iterable
 from importlib import metadata
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, request
@@ -319,12 +319,22 @@ def _row_id(ident: str, what: str) -> int:
 
 @_route("/Patient/<ident>")
 def read_patient(ident: str) -> ResponseReturnValue:
-    row = db().get(Patient, _row_id(ident, "Patient"))
-    if row is None:
-        raise FhirError(404, "not-found", f"Patient/{ident} is not known")
-    audit("fhir_read_patient", ("patient", row.id), row.id, via="fhir")
-    db().commit()
+    row = _audited_read(Patient, ident, "Patient", "patient", "fhir_read_patient")
     return _respond(fhir.patient(row))
+
+
+_Row = TypeVar("_Row", Patient, CheckIn, Alert, LabResult)
+
+
+def _audited_read(model: type[_Row], ident: str, kind: str, entity: str, action: str) -> _Row:
+    """One row by its FHIR id, 404 when unknown; the view of the patient's record is audited and committed."""
+    row = db().get(model, _row_id(ident, kind))
+    if row is None:
+        raise FhirError(404, "not-found", f"{kind}/{ident} is not known")
+    patient_id = row.id if isinstance(row, Patient) else row.patient_id
+    audit(action, (entity, row.id), patient_id, via="fhir")
+    db().commit()
+    return row
 
 
 @_route("/Patient")
@@ -391,11 +401,9 @@ def _questionnaire_response(check_in: CheckIn) -> dict[str, Any]:
 
 @_route("/QuestionnaireResponse/<ident>")
 def read_questionnaire_response(ident: str) -> ResponseReturnValue:
-    row = db().get(CheckIn, _row_id(ident, "QuestionnaireResponse"))
-    if row is None:
-        raise FhirError(404, "not-found", f"QuestionnaireResponse/{ident} is not known")
-    audit("fhir_read_questionnaire_response", ("check_in", row.id), row.patient_id, via="fhir")
-    db().commit()
+    row = _audited_read(
+        CheckIn, ident, "QuestionnaireResponse", "check_in", "fhir_read_questionnaire_response"
+    )
     return _respond(_questionnaire_response(row))
 
 
@@ -427,12 +435,7 @@ def search_questionnaire_response() -> ResponseReturnValue:
 
 @_route("/Flag/<ident>")
 def read_flag(ident: str) -> ResponseReturnValue:
-    row = db().get(Alert, _row_id(ident, "Flag"))
-    if row is None:
-        raise FhirError(404, "not-found", f"Flag/{ident} is not known")
-    audit("fhir_read_flag", ("alert", row.id), row.patient_id, via="fhir")
-    db().commit()
-    return _respond(fhir.flag(row))
+    return _respond(fhir.flag(_audited_read(Alert, ident, "Flag", "alert", "fhir_read_flag")))
 
 
 @_route("/Flag")
@@ -461,12 +464,11 @@ def search_flag() -> ResponseReturnValue:
 # ------------------------------------------------------------------------------------------ Observation
 @_route("/Observation/<ident>")
 def read_observation(ident: str) -> ResponseReturnValue:
-    row = db().get(LabResult, _row_id(ident, "Observation"))
-    if row is None:
-        raise FhirError(404, "not-found", f"Observation/{ident} is not known")
-    audit("fhir_read_observation", ("lab_result", row.id), row.patient_id, via="fhir")
-    db().commit()
-    return _respond(fhir.observation(row))
+    return _respond(
+        fhir.observation(
+            _audited_read(LabResult, ident, "Observation", "lab_result", "fhir_read_observation")
+        )
+    )
 
 
 def _loinc_codes(raw: str) -> list[str]:

@@ -103,6 +103,36 @@ def test_a_simulator_reply_on_make_run_is_stored_in_well_under_a_second(
     [message] = wait_for(stored, timeout=5, interval=0.1, message="the simulated reply stored")
     assert message["twilio_sid"].startswith("SM") and len(message["twilio_sid"]) == 34
 
+    # What people try first: an emergency in words the vocabulary does not know, from the simulator, read
+    # by the embedded worker on SQLite: an urgent alert for a nurse, and the patient's gentler text.
+    phone = web.get(f"{embedded.base_url}/simulator/", params={"patient": patient["id"]}, timeout=10)
+    worried = "woke up and my left side just isnt doing what i tell it"
+    web.post(
+        f"{embedded.base_url}/simulator/{patient['id']}/reply",
+        data={"csrf_token": _csrf(phone.text), "body": worried},
+        allow_redirects=False,
+        timeout=REQUEST_TIMEOUT,
+    )
+
+    def urgent() -> Any:
+        alerts = api.get(
+            f"{embedded.base_url}/api/v1/alerts", params={"patient_id": patient["id"]}, timeout=10
+        )
+        return [a for a in alerts.json()["alerts"] if a["urgency"] == "urgent" and a["status"] != "resolved"]
+
+    alerts = wait_for(urgent, timeout=30, message="an urgent alert from the simulated emergency")
+    assert any(worried in str(a["evidence"]) for a in alerts)
+
+    def told() -> Any:
+        messages = api.get(
+            f"{embedded.base_url}/api/v1/messages", params={"patient_id": patient["id"]}, timeout=10
+        ).json()["messages"]
+        return [
+            m for m in messages if m["direction"] == "outbound" and "nurse will read" in (m["body"] or "")
+        ]
+
+    wait_for(told, timeout=30, message="the patient's unsure text through the outbox")
+
 
 @pytest.fixture
 def sqlite_app(tmp_path: Path) -> Iterator[Any]:
