@@ -578,15 +578,17 @@ def main(argv: list[str] | None = None) -> None:
     state.deliver_callbacks = not args.no_callbacks
     state.reject_numbers = {n: int(c) for n, c in (r.split("=", 1) for r in args.reject)}
     state.undeliverable_numbers = set(args.undeliverable)
-    # Installed before the "listening" line, so a terminate() right after it still stops cleanly.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # The kernel may deliver SIGTERM to any thread, and a main thread blocked in a lock never sees a
+    # signal another thread took (the stand-in then ignored terminate() and hung CI). So block the stop
+    # signals before any thread starts (threads inherit the mask) and wait for them here; one that
+    # arrives before sigwait stays pending, so a terminate() right after the "listening" line still stops.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     server = TwilioServer(state, args.host, args.port)
     try:
         server.start()
         print(f"twilio stand-in listening on {server.url}", flush=True)
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        signal.sigwait(stop_signals)
     finally:
         server.stop()
 
