@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Literal, TypeAlias, assert_never
@@ -70,6 +70,8 @@ CALLBACK_CATEGORY = "callback_request"
 PREVIOUS_VALUE_FIELDS: Mapping[str, str] = {"pain_worst": "previous_pain_worst"}
 # History counters a `history:` condition may test with at_least.
 HISTORY_COUNTERS = frozenset({"consecutive_expired_unanswered"})
+# How many completed check-ins before this one History.recent_values holds ("worse than recently").
+RECENT_CHECK_INS = 3
 
 # Where a free-text message came from: outside a check-in, the anything_else item, an unreadable reply.
 _MESSAGE_SOURCES: frozenset[str] = frozenset({"message", "anything_else", "unreadable"})
@@ -84,6 +86,21 @@ class AnswerView:
     question: str | None  # the question text as the patient saw it
 
 
+CONTINENCE_STATES = ("continent", "bladder_problem", "bowel_problem", "bladder_and_bowel_problem", "catheter")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What is usual for this patient, recorded by the care team. None is "not recorded": unknown, so a
+    rule that compares with the baseline cannot fire on it and a rule that would be silenced by it is
+    not silenced."""
+
+    chronic_neuropathy: bool | None = None  # known long-standing numbness/tingling (e.g. after chemotherapy)
+    continence: str | None = None  # one of CONTINENCE_STATES
+    usual_pain: int | None = None  # the patient's usual worst pain, 0-10
+    spinal_levels: str | None = None  # known spinal metastases, e.g. "T8, L2" (shown to nurses, not read)
+
+
 @dataclass(frozen=True)
 class History:
     previous_pain_worst: int | None = None  # from the patient's previous COMPLETED check-in
@@ -94,6 +111,11 @@ class History:
     # The evaluation time (timezone-aware) that lab windows count back from. None: no lab context, and
     # every lab condition is unknown.
     now: datetime | None = None
+    # The patient's recorded baseline (None: none recorded, every baseline condition is unknown).
+    baseline: Baseline | None = None
+    # Integer answers of the patient's last completed check-ins before this one, newest first (up to
+    # RECENT_CHECK_INS of them), by item code: what "worse than recently" is judged against.
+    recent_values: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,9 @@ _LAB_EXAMPLES: Mapping[str, str] = {
 }
 _MAX_RISE_FRACTION = 5  # 500%; a larger number is almost certainly a percentage written as a fraction
 
-_TOP_KEYS = frozenset({"name", "version", "instrument", "rules", "combinations", "messages"})
+_TOP_KEYS = frozenset(
+    {"name", "version", "instrument", "instrument_version", "rules", "combinations", "messages"}
+)
 _RULE_KEYS = frozenset({"id", "category", "urgency", "early", "when", "rationale", "kind", "read"})
 _READ_KEYS = frozenset({"items", "unreadable"})
 _COMBINATION_KEYS = frozenset(
@@ -126,6 +128,9 @@ class Ruleset:
     # The instrument's items (code -> answer kind) in question order; evidence is listed in this order.
     item_kinds: dict[str, str] = field(hash=False)
     source: str = ""
+    # The questionnaire version the rules are written for (the ruleset's `instrument_version:`, 1 when
+    # absent): a patient on this ruleset is asked that version.
+    instrument_version: int = 1
 
     @property
     def categories(self) -> frozenset[str]:
@@ -156,8 +161,15 @@ def _codes(condition: LabThreshold | LabMissing | LabRise) -> tuple[str, ...]:
     return (condition.code,) if isinstance(condition, LabRise) else condition.codes
 
 
-def load_ruleset(path: Path, known_items: Mapping[str, str]) -> Ruleset:
-    """Read and validate one ruleset file. known_items: item code -> answer kind."""
+def load_ruleset(
+    path: Path,
+    known_items: Mapping[str, str],
+    *,
+    instrument_items: Mapping[tuple[str, int], Mapping[str, str]] | None = None,
+) -> Ruleset:
+    """Read and validate one ruleset file. known_items: item code -> answer kind. instrument_items, when
+    given, holds each questionnaire version's items: the ruleset is then checked against the items of
+    the version it names (`instrument` + `instrument_version`), and naming one not installed is an error."""
     path = Path(path)
     for code, kind in known_items.items():
         if kind not in ANSWER_KINDS:
@@ -170,10 +182,23 @@ def load_ruleset(path: Path, known_items: Mapping[str, str]) -> Ruleset:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise RulesetError(f"{path}: not valid YAML: {exc}") from exc
+    if instrument_items is not None and isinstance(data, dict):
+        key = (data.get("instrument"), data.get("instrument_version", 1))
+        if key not in instrument_items:
+            raise RulesetError(
+                f"{path}: ruleset: instrument {key[0]!r} version {key[1]!r} is not installed "
+                "(config/instruments/); the rules would name questions nobody is asked"
+            )
+        known_items = instrument_items[key]  # type: ignore[index]
     return _Parser(path, dict(known_items)).ruleset(data)
 
 
-def load_rulesets(directory: Path, known_items: Mapping[str, str]) -> dict[tuple[str, int], Ruleset]:
+def load_rulesets(
+    directory: Path,
+    known_items: Mapping[str, str],
+    *,
+    instrument_items: Mapping[tuple[str, int], Mapping[str, str]] | None = None,
+) -> dict[tuple[str, int], Ruleset]:
     """Every *.yaml / *.yml ruleset in a directory, keyed by (name, version)."""
     directory = Path(directory)
     if not directory.is_dir():
@@ -184,7 +209,7 @@ def load_rulesets(directory: Path, known_items: Mapping[str, str]) -> dict[tuple
         raise RulesetError(f"{directory}: no ruleset files (*.yaml) found")
     loaded: dict[tuple[str, int], Ruleset] = {}
     for path in files:
-        ruleset = load_ruleset(path, known_items)
+        ruleset = load_ruleset(path, known_items, instrument_items=instrument_items)
         key = (ruleset.name, ruleset.version)
         if key in loaded:
             raise RulesetError(
@@ -233,6 +258,12 @@ class _Parser:
         if not _is_int(version) or version < 1:
             self.fail("ruleset", f"version must be a whole number of 1 or more, got {version!r}")
         instrument = self.slug(data.get("instrument"), "ruleset", "instrument")
+        instrument_version = data.get("instrument_version", 1)
+        if not _is_int(instrument_version) or instrument_version < 1:
+            self.fail(
+                "ruleset",
+                f"instrument_version must be a whole number of 1 or more, got {instrument_version!r}",
+            )
 
         raw_rules = data.get("rules")
         if not isinstance(raw_rules, list) or not raw_rules:
@@ -293,6 +324,7 @@ class _Parser:
             not_warning_words=not_warning,
             item_kinds=dict(self.items),
             source=str(self.path),
+            instrument_version=instrument_version,
         )
 
     # --- rules ---

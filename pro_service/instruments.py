@@ -132,6 +132,10 @@ class InstrumentRegistry:
         codes = sorted({code for code, _ in self.by_key})
         return [inst for code in codes if (inst := self.latest(code)) is not None]
 
+    def items_by_version(self) -> dict[tuple[str, int], dict[str, str]]:
+        """(instrument code, version) → {item code: answer kind}: a ruleset is checked against its own."""
+        return {key: {item.code: item.kind for item in inst.items} for key, inst in self.by_key.items()}
+
     def item_kinds(self) -> dict[str, str]:
         """Item code → answer kind across all instruments (rules are validated against it)."""
         kinds: dict[str, str] = {}

@@ -281,6 +281,10 @@ class Patient(Base):
     opted_out_at: Mapped[datetime | None]
     # Set when the provider says the number cannot receive SMS; an administrator must fix the record.
     phone_problem: Mapped[str | None] = mapped_column(String(200))
+    # The red-flag ruleset version the patient is on (it names the questionnaire version they are asked).
+    # None follows the newest installed version; enrolment pins it, and moving a patient to another
+    # version is a recorded administrator action (services/protocol.py), never a side effect of an upgrade.
+    ruleset_version: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

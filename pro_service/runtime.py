@@ -18,7 +18,7 @@ from alerts.reading import Lexicon
 from alerts.ruleset import Ruleset, load_rulesets
 from config.settings import Settings
 from pro_service.db import make_ingest_engine, make_main_engine, make_session_factory
-from pro_service.instruments import InstrumentRegistry, load_instruments
+from pro_service.instruments import Instrument, InstrumentRegistry, load_instruments
 from pro_service.sms.gateway import SmsGateway
 from pro_service.sms.outbox import OutboxGateway
 from pro_service.texts import Texts, load_texts
@@ -82,8 +82,41 @@ class Runtime:
 
     @property
     def ruleset(self) -> Ruleset:
-        """The active ruleset: the highest version (an alert records the one that fired it)."""
+        """The newest ruleset: what a patient with no pinned version is on (an alert records the one that
+        fired it)."""
         return max(self.rulesets.values(), key=lambda r: r.version)
+
+    def ruleset_for(self, version: int | None) -> Ruleset:
+        """The ruleset a patient is on (Patient.ruleset_version; None: the newest). A pinned version that
+        is no longer installed falls back to the newest rather than leaving the patient unscored."""
+        if version is not None:
+            for ruleset in self.rulesets.values():
+                if ruleset.version == version and ruleset.name == self.ruleset.name:
+                    return ruleset
+        return self.ruleset
+
+    def ruleset_for_check_in(
+        self, patient_version: int | None, instrument: str, instrument_version: int
+    ) -> Ruleset:
+        """The ruleset that scores a check-in: the patient's, if it is written for the questionnaire version
+        the check-in asked; otherwise (the patient was moved mid-check-in) the newest one that is."""
+        own = self.ruleset_for(patient_version)
+        if (own.instrument, own.instrument_version) == (instrument, instrument_version):
+            return own
+        fitting = [
+            r
+            for r in self.rulesets.values()
+            if (r.instrument, r.instrument_version) == (instrument, instrument_version)
+        ]
+        return max(fitting, key=lambda r: r.version, default=own)
+
+    def instrument_for(self, patient_version: int | None, code: str) -> Instrument | None:
+        """The questionnaire version a new check-in of `code` asks this patient: the one the patient's
+        ruleset is written for, else the newest."""
+        ruleset = self.ruleset_for(patient_version)
+        if ruleset.instrument == code and (code, ruleset.instrument_version) in self.instruments.by_key:
+            return self.instruments.get(code, ruleset.instrument_version)
+        return self.instruments.latest(code)
 
     def status_callback_url(self, message_id: int) -> str:
         return f"{self.settings.PUBLIC_BASE_URL}/twilio/status?mid={message_id}"
@@ -114,7 +147,11 @@ def build_runtime(settings: Settings, role: Role, *, gateway: SmsGateway | None 
     tasks = TaskQueue(celery, background=role is Role.WEB)
     tasks.install(sessions)
     instruments = load_instruments(settings.CONFIG_DIR / "instruments")
-    rulesets = load_rulesets(settings.CONFIG_DIR / "rules", instruments.item_kinds())
+    rulesets = load_rulesets(
+        settings.CONFIG_DIR / "rules",
+        instruments.item_kinds(),
+        instrument_items=instruments.items_by_version(),
+    )
     runtime = Runtime(
         settings=settings,
         engine=engine,

@@ -54,7 +54,7 @@ def instrument_of(rt: Runtime, check_in: CheckIn) -> Instrument:
 
 def start_now(session: Session, rt: Runtime, patient: Patient, instrument_code: str) -> CheckIn:
     """Start a check-in at once (a staff or API request): the first question goes out now."""
-    instrument = rt.instruments.latest(instrument_code)
+    instrument = rt.instrument_for(patient.ruleset_version, instrument_code)
     if instrument is None:
         raise CheckInError(f"unknown instrument {instrument_code!r}")
     if not patient.can_receive_sms:

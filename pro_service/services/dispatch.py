@@ -60,6 +60,7 @@ def materialise_due(session: Session, rt: Runtime, now: datetime, limit: int = M
             Schedule.start_date,
             Schedule.end_date,
             Patient.timezone,
+            Patient.ruleset_version,
         )
         .join(Patient, Patient.id == Schedule.patient_id)
         .where(
@@ -80,7 +81,7 @@ def materialise_due(session: Session, rt: Runtime, now: datetime, limit: int = M
     values: list[dict[str, Any]] = []
     # schedule id -> its next_due_at once this tick has settled its due occurrence
     upcoming: dict[int, datetime] = {}
-    for schedule_id, patient_id, instrument_code, rule, start, end, tz in rows:
+    for schedule_id, patient_id, instrument_code, rule, start, end, tz, ruleset_version in rows:
         try:
             due = latest_due(rule, tz, start, end, now, window)
             following = next_occurrence(rule, tz, start, end, now)
@@ -91,7 +92,8 @@ def materialise_due(session: Session, rt: Runtime, now: datetime, limit: int = M
         upcoming[schedule_id] = following or NEVER
         if due is None:
             continue
-        instrument = rt.instruments.latest(instrument_code)
+        # The questionnaire version the patient's ruleset is written for (a patient stays on v1 until moved).
+        instrument = rt.instrument_for(ruleset_version, instrument_code)
         if instrument is None:
             # Skipped like any missed occurrence; the next one is looked at when it is due.
             log.warning(

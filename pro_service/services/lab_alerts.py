@@ -41,9 +41,9 @@ def raise_for_results(
             if done.outcome == Outcome.WITHDRAWN and done.previous is not None:
                 _note_withdrawn(session, rt, done.result.patient_id, done.previous.id)
     now = rt.now()
-    ruleset = rt.ruleset
     raised: list[triage.Raised] = []
     for patient_id in sorted(patients):
+        ruleset = triage.ruleset_for_patient(session, rt, patient_id)
         views = tuple(lab_views(session, patient_id, since=now - timedelta(days=ruleset.lab_lookback_days)))
         # Every finding true now, not only those naming a result this request changed: a withdrawal can
         # make an older, never-raised high value the current one. Evidence already on an open alert, or

@@ -15,7 +15,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from alerts.rules import AnswerView, Finding, History, Urgency, callback_request, evaluate, evaluate_message
+from alerts.rules import (
+    RECENT_CHECK_INS,
+    AnswerView,
+    Finding,
+    History,
+    Urgency,
+    callback_request,
+    evaluate,
+    evaluate_message,
+)
+from alerts.ruleset import Ruleset
 from pro_service.db import ROW_LOCK
 from pro_service.models import (
     Alert,
@@ -280,7 +290,7 @@ def _views(answers: list[Answer]) -> dict[str, AnswerView]:
 
 
 def history_for(session: Session, check_in: CheckIn) -> History:
-    previous = session.scalar(
+    previous = session.scalars(
         select(CheckIn)
         .where(
             CheckIn.patient_id == check_in.patient_id,
@@ -288,11 +298,22 @@ def history_for(session: Session, check_in: CheckIn) -> History:
             CheckIn.status == CheckInStatus.COMPLETED,
         )
         .order_by(CheckIn.id.desc())
-        .limit(1)
-    )
+        .limit(RECENT_CHECK_INS)
+    ).all()
+    recent_values: dict[str, list[int]] = {}
+    for past in previous:  # newest first
+        for answer in past.answers:
+            value = answer.value
+            if (
+                answer.status == AnswerStatus.ANSWERED
+                and isinstance(value, int)
+                and not isinstance(value, bool)
+            ):
+                recent_values.setdefault(answer.item_code, []).append(value)
+    # The previous completed check-in's pain only if that check-in answered it (not an older one's).
     previous_pain = None
-    if previous is not None:
-        pain = next((a for a in previous.answers if a.item_code == "pain_worst"), None)
+    if previous:
+        pain = next((a for a in previous[0].answers if a.item_code == "pain_worst"), None)
         if pain is not None and pain.status == AnswerStatus.ANSWERED and isinstance(pain.value, int):
             previous_pain = pain.value
     # Scheduled check-ins in a row, newest first up to this one, that expired with nothing answered.
@@ -315,7 +336,34 @@ def history_for(session: Session, check_in: CheckIn) -> History:
         if not unanswered:
             break
         streak += 1
-    return History(previous_pain_worst=previous_pain, consecutive_expired_unanswered=streak)
+    return History(
+        previous_pain_worst=previous_pain,
+        consecutive_expired_unanswered=streak,
+        recent_values={code: tuple(values) for code, values in recent_values.items()},
+    )
+
+
+def ruleset_for_check_in(session: Session, rt: Runtime, check_in: CheckIn) -> Ruleset:
+    pinned = session.scalar(select(Patient.ruleset_version).where(Patient.id == check_in.patient_id))
+    return rt.ruleset_for_check_in(pinned, check_in.instrument_code, check_in.instrument_version)
+
+
+def ruleset_for_patient(session: Session, rt: Runtime, patient_id: int) -> Ruleset:
+    return rt.ruleset_for(session.scalar(select(Patient.ruleset_version).where(Patient.id == patient_id)))
+
+
+def scoring_inputs(
+    session: Session, check_in: CheckIn, ruleset: Ruleset, *, now: datetime
+) -> tuple[dict[str, AnswerView], History]:
+    """What the rules read for one check-in at `now`: its stored answers, and the patient's history,
+    baseline and lab results as the database holds them (score_check_in and the rules backtest share it)."""
+    lookback = now - timedelta(days=ruleset.lab_lookback_days)
+    history = replace(
+        history_for(session, check_in),
+        labs=tuple(lab_views(session, check_in.patient_id, since=lookback)),
+        now=now,
+    )
+    return _views(list(check_in.answers)), history
 
 
 def score_check_in(session: Session, rt: Runtime, check_in_id: int) -> list[Alert]:
@@ -326,14 +374,9 @@ def score_check_in(session: Session, rt: Runtime, check_in_id: int) -> list[Aler
     session.scalar(select(Patient.id).where(Patient.id == check_in.patient_id).with_for_update(**ROW_LOCK))
     session.refresh(check_in)
     complete = not check_in.status.is_open
-    now = rt.now()
-    lookback = now - timedelta(days=rt.ruleset.lab_lookback_days)
-    history = replace(
-        history_for(session, check_in),
-        labs=tuple(lab_views(session, check_in.patient_id, since=lookback)),
-        now=now,
-    )
-    findings = evaluate(_views(list(check_in.answers)), history, rt.ruleset, complete=complete)
+    ruleset = ruleset_for_check_in(session, rt, check_in)
+    answers, history = scoring_inputs(session, check_in, ruleset, now=rt.now())
+    findings = evaluate(answers, history, ruleset, complete=complete)
     alerts = [
         alert
         for f in findings
@@ -350,7 +393,7 @@ def record_patient_message(
     text = message.body or ""
     if not text.strip() and message.num_media:
         text = f"[{message.num_media} picture(s) or file(s), no text]"
-    finding = evaluate_message(text, rt.ruleset, source=source)
+    finding = evaluate_message(text, ruleset_for_patient(session, rt, patient.id), source=source)
     return upsert_alert(session, rt, patient.id, finding, message_id=message.id)
 
 
@@ -358,7 +401,11 @@ def record_callback_request(
     session: Session, rt: Runtime, patient: Patient, message: Message
 ) -> Alert | None:
     return upsert_alert(
-        session, rt, patient.id, callback_request(rt.ruleset, message.body or ""), message_id=message.id
+        session,
+        rt,
+        patient.id,
+        callback_request(ruleset_for_patient(session, rt, patient.id), message.body or ""),
+        message_id=message.id,
     )
 
 
