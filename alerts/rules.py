@@ -68,6 +68,14 @@ CALLBACK_CATEGORY = "callback_request"
 # rise_from_previous compares with the patient's previous completed check-in; History only carries
 # the previous value of these items (item code -> History attribute).
 PREVIOUS_VALUE_FIELDS: Mapping[str, str] = {"pain_worst": "previous_pain_worst"}
+CONTINENCE_STATES = ("continent", "bladder_problem", "bowel_problem", "bladder_and_bowel_problem", "catheter")
+# Item code -> the Baseline field an answer is compared with (`above_baseline`).
+BASELINE_VALUE_FIELDS: Mapping[str, str] = {"pain_worst": "usual_pain"}
+# Baseline facts a rule may test, and the values each may take.
+BASELINE_FACTS: Mapping[str, tuple[bool | str, ...]] = {
+    "chronic_neuropathy": (True, False),
+    "continence": CONTINENCE_STATES,
+}
 # History counters a `history:` condition may test with at_least.
 HISTORY_COUNTERS = frozenset({"consecutive_expired_unanswered"})
 # How many completed check-ins before this one History.recent_values holds ("worse than recently").
@@ -84,9 +92,6 @@ class AnswerView:
     value: bool | int | list[int] | str | None
     raw_text: str | None  # the patient's reply as received
     question: str | None  # the question text as the patient saw it
-
-
-CONTINENCE_STATES = ("continent", "bladder_problem", "bowel_problem", "bladder_and_bowel_problem", "catheter")
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,7 @@ class Finding:
     evidence: tuple[Evidence, ...]
     # Other rules (and combination policies) that also fired into this finding, for the audit trail.
     other_rule_ids: tuple[str, ...] = ()
+    domain: str | None = None  # the category's clinical domain, when the ruleset names domains
 
 
 # --- The condition model, built by alerts.ruleset from YAML --------------------------------------
@@ -180,6 +186,41 @@ class CountOf:
 class RiseFromPrevious:
     item: str
     by: int
+
+
+@dataclass(frozen=True)
+class RiseOverRecent:
+    """The answer is at least `by` above the LOWEST of the same item in the patient's last completed
+    check-ins (History.recent_values, up to RECENT_CHECK_INS): a rise over weeks, not only since last week."""
+
+    item: str
+    by: int
+
+
+@dataclass(frozen=True)
+class AboveBaseline:
+    """The answer is at least `by` above the patient's recorded usual value (Baseline, BASELINE_FIELDS)."""
+
+    item: str
+    by: int
+
+
+@dataclass(frozen=True)
+class BaselineIs:
+    """A recorded baseline fact: `{baseline: chronic_neuropathy, is: true}` or `{baseline: continence,
+    in: [catheter]}`. Unknown when nothing is recorded."""
+
+    field: str
+    values: tuple[bool | str, ...]
+
+
+@dataclass(frozen=True)
+class BaselineRecorded:
+    """`{baseline: chronic_neuropathy, recorded: false}`: TRUE when the care team has not recorded it. Lets
+    a rule say "unless the baseline says otherwise" without reading a missing baseline as normal."""
+
+    field: str
+    expected: bool
 
 
 @dataclass(frozen=True)
@@ -241,9 +282,13 @@ class Not:
     condition: Condition
 
 
-ItemCondition: TypeAlias = Is | Compare | Includes | CountOf | RiseFromPrevious
+ItemCondition: TypeAlias = (
+    Is | Compare | Includes | CountOf | RiseFromPrevious | RiseOverRecent | AboveBaseline
+)
 LabCondition: TypeAlias = LabThreshold | LabMissing | LabRise
-Condition: TypeAlias = ItemCondition | HistoryAtLeast | LabCondition | AnyOf | AllOf | Not
+Condition: TypeAlias = (
+    ItemCondition | HistoryAtLeast | BaselineIs | BaselineRecorded | LabCondition | AnyOf | AllOf | Not
+)
 
 
 def walk(condition: Condition) -> Iterator[Condition]:
@@ -265,7 +310,7 @@ def reads(condition: Condition) -> frozenset[Literal["answers", "history", "labs
     for part in walk(condition):
         if isinstance(part, LabThreshold | LabMissing | LabRise):
             found.add("labs")
-        elif isinstance(part, HistoryAtLeast):
+        elif isinstance(part, HistoryAtLeast | BaselineIs | BaselineRecorded):
             found.add("history")
         elif not isinstance(part, AnyOf | AllOf | Not):
             found.add("answers")
@@ -280,6 +325,7 @@ class Rule:
     rationale: str
     when: Condition
     early: bool = False
+    domain: str | None = None  # UKONS-style clinical domain (alerts.ruleset.DOMAINS), for combinations
 
     @property
     def lab_only(self) -> bool:
@@ -306,7 +352,8 @@ class MessageRule:
 @dataclass(frozen=True)
 class Combination:
     """Policy over a complete check-in's findings: when at least `min_categories` distinct categories
-    are at `of_urgency`, each of those findings is raised in place to `raise_to`."""
+    (count="domains": distinct clinical domains) are at `of_urgency`, each of those findings is raised
+    in place to `raise_to`."""
 
     id: str
     enabled: bool
@@ -315,6 +362,7 @@ class Combination:
     raise_to: Urgency
     rationale: str
     categories: tuple[str, ...] | None = None  # None: every category counts
+    count: Literal["categories", "domains"] = "categories"
 
 
 # --- Evaluation ---------------------------------------------------------------------------------
@@ -496,6 +544,7 @@ def _merge(category: str, hits: list[_Fired], ruleset: Ruleset) -> Finding:
         ruleset_version=ruleset.version,
         evidence=_ordered_evidence((e for h in hits for e in h.evidence), ruleset),
         other_rule_ids=tuple(h.rule_id for h in hits if h is not primary),
+        domain=ruleset.category_domains.get(category),
     )
 
 
@@ -515,18 +564,22 @@ def _ordered_evidence(evidence: Iterable[Evidence], ruleset: Ruleset) -> tuple[E
 
 
 def _apply_combination(combination: Combination, findings: list[Finding]) -> list[Finding]:
-    counted = {
-        f.category
+    eligible = [
+        f
         for f in findings
         if f.urgency == combination.of_urgency
         and (combination.categories is None or f.category in combination.categories)
-    }
+        and (combination.count == "categories" or f.domain is not None)
+    ]
+    # A finding without a domain never counts towards domains (a free-text message, say).
+    counted = {f.domain if combination.count == "domains" else f.category for f in eligible}
     if len(counted) < combination.min_categories:
         return findings
+    raised = {f.category for f in eligible}
     note = (
         f" Raised from {combination.of_urgency} to {combination.raise_to} by policy '{combination.id}': "
-        f"{len(counted)} {combination.of_urgency} categories in one check-in ({', '.join(sorted(counted))}). "
-        f"{combination.rationale}"
+        f"{len(counted)} {combination.of_urgency} {combination.count} in one check-in "
+        f"({', '.join(sorted(str(c) for c in counted))}). {combination.rationale}"
     )
     return [
         replace(
@@ -535,7 +588,7 @@ def _apply_combination(combination: Combination, findings: list[Finding]) -> lis
             rationale=f.rationale + note,
             other_rule_ids=(*f.other_rule_ids, combination.id),
         )
-        if f.category in counted
+        if f.category in raised
         else f
         for f in findings
     ]
@@ -585,6 +638,16 @@ def _check(condition: Condition, answers: Mapping[str, AnswerView], history: His
         case Not(inner):
             outcome = _check(inner, answers, history)
             return _UNKNOWN if outcome.truth is None else _Outcome(not outcome.truth, outcome.evidence)
+        case BaselineIs(fact, values):
+            recorded = getattr(history.baseline, fact, None) if history.baseline is not None else None
+            if recorded is None:
+                return _UNKNOWN  # not recorded: never read as "no neuropathy" or "continent"
+            return _Outcome(recorded in values, (_history_evidence(f"baseline.{fact}", recorded),))
+        case BaselineRecorded(fact, expected):
+            recorded = getattr(history.baseline, fact, None) if history.baseline is not None else None
+            return _Outcome(
+                (recorded is not None) is expected, (_history_evidence(f"baseline.{fact}", recorded),)
+            )
         case HistoryAtLeast(counter, at_least):
             count = _as_int(getattr(history, counter, None))
             if count is None:
@@ -622,6 +685,21 @@ def _check_item(condition: ItemCondition, answers: Mapping[str, AnswerView], his
             truth = None if number is None or previous is None else number - previous >= by
             if previous is not None and attribute is not None:
                 extra = (_history_evidence(attribute, previous),)
+        case RiseOverRecent(item, by):
+            number = _as_int(view.value)
+            recent = history.recent_values.get(item, ())
+            # No earlier completed check-in answered it: a rise cannot be judged.
+            truth = None if number is None or not recent else number - min(recent) >= by
+            if recent:
+                extra = (_history_evidence(f"recent.{item}", list(recent)),)
+        case AboveBaseline(item, by):
+            number = _as_int(view.value)
+            field_name = BASELINE_VALUE_FIELDS.get(item)
+            usual = getattr(history.baseline, field_name, None) if history.baseline and field_name else None
+            usual = _as_int(usual)
+            truth = None if number is None or usual is None else number - usual >= by
+            if usual is not None:
+                extra = (_history_evidence(f"baseline.{field_name}", usual),)
         case _:
             assert_never(condition)
     return _UNKNOWN if truth is None else _Outcome(truth, (_evidence(view), *extra))
@@ -756,7 +834,7 @@ def _compare(op: Literal["gte", "lte", "eq"], number: int, threshold: int) -> bo
     return number == threshold
 
 
-def _history_evidence(name: str, value: int) -> Evidence:
+def _history_evidence(name: str, value: object) -> Evidence:
     return Evidence(item_code=None, question=None, raw_text=None, value={name: value})
 
 

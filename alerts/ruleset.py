@@ -21,11 +21,16 @@ import yaml
 
 from alerts.labs import CANONICAL_UNIT, LAB_NAMES
 from alerts.rules import (
+    BASELINE_FACTS,
+    BASELINE_VALUE_FIELDS,
     HISTORY_COUNTERS,
     MESSAGE_CATEGORY,
     PREVIOUS_VALUE_FIELDS,
+    AboveBaseline,
     AllOf,
     AnyOf,
+    BaselineIs,
+    BaselineRecorded,
     Combination,
     Compare,
     Condition,
@@ -40,6 +45,7 @@ from alerts.rules import (
     MessageRule,
     Not,
     RiseFromPrevious,
+    RiseOverRecent,
     Rule,
     Urgency,
     not_warning_word_problem,
@@ -52,11 +58,22 @@ ANSWER_KINDS = ("yes_no", "integer", "multi_choice", "free_text")
 # Which operators fit which answer kind. free_text has none: free text is read by a `kind: message` rule.
 _OPERATORS_BY_KIND: Mapping[str, tuple[str, ...]] = {
     "yes_no": ("is",),
-    "integer": ("gte", "lte", "eq", "rise_from_previous"),
+    "integer": ("gte", "lte", "eq", "rise_from_previous", "rise_over_recent", "above_baseline"),
     "multi_choice": ("includes", "includes_any", "count_of"),
     "free_text": (),
 }
-_ITEM_OPERATORS = ("is", "gte", "lte", "eq", "rise_from_previous", "includes", "includes_any", "count_of")
+_ITEM_OPERATORS = (
+    "is",
+    "gte",
+    "lte",
+    "eq",
+    "rise_from_previous",
+    "rise_over_recent",
+    "above_baseline",
+    "includes",
+    "includes_any",
+    "count_of",
+)
 _COMBINATORS = ("any", "all", "not")
 # Lab conditions, flat like item conditions:
 # {lab: <code or [codes]>, above: 3.0, unit: mmol/L, within_days: 14}.
@@ -77,13 +94,16 @@ _MAX_RISE_FRACTION = 5  # 500%; a larger number is almost certainly a percentage
 _TOP_KEYS = frozenset(
     {"name", "version", "instrument", "instrument_version", "rules", "combinations", "messages"}
 )
-_RULE_KEYS = frozenset({"id", "category", "urgency", "early", "when", "rationale", "kind", "read"})
+_RULE_KEYS = frozenset({"id", "category", "domain", "urgency", "early", "when", "rationale", "kind", "read"})
+# UKONS-style clinical domains a rule's category belongs to: "two amber domains make a red" counts these.
+DOMAINS = ("spinal_pain", "neurological", "fracture", "calcium", "other")
 _READ_KEYS = frozenset({"items", "unreadable"})
 _COMBINATION_KEYS = frozenset(
     {
         "id",
         "enabled",
         "when_distinct_categories_at_least",
+        "when_distinct_domains_at_least",
         "of_urgency",
         "raise_to",
         "categories",
@@ -131,6 +151,8 @@ class Ruleset:
     # The questionnaire version the rules are written for (the ruleset's `instrument_version:`, 1 when
     # absent): a patient on this ruleset is asked that version.
     instrument_version: int = 1
+    # category -> clinical domain (rules' `domain:`); empty when the ruleset names no domains.
+    category_domains: dict[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def categories(self) -> frozenset[str]:
@@ -280,7 +302,10 @@ class _Parser:
         if not isinstance(raw_combinations, list):
             self.fail("ruleset", "combinations must be a list")
         categories = frozenset(r.category for r in rules)
-        combinations = tuple(self.combination(raw, i, categories) for i, raw in enumerate(raw_combinations))
+        domains = self.category_domains(rules)
+        combinations = tuple(
+            self.combination(raw, i, categories, domains) for i, raw in enumerate(raw_combinations)
+        )
 
         ids: dict[str, str] = {}
         for kind, entry_id in [("rule", r.id) for r in rules] + [("combination", c.id) for c in combinations]:
@@ -325,7 +350,29 @@ class _Parser:
             item_kinds=dict(self.items),
             source=str(self.path),
             instrument_version=instrument_version,
+            category_domains=domains,
         )
+
+    def category_domains(self, rules: tuple[Rule | MessageRule, ...]) -> dict[str, str]:
+        """A category belongs to one domain: every rule of it names the same one (or, with no domains
+        anywhere in the ruleset, none does)."""
+        named = {r.category: r.domain for r in rules if isinstance(r, Rule) and r.domain is not None}
+        if not named:
+            return {}
+        for rule in rules:
+            if not isinstance(rule, Rule):
+                continue
+            if rule.domain is None:
+                self.fail(
+                    f"rule {rule.id!r}", "this ruleset names domains: every condition rule needs `domain:`"
+                )
+            if rule.domain != named[rule.category]:
+                self.fail(
+                    f"rule {rule.id!r}",
+                    f"domain {rule.domain!r} differs from {named[rule.category]!r} of another rule of "
+                    f"category {rule.category!r}; a category belongs to one domain",
+                )
+        return named
 
     # --- rules ---
 
@@ -359,6 +406,9 @@ class _Parser:
         urgency = self.urgency(raw.get("urgency"), where, "urgency")
         if "when" not in raw:
             self.fail(where, "missing `when:` condition")
+        domain = raw.get("domain")
+        if domain is not None and domain not in DOMAINS:
+            self.fail(where, f"unknown domain {domain!r}; domains: {', '.join(DOMAINS)}")
         parsed = Rule(
             id=rule_id,
             category=category,
@@ -366,6 +416,7 @@ class _Parser:
             rationale=rationale.strip(),
             when=self.condition(raw["when"], where, "when"),
             early=early,
+            domain=domain,
         )
         if parsed.lab_only and early:
             self.fail(
@@ -419,6 +470,8 @@ class _Parser:
             return self.item_condition(raw, where, at)
         if "history" in raw:
             return self.history_condition(raw, where, at)
+        if "baseline" in raw:
+            return self.baseline_condition(raw, where, at)
         labs = [key for key in raw if key in _LAB_KINDS]
         if labs:
             return self.lab_condition(raw, labs, where, at)
@@ -427,7 +480,8 @@ class _Parser:
             self.fail(
                 where,
                 f"{at}: unknown operator {', '.join(map(repr, raw))}; "
-                "a condition starts with item:, history:, lab:, lab_missing:, lab_rise:, any:, all: or not:",
+                "a condition starts with item:, history:, baseline:, lab:, lab_missing:, lab_rise:, "
+                "any:, all: or not:",
             )
         if len(raw) != 1:
             self.fail(
@@ -493,6 +547,16 @@ class _Parser:
                     f"{', '.join(PREVIOUS_VALUE_FIELDS)}, not {item!r}",
                 )
             return RiseFromPrevious(item, self.whole_number(value, where, label, minimum=1))
+        if op == "rise_over_recent":
+            return RiseOverRecent(item, self.whole_number(value, where, label, minimum=1))
+        if op == "above_baseline":
+            if item not in BASELINE_VALUE_FIELDS:
+                self.fail(
+                    where,
+                    f"{label}: a usual value is only recorded for "
+                    f"{', '.join(BASELINE_VALUE_FIELDS)}, not {item!r}",
+                )
+            return AboveBaseline(item, self.whole_number(value, where, label, minimum=1))
         if op == "includes":
             return Includes(item, (self.whole_number(value, where, label),))
         values = self.number_list(value, where, label)
@@ -519,6 +583,29 @@ class _Parser:
             self.fail(where, f"{at}: history {counter!r} needs `at_least:`")
         return HistoryAtLeast(
             counter, self.whole_number(raw["at_least"], where, f"{at}: at_least", minimum=1)
+        )
+
+    def baseline_condition(self, raw: dict[str, Any], where: str, at: str) -> Condition:
+        fact = raw["baseline"]
+        if fact not in BASELINE_FACTS:
+            self.fail(where, f"{at}: unknown baseline {fact!r}; known: {', '.join(BASELINE_FACTS)}")
+        allowed = BASELINE_FACTS[fact]
+        ops = sorted(str(k) for k in raw if k != "baseline")
+        if ops == ["recorded"] and isinstance(raw["recorded"], bool):
+            return BaselineRecorded(fact, raw["recorded"])
+        if ops == ["is"] and isinstance(raw["is"], bool) and raw["is"] in allowed:
+            return BaselineIs(fact, (raw["is"],))
+        if (
+            ops == ["in"]
+            and isinstance(raw["in"], list)
+            and raw["in"]
+            and all(v in allowed for v in raw["in"])
+        ):
+            return BaselineIs(fact, tuple(raw["in"]))
+        return self.fail(
+            where,
+            f"{at}: baseline {fact!r} takes `recorded: true|false`, or `is:` or `in: [...]` with values from "
+            f"{', '.join(map(str, allowed))}",
         )
 
     def lab_condition(self, raw: dict[str, Any], kinds: list[str], where: str, at: str) -> Condition:
@@ -614,7 +701,9 @@ class _Parser:
 
     # --- combinations ---
 
-    def combination(self, raw: object, index: int, categories: frozenset[str]) -> Combination:
+    def combination(
+        self, raw: object, index: int, categories: frozenset[str], domains: Mapping[str, str]
+    ) -> Combination:
         if not isinstance(raw, dict):
             self.fail(f"combinations[{index}]", "each combination must be a mapping")
         combination_id = raw.get("id")
@@ -628,12 +717,17 @@ class _Parser:
         enabled = raw.get("enabled")
         if not isinstance(enabled, bool):
             self.fail(where, "enabled must be stated as true or false")
-        minimum = self.whole_number(
-            raw.get("when_distinct_categories_at_least"),
-            where,
-            "when_distinct_categories_at_least",
-            minimum=2,
-        )
+        counts = [
+            k for k in ("when_distinct_categories_at_least", "when_distinct_domains_at_least") if k in raw
+        ]
+        if len(counts) != 1:
+            self.fail(
+                where, "give one of when_distinct_categories_at_least or when_distinct_domains_at_least"
+            )
+        (count_key,) = counts
+        minimum = self.whole_number(raw.get(count_key), where, count_key, minimum=2)
+        if count_key == "when_distinct_domains_at_least" and not domains:
+            self.fail(where, "counts domains, but no rule names a `domain:`")
         of_urgency = self.urgency(raw.get("of_urgency"), where, "of_urgency")
         raise_to = self.urgency(raw.get("raise_to"), where, "raise_to")
         if raise_to.rank <= of_urgency.rank:
@@ -653,6 +747,7 @@ class _Parser:
             raise_to=raise_to,
             rationale=rationale.strip(),
             categories=None if counted is None else tuple(counted),
+            count="domains" if count_key == "when_distinct_domains_at_least" else "categories",
         )
 
     # --- messages ---

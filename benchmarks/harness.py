@@ -400,6 +400,7 @@ def service_env(pg_url: str, redis_url: str, twilio_url: str, web_port: int, **e
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}",
         "CLINIC_PHONE": "+1 555 0100",
         "BEAT_TICK_SECONDS": "3600",
+        "ENROL_RULESET_VERSION": "2",  # the benchmarks' patients answer questionnaire v1
         **extra,
     }
 

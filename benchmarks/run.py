@@ -18,7 +18,17 @@ from typing import Any
 
 from benchmarks.harness import print_machine
 
-BENCHMARKS = ("parsing", "reading", "scheduling", "dashboard", "ingest", "reply_to_page", "fanout")
+BENCHMARKS = (
+    "parsing",
+    "reading",
+    "scheduling",
+    "dashboard",
+    "ingest",
+    "reply_to_page",
+    "fanout",
+    "queue_latency",
+    "questionnaire",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

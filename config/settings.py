@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     # only, and nurses too when this is true. Unset: true on the embedded default that `pro-service run`
     # starts (SQLite, outbox, no Redis), false everywhere else.
     SIMULATOR_FOR_NURSES: bool | None = None
+    # The red-flag ruleset version new patients are enrolled on (it names the questionnaire version they
+    # are asked). Unset: the newest installed. A clinical lead holds a new version back here until its
+    # backtest is signed off; patients already enrolled stay on theirs until an administrator moves them.
+    ENROL_RULESET_VERSION: int | None = Field(default=None, ge=1)
     CONFIG_DIR: Path = ROOT / "config"
     LOG_LEVEL: str = "INFO"
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import click
 
+from alerts.backtest import render_text
 from config.settings import SettingsError, load_settings
 from pro_service.models import StaffRole
+from pro_service.services.backtest import DEFAULT_LIMIT
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -93,6 +97,53 @@ def tick_command() -> None:
 
     rt = build_runtime(_settings(), Role.CLI)
     click.echo(str(tick(rt, rt.now())))
+
+
+@main.group()
+def rules() -> None:
+    """Red-flag rulesets."""
+
+
+@rules.command("backtest")
+@click.option("--ruleset", "spec", default=None, help="Candidate: an installed ruleset, e.g. sre-v3.")
+@click.option(
+    "--file",
+    "path",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Candidate: a draft ruleset file, validated but not installed.",
+)
+@click.option("--since", default="90d", show_default=True, help="Window: days or weeks back, e.g. 90d, 12w.")
+@click.option("--against", default=None, help="Reference ruleset (default: each patient's own).")
+@click.option("--limit", default=DEFAULT_LIMIT, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def rules_backtest(
+    spec: str | None, path: Path | None, since: str, against: str | None, limit: int, as_json: bool
+) -> None:
+    """Replay closed check-ins (and lab results) through a candidate ruleset; compare with the reference."""
+    from pro_service.runtime import Role, build_runtime
+    from pro_service.services import backtest
+
+    if (spec is None) == (path is None):
+        raise click.UsageError("give the candidate as --ruleset NAME-vN or --file PATH.yaml (one of them)")
+    rt = build_runtime(_settings(), Role.CLI)
+    try:
+        window = backtest.parse_window(since)
+        if path is not None:
+            candidate = backtest.draft_ruleset(rt, path)
+        else:
+            candidate = backtest.installed_ruleset(rt, spec or "")
+        reference = backtest.installed_ruleset(rt, against, option="--against") if against else None
+        report = backtest.run_backtest(rt, candidate, window=window, against=reference, limit=limit)
+    except backtest.BacktestError as exc:
+        raise click.BadParameter(exc.message, param_hint=f"'{exc.option}'") from None
+    finally:
+        rt.dispose()
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        click.echo(render_text(report.summary, report.header()))
+        click.echo(f"\n(replayed in {report.seconds:.1f} s)")
 
 
 @main.command("run")

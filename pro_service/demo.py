@@ -69,14 +69,16 @@ DEMO_PATIENTS = (
     ("DEMO-008", "Joan", "Rivera", "+15550101008", "America/Chicago", "es", 1),
 )
 WEEKS = 6
+# A well week, in the newest questionnaire (sre-weekly v2) that the demo patients are enrolled on.
 WELL = {
-    "pain_new": "no",
+    "weakness": "no",
+    "numbness": "0",
+    "bladder_bowel": "no",
+    "weight_bearing": "no",
+    "fall": "no",
     "pain_worst": "2",
     "pain_site": "3",
-    "pain_at_rest": "no",
-    "sudden_immobile": "no",
-    "neuro": "no",
-    "bladder_bowel": "no",
+    "pain_features": "0",
     "calcium_sx": "0",
     "anything_else": "no",
 }
@@ -96,16 +98,16 @@ class Story:
 
 
 STORIES: dict[str, Story] = {
-    # Urgent, open: "yes" to new weakness or numbness, 12 minutes ago.
+    # Urgent, open: "yes" to new weakness, 12 minutes ago.
     "DEMO-002": Story(
         pains=(2, 2, 3, 3, 3, 4),
-        latest={"neuro": "Yes", "pain_site": "3"},
+        latest={"weakness": "Yes", "pain_site": "3"},
         latest_minutes_ago=12,
     ),
-    # Urgent, acknowledged: sudden pain and cannot bear weight (Spanish).
+    # Urgent, acknowledged: cannot move or put weight on a hip (Spanish).
     "DEMO-008": Story(
         pains=(4, 5, 5, 4, 5, 6),
-        latest={"sudden_immobile": "si", "pain_site": "3"},
+        latest={"weight_bearing": "si", "pain_site": "3"},
         latest_minutes_ago=55,
         acknowledged_by="charge@demo.local",
     ),
@@ -127,8 +129,8 @@ STORIES: dict[str, Story] = {
     # Routine, open: new pain in an arm; four weeks ago new hip pain (resolved).
     "DEMO-003": Story(
         pains=(2, 2, 2, 2, 2, 3),
-        earlier={1: {"pain_new": "yes"}},
-        latest={"pain_new": "yes", "pain_site": "4"},
+        earlier={1: {"pain_features": "1"}},
+        latest={"pain_features": "1", "pain_site": "4"},
         latest_minutes_ago=300,
     ),
     # Routine, open: a message in her own words outside the check-ins.
@@ -180,6 +182,8 @@ def seed(rt: Runtime) -> Iterator[str]:
                     timezone=tz,
                     language=lang,
                     care_team_id=teams[team_index].id,
+                    # The newest, whatever ENROL_RULESET_VERSION says: the stories are written for it.
+                    ruleset_version=rt.ruleset.version,
                 )
                 patient.consent_at = now - timedelta(weeks=WEEKS + 1)
                 patient.created_at = now - timedelta(weeks=WEEKS + 1)
@@ -250,9 +254,9 @@ class _History:
     ) -> None:
         self.session, self.rt, self.patient, self.schedule = session, rt, patient, schedule
         self.story, self.staff, self.now = story, staff, now
-        self.instrument = rt.instruments.latest(schedule.instrument_code)
-        assert self.instrument is not None
-        self.ruleset = rt.ruleset
+        self.instrument = rt.instrument_for(patient.ruleset_version, schedule.instrument_code)
+        assert self.instrument is not None and self.instrument.version == 2, "stories are written for v2"
+        self.ruleset = rt.ruleset_for(patient.ruleset_version)
         self.sender = sender_number(rt)
 
     def write(self) -> None:

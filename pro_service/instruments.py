@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pro_service.replies import AnswerSpec
+from pro_service.replies import AnswerSpec, normalize
 from pro_service.sms.encoding import segments
 
 LANGUAGES = ("en", "es")
@@ -42,6 +42,8 @@ class Item(_Model):
     choices: tuple[int, ...] = ()
     none_allowed: bool = False
     severity_words: bool = False
+    # multi_choice: words patients may use instead of a choice's number, per choice (any language).
+    choice_words: dict[int, tuple[str, ...]] = Field(default_factory=dict)
     skip_if: SkipIf | None = None
     # A red-flag question: only a clean yes or no is an answer; anything else is an urgent unknown
     # raised in this alert category at once (ARCHITECTURE rule 10).
@@ -49,8 +51,19 @@ class Item(_Model):
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Item:
-        if self.red_flag is not None and self.kind != "yes_no":
-            raise ValueError(f"item {self.code}: only a yes_no item can be a red flag")
+        if self.red_flag is not None and self.kind not in ("yes_no", "multi_choice"):
+            raise ValueError(f"item {self.code}: only a yes_no or multi_choice item can be a red flag")
+        unknown = sorted(set(self.choice_words) - set(self.choices))
+        if unknown:
+            raise ValueError(f"item {self.code}: choice_words for {unknown}, which are not among its choices")
+        for words in self.choice_words.values():
+            for word in words:
+                stem = word.removesuffix("*")
+                if not stem or normalize(stem) != stem:
+                    raise ValueError(
+                        f"item {self.code}: choice word {word!r} must be lower case, without accents or "
+                        "punctuation (a trailing * marks a stem)"
+                    )
         if self.kind == "integer" and (self.minimum is None or self.maximum is None):
             raise ValueError(f"item {self.code}: an integer item needs minimum and maximum")
         if self.kind == "multi_choice" and not self.choices:
@@ -69,6 +82,9 @@ class Item(_Model):
             choices=self.choices,
             none_allowed=self.none_allowed,
             severity_words=self.severity_words,
+            choice_words=tuple(
+                (word, choice) for choice, words in sorted(self.choice_words.items()) for word in words
+            ),
         )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from alerts.reading import Lexicon, Reading, Tier, clean_answer, read
 from alerts.rules import Evidence, Finding, Urgency
 from pro_service.instruments import Item
-from pro_service.replies import Parsed, parse_reply
+from pro_service.replies import Parsed, only_choices, parse_reply
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,9 @@ class MessageReading:
     reading: Reading
     red_flag_category: str | None = None  # set when a red-flag question got anything but a clean answer
     red_flag_reason: str | None = None
+    # The reply is nothing but choices of the question it answers ("my back and hip"): words that named a
+    # choice are not unknown wording, so the loose fallback does not flag them. Any other word is read.
+    answered_choice: bool = False
 
     @property
     def unclear_red_flag(self) -> bool:
@@ -32,15 +35,21 @@ def read_message(
 ) -> MessageReading:
     """Read a message; `item` is the question it answers (None: outside a check-in, or a keyword)."""
     reading = read(text, lexicon)
-    if item is None or item.red_flag is None or not text.strip():
+    if item is None or not text.strip():
         return MessageReading(reading)
     parsed = parse_reply(text, item.spec, language)
+    answered_choice = (
+        item.kind == "multi_choice" and isinstance(parsed, Parsed) and only_choices(text, item.spec)
+    )
+    if item.red_flag is None:
+        return MessageReading(reading, answered_choice=answered_choice)
     if not isinstance(parsed, Parsed):
         reason = f"The reply to a red-flag question could not be read ({parsed.detail})."
-    elif parsed.value is True:
-        return MessageReading(reading)  # a yes: the ruleset's urgent rule fires on the answer itself
+    elif parsed.value is True or (isinstance(parsed.value, list) and parsed.value):
+        # A yes, or choices picked: the ruleset's rules judge the answer itself.
+        return MessageReading(reading, answered_choice=answered_choice)
     elif clean_answer(text, lexicon) and not reading.findings:
-        return MessageReading(reading)
+        return MessageReading(reading, answered_choice=answered_choice)
     else:
         reason = "A 'no' to a red-flag question came with more words, so it is not a clean no."
     return MessageReading(reading, item.red_flag, reason)
@@ -57,6 +66,8 @@ def findings_of(
     by_category: dict[str, list[tuple[Urgency, str, str]]] = {}
     for found in message.reading.findings:
         concept = lexicon.concepts[found.concept]
+        if concept.fallback and item is not None and message.answered_choice:
+            continue  # "my leg" to "where is the pain?" is an answer, not unknown wording
         if concept.fallback and item is not None and item.red_flag is not None:
             # A red-flag question's reply is either its yes (the ruleset's urgent rule) or an urgent
             # unknown in the question's own category: one alert and one text, never a second "unsure".

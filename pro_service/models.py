@@ -237,6 +237,9 @@ class CareTeam(Base):
     name: Mapped[str] = mapped_column(String(120), unique=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     phone: Mapped[str | None] = mapped_column(String(32))
+    # The team's MSCC coordinator / acute oncology line (E.164): shown to the nurse on the alert page, the
+    # number to call when a suspected cord compression needs same-day imaging and a decision.
+    acute_oncology_phone: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     patients: Mapped[list[Patient]] = relationship(back_populates="care_team")
@@ -461,6 +464,8 @@ class Alert(Base):
     resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     outcome: Mapped[str | None] = mapped_column(String(64))
     outcome_note: Mapped[str | None] = mapped_column(Text)
+    # The nurse's UKONS triage grade after the call (red | amber | green), recorded on resolve.
+    outcome_rag: Mapped[str | None] = mapped_column(String(8))
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
     next_escalation_at: Mapped[datetime | None]
     safety_message_sent: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -643,3 +648,29 @@ class LabResult(Base):
     withdrawn_at: Mapped[datetime | None]
     content_hash: Mapped[str] = mapped_column(String(64))
     raw: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the payload as received
+
+
+class PatientProfile(Base):
+    """What the care team knows about a patient beyond enrolment: the baseline the rules judge "new" and
+    "worse" against (alerts.rules.Baseline; None is "not recorded", never "normal") and what the nurse
+    needs on the call (treatment, carer, ceiling of care). One row per patient, written only through
+    services/clinical_profile.py, which audits every field changed."""
+
+    __tablename__ = "patient_profiles"
+
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), primary_key=True)
+    chronic_neuropathy: Mapped[bool | None] = mapped_column(Boolean)
+    continence: Mapped[str | None] = mapped_column(String(32))  # one of alerts.rules.CONTINENCE_STATES
+    usual_pain: Mapped[int | None] = mapped_column(Integer)  # 0-10
+    spinal_levels: Mapped[str | None] = mapped_column(String(120))
+    current_treatment: Mapped[str | None] = mapped_column(String(500))
+    bone_agent: Mapped[str | None] = mapped_column(String(120))
+    steroids: Mapped[str | None] = mapped_column(String(200))
+    metastatic_sites: Mapped[str | None] = mapped_column(String(500))
+    analgesia: Mapped[str | None] = mapped_column(String(500))
+    ceiling_of_care: Mapped[str | None] = mapped_column(String(500))
+    carer_name: Mapped[str | None] = mapped_column(String(120))
+    carer_relation: Mapped[str | None] = mapped_column(String(60))
+    carer_phone: Mapped[str | None] = mapped_column(String(32))  # E.164
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))

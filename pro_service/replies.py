@@ -24,6 +24,9 @@ class AnswerSpec:
     choices: tuple[int, ...] = ()  # multi_choice: allowed numbers
     none_allowed: bool = False  # multi_choice: "0" / "none" / "nada" mean the empty list
     severity_words: bool = False  # integer: accept PRO-CTCAE words (mild, severe...)
+    # multi_choice: words that name a choice ("back" for 1), folded (lower case, no accents). A word
+    # ending in * is a stem ("constipat*"); several words are a phrase of adjacent words ("no change").
+    choice_words: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -316,6 +319,47 @@ def _choices_text(choices: tuple[int, ...]) -> str:
     return ", ".join(str(c) for c in ordered) or "(no choices)"
 
 
+def _named_choices(toks: list[_Tok], choice_words: tuple[tuple[str, int], ...]) -> tuple[set[int], set[int]]:
+    """Choices named in words ("my back and hip" -> 1, 3) and the token positions those words used."""
+    picked: set[int] = set()
+    used: set[int] = set()
+    for entry, choice in choice_words:
+        parts = entry.split()
+        for start in range(len(toks) - len(parts) + 1):
+            window = toks[start : start + len(parts)]
+            if all(t.kind == "word" and _names(t.text, part) for t, part in zip(window, parts, strict=True)):
+                picked.add(choice)
+                used.update(range(start, start + len(parts)))
+    return picked, used
+
+
+# Words that may sit around a choice without saying anything more ("my left hip and the back").
+_CHOICE_FILLERS = _words(
+    "my the a an and in on of both left right upper lower side area mostly mainly also too plus or "
+    "mi mis el la los las y e en de del ambos ambas izquierda izquierdo derecha derecho lado zona tambien o"
+)
+
+
+def only_choices(text: str, spec: AnswerSpec) -> bool:
+    """Whether a multiple-choice reply says nothing but its choices: numbers, choice words, "none" and
+    fillers. "my leg" is only an answer; "my leg feels weird" says more, and the more is read for danger."""
+    toks = _tokenize(_fold(text))
+    _, named = _named_choices(toks, spec.choice_words)
+    return all(
+        i in named
+        or tok.kind != "word"
+        or tok.text in _CHOICE_FILLERS
+        or tok.text in _NONE_WORDS
+        or tok.text in _NUMBER_WORDS
+        or tok.text in _POLITE
+        for i, tok in enumerate(toks)
+    )
+
+
+def _names(word: str, part: str) -> bool:
+    return word.startswith(part[:-1]) if part.endswith("*") else word == part
+
+
 def _parse_multi_choice(text: str, spec: AnswerSpec, language: str) -> Parsed | Unreadable:
     core = _strip_polite(normalize(text))
     allowed = frozenset(spec.choices)
@@ -326,10 +370,12 @@ def _parse_multi_choice(text: str, spec: AnswerSpec, language: str) -> Parsed | 
             return Parsed([])
         return Unreadable("unknown_choice", f"{core!r} is not one of {_choices_text(spec.choices)}")
     toks = _tokenize(_fold(text))
-    picked: set[int] = set()
+    picked, named = _named_choices(toks, spec.choice_words)
     said_none = False
     last_number: int | None = None  # token position, to spot ranges like "1-3"
     for i, tok in enumerate(toks):
+        if i in named:
+            continue
         if tok.kind == "num":
             numbers = [(raw, int(raw) if len(raw) <= 15 else _HUGE) for raw in re.split(r"[.,]", tok.text)]
         elif tok.kind == "word" and (word_value := _word_number(toks, i, language)) is not None:
@@ -358,7 +404,7 @@ def _parse_multi_choice(text: str, spec: AnswerSpec, language: str) -> Parsed | 
         return Parsed(sorted(picked))
     if said_none and spec.none_allowed:
         return Parsed([])
-    return Unreadable("not_a_number", "no choice number found in the reply")
+    return Unreadable("not_a_number", "no choice number or word found in the reply")
 
 
 # ---------------------------------------------------------------------------------------- free text

@@ -16,7 +16,8 @@ from alerts.escalation import EscalationPolicy, load_policy
 from alerts.lexicon import load_lexicons
 from alerts.reading import Lexicon
 from alerts.ruleset import Ruleset, load_rulesets
-from config.settings import Settings
+from config.settings import Settings, SettingsError
+from pro_service.call_scripts import CallScripts, load_call_scripts
 from pro_service.db import make_ingest_engine, make_main_engine, make_session_factory
 from pro_service.instruments import Instrument, InstrumentRegistry, load_instruments
 from pro_service.sms.gateway import SmsGateway
@@ -58,6 +59,8 @@ class Runtime:
     ingest_engine: Engine
     role: Role = Role.CLI
     clock: Callable[[], datetime] = field(default=_utcnow)
+    # What the nurse does on the call, per alert category (config/call_scripts.yaml).
+    call_scripts: CallScripts = field(default_factory=CallScripts)
 
     def now(self) -> datetime:
         return self.clock()
@@ -86,14 +89,18 @@ class Runtime:
         fired it)."""
         return max(self.rulesets.values(), key=lambda r: r.version)
 
+    @property
+    def enrolment_ruleset(self) -> Ruleset:
+        """What new patients are enrolled on: ENROL_RULESET_VERSION, or the newest (checked at start-up)."""
+        wanted = self.settings.ENROL_RULESET_VERSION
+        return next((r for r in self.rulesets.values() if r.version == wanted), self.ruleset)
+
     def ruleset_for(self, version: int | None) -> Ruleset:
-        """The ruleset a patient is on (Patient.ruleset_version; None: the newest). A pinned version that
-        is no longer installed falls back to the newest rather than leaving the patient unscored."""
-        if version is not None:
-            for ruleset in self.rulesets.values():
-                if ruleset.version == version and ruleset.name == self.ruleset.name:
-                    return ruleset
-        return self.ruleset
+        """The ruleset a patient is on (Patient.ruleset_version; None: the enrolment default). A pinned
+        version no longer installed falls back to the newest rather than leaving the patient unscored."""
+        if version is None:
+            return self.enrolment_ruleset
+        return next((r for r in self.rulesets.values() if r.version == version), self.ruleset)
 
     def ruleset_for_check_in(
         self, patient_version: int | None, instrument: str, instrument_version: int
@@ -152,6 +159,12 @@ def build_runtime(settings: Settings, role: Role, *, gateway: SmsGateway | None 
         instruments.item_kinds(),
         instrument_items=instruments.items_by_version(),
     )
+    versions = sorted(r.version for r in rulesets.values())
+    if settings.ENROL_RULESET_VERSION is not None and settings.ENROL_RULESET_VERSION not in versions:
+        raise SettingsError(
+            f"ENROL_RULESET_VERSION={settings.ENROL_RULESET_VERSION}: no such ruleset version is installed "
+            f"(installed: {', '.join(map(str, versions))})"
+        )
     runtime = Runtime(
         settings=settings,
         engine=engine,
@@ -170,6 +183,7 @@ def build_runtime(settings: Settings, role: Role, *, gateway: SmsGateway | None 
         policy=load_policy(settings.CONFIG_DIR / "escalation.yaml"),
         ingest_engine=make_ingest_engine(settings) if engine.dialect.name == "postgresql" else engine,
         role=role,
+        call_scripts=load_call_scripts(settings.CONFIG_DIR / "call_scripts.yaml"),
     )
     from pro_service.services import event_webhook
 

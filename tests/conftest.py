@@ -146,6 +146,9 @@ def settings_env(pg_url: str, redis_url: str, twilio_server: Any, web_port: int)
         "SEND_RATE_PER_SECOND": "50",
         "CLINIC_PHONE": "+1 555 0100",
         "BEAT_TICK_SECONDS": "3600",
+        # Most end-to-end tests speak questionnaire v1 (ruleset 2), which stays supported for patients not
+        # yet moved; tests of v2 / ruleset 3 enrol on it explicitly (tests/integration/test_ruleset_v3.py).
+        "ENROL_RULESET_VERSION": "2",
     }
 
 

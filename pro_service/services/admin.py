@@ -127,9 +127,26 @@ def save_schedule(
 # --- care teams and rota ---------------------------------------------------------------------------
 
 
+def acute_oncology_number(raw: str | None) -> str | None:
+    """The team's MSCC coordinator / acute oncology number, normalised like every phone (blank: none)."""
+    if not raw or not raw.strip():
+        return None
+    try:
+        return normalise_phone(raw)
+    except EnrolmentError as exc:
+        raise AdminError("acute_oncology_phone", f"MSCC / acute oncology number {exc.message}") from None
+
+
 def save_care_team(
-    session: Session, team: CareTeam | None, *, name: str, timezone: str, phone: str | None
+    session: Session,
+    team: CareTeam | None,
+    *,
+    name: str,
+    timezone: str,
+    phone: str | None,
+    acute_oncology_phone: str | None = None,
 ) -> CareTeam:
+    """Create or edit a team. `acute_oncology_phone` None leaves it as it is; blank clears it."""
     name = name.strip()
     if not name:
         raise AdminError("name", "is required")
@@ -145,6 +162,8 @@ def save_care_team(
         team = CareTeam(name=name)
         session.add(team)
     team.name, team.timezone, team.phone = name, timezone, phone or None
+    if acute_oncology_phone is not None:
+        team.acute_oncology_phone = acute_oncology_number(acute_oncology_phone)
     session.flush()
     return team
 

@@ -20,6 +20,13 @@ OUTCOMES = {
     "no_action_needed": "No action needed",
     "could_not_reach_patient": "Could not reach patient",
 }
+# The nurse's grade after the call, in the UKONS 24-hour triage tool's terms. The dashboard and the API
+# require one to resolve; the outcome above says what was done, the grade how serious it proved.
+RAG_OUTCOMES = {
+    "red": "Red: needs assessment now",
+    "amber": "Amber: review within 24 hours",
+    "green": "Green: advice and routine follow-up",
+}
 ACK_PATTERN = re.compile(r"^\s*ack\s+([a-z0-9]{4,12})\s*$", re.IGNORECASE)
 
 
@@ -61,9 +68,14 @@ def resolve(
     now: datetime,
     outcome: str,
     note: str | None,
+    rag: str | None = None,
 ) -> None:
+    """Resolve with what was done (`outcome`) and the RAG grade (`rag`: red, amber or green; None is left
+    for callers that are not a nurse's decision)."""
     if outcome not in OUTCOMES:
         raise AlertActionError(f"unknown outcome {outcome!r}; one of: {', '.join(OUTCOMES)}")
+    if rag is not None and rag not in RAG_OUTCOMES:
+        raise AlertActionError(f"unknown RAG outcome {rag!r}; one of: {', '.join(RAG_OUTCOMES)}")
     if alert.status == AlertStatus.RESOLVED:
         raise AlertActionError("the alert is already resolved")
     if alert.acknowledged_at is None:
@@ -74,6 +86,7 @@ def resolve(
     alert.resolved_by_id = staff_id
     alert.outcome = outcome
     alert.outcome_note = note
+    alert.outcome_rag = rag
     alert.next_escalation_at = None
     alert.updated_at = now
     session.add(
@@ -83,7 +96,7 @@ def resolve(
             actor_staff_id=staff_id,
             actor=actor,
             created_at=now,
-            detail={"outcome": outcome, "note": note},
+            detail={"outcome": outcome, "rag": rag, "note": note},
         )
     )
 

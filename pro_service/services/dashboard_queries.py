@@ -7,6 +7,7 @@ ix_alerts_status_urgency_opened; histories are bounded by date and count.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -47,14 +48,38 @@ ACTIVE_STATUSES = (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
 URGENCIES = ("urgent", "same_day", "routine")
 QUEUE_LIMIT = 200
 TREND_WEEKS = 12
-# Yes/no items (and choice 5 of calcium_sx) shown as symptom flags under the pain trend.
+# Symptom flags under the pain trend, each read from the questions of either questionnaire version:
+# (item code, the choice that means yes, or None for a yes/no item).
 FLAG_ITEMS = (
     ("neuro", "Weakness / numbness"),
     ("bladder_bowel", "Bladder / bowel"),
     ("sudden_immobile", "Can't bear weight"),
     ("calcium_confused", "Confused / drowsy"),
     ("pain_new", "New pain"),
+    ("fall", "Fall / unsteady"),
 )
+_FLAG_SOURCES: dict[str, tuple[tuple[str, int | None], ...]] = {
+    "neuro": (("neuro", None), ("weakness", None), ("numbness", 2)),
+    "bladder_bowel": (("bladder_bowel", None),),
+    "sudden_immobile": (("sudden_immobile", None), ("weight_bearing", None)),
+    "calcium_confused": (("calcium_sx", 5),),
+    "pain_new": (("pain_new", None), ("pain_features", 1)),
+    "fall": (("fall", None),),
+}
+
+
+def _flag(flag: str, answers: dict[str, Answer]) -> bool | None:
+    """True if any source says yes, False if one was answered and none says yes, None if none answered."""
+    seen: list[bool] = []
+    for code, choice in _FLAG_SOURCES[flag]:
+        found = answers.get(code)
+        if found is None:
+            continue
+        if choice is None and isinstance(found.value, bool):
+            seen.append(found.value)
+        elif choice is not None and isinstance(found.value, list):
+            seen.append(choice in found.value)
+    return any(seen) if seen else None
 
 
 @dataclass(frozen=True)
@@ -92,6 +117,10 @@ class Queue:
     truncated: bool
 
 
+# An urgent alert acknowledged an hour ago must not sit above one nobody has seen yet.
+_ACKNOWLEDGED_LAST = case((Alert.status == AlertStatus.ACKNOWLEDGED, 1), else_=0)
+
+
 def _queue_base(stmt: Select[Any], filters: QueueFilters) -> Select[Any]:
     statuses: Sequence[AlertStatus] = ACTIVE_STATUSES
     if filters.status in ("open", "acknowledged"):
@@ -103,7 +132,9 @@ def _queue_base(stmt: Select[Any], filters: QueueFilters) -> Select[Any]:
 
 
 def queue(session: Session, filters: QueueFilters, limit: int = QUEUE_LIMIT) -> Queue:
-    """Open and acknowledged alerts, most urgent first, then oldest; with counts per urgency."""
+    """Open and acknowledged alerts: most urgent first; within an urgency the ones nobody has picked up
+    (open, including new evidence since an acknowledgement) before acknowledged ones; then oldest first.
+    With counts per urgency."""
     acker = aliased(StaffUser)
     stmt = (
         select(
@@ -127,7 +158,7 @@ def queue(session: Session, filters: QueueFilters, limit: int = QUEUE_LIMIT) -> 
         .join(Patient, Patient.id == Alert.patient_id)
         .join(CareTeam, CareTeam.id == Patient.care_team_id)
         .outerjoin(acker, acker.id == Alert.acknowledged_by_id)
-        .order_by(Alert.urgency_rank.desc(), Alert.opened_at, Alert.id)
+        .order_by(Alert.urgency_rank.desc(), _ACKNOWLEDGED_LAST, Alert.opened_at, Alert.id)
     )
     stmt = _queue_base(stmt, filters)
     if filters.urgency in URGENCIES:
@@ -187,6 +218,55 @@ def open_urgent_count(session: Session) -> int:
         )
         or 0
     )
+
+
+@dataclass(frozen=True)
+class UrgentAlert:
+    """An open urgent alert as the watch screen's banner needs it, whatever the filters: no patient."""
+
+    alert_id: int
+    ref: str
+    category: str
+    team_name: str
+    opened_at: datetime
+
+
+def open_urgent(session: Session, limit: int = 50) -> list[UrgentAlert]:
+    """Open urgent alerts, newest first, from every care team (the banner ignores the queue's filters)."""
+    rows = session.execute(
+        select(Alert.id, Alert.ref, Alert.category, CareTeam.name, Alert.opened_at)
+        .join(Patient, Patient.id == Alert.patient_id)
+        .join(CareTeam, CareTeam.id == Patient.care_team_id)
+        .where(Alert.status == AlertStatus.OPEN, Alert.urgency_rank == 3)
+        .order_by(Alert.opened_at.desc(), Alert.id.desc())
+        .limit(limit)
+    ).all()
+    return [UrgentAlert(int(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4]) for r in rows]
+
+
+def queue_version(session: Session, now: datetime) -> str:
+    """What the watch screen's 1-second poll compares, before any other query: equal versions mean the
+    page has nothing to redraw (a 204, nothing read or rendered; docs/benchmarks.md has the cost).
+
+    One aggregate over the active alerts (their status index): how many, how many still open, and the sums
+    of the integers a row shows (id, urgency rank, escalation level, notice). Sums, not a max of ids or
+    times, so a change committed out of order still changes the version. Anything else shown (names, an
+    acknowledger's name, "waiting 12 min") changes at most every minute: the minute is part of it."""
+    open_ = case((Alert.status == AlertStatus.OPEN, 1), else_=0)
+    row = session.execute(
+        select(
+            func.count(),
+            func.sum(open_),
+            func.sum(Alert.id),
+            func.sum(Alert.urgency_rank),
+            func.sum(Alert.escalation_level),
+            func.sum(Alert.notice),
+            func.max(Alert.updated_at),
+        ).where(Alert.status.in_(ACTIVE_STATUSES))
+    ).one()
+    digest = hashlib.blake2b(digest_size=10)
+    digest.update(repr((tuple(row), now.replace(second=0, microsecond=0))).encode())
+    return digest.hexdigest()
 
 
 def care_teams(session: Session) -> list[CareTeam]:
@@ -302,14 +382,7 @@ def trend(session: Session, patient_id: int, now: datetime, weeks: int = TREND_W
     for check_in in check_ins:
         answers = {a.item_code: a for a in check_in.answers if a.status == AnswerStatus.ANSWERED}
         pain = answers.get("pain_worst")
-        flags: dict[str, bool | None] = {}
-        for code, _label in FLAG_ITEMS:
-            if code == "calcium_confused":
-                calcium = answers.get("calcium_sx")
-                flags[code] = None if calcium is None else 5 in (calcium.value or [])
-            else:
-                found = answers.get(code)
-                flags[code] = found.value if found is not None and isinstance(found.value, bool) else None
+        flags = {code: _flag(code, answers) for code, _label in FLAG_ITEMS}
         points.append(
             TrendPoint(
                 at=check_in.started_at or check_in.created_at,

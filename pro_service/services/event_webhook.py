@@ -68,6 +68,8 @@ def install(rt: Runtime, factory: sessionmaker[Session]) -> None:
                             "urgency": alert.urgency,
                             "status": alert.status.value,
                             "outcome": alert.outcome,
+                            # The nurse's UKONS grade on resolving (red / amber / green), else null.
+                            "outcome_rag": alert.outcome_rag,
                         },
                     },
                 )

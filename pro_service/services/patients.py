@@ -64,6 +64,7 @@ def enrol_patient(
     language: str,
     care_team_id: int,
     sms_consent: bool = True,
+    ruleset_version: int | None = None,
 ) -> Patient:
     phone = normalise_phone(phone)
     check_timezone(timezone)
@@ -85,6 +86,8 @@ def enrol_patient(
         care_team_id=care_team_id,
         sms_consent=sms_consent,
         consent_at=utcnow() if sms_consent else None,
+        # Pinned at enrolment: a later change of ENROL_RULESET_VERSION moves nobody already enrolled.
+        ruleset_version=ruleset_version,
     )
     session.add(patient)
     session.flush()

@@ -39,6 +39,7 @@ from pro_service.models import (
     Patient,
 )
 from pro_service.runtime import Runtime
+from pro_service.services.clinical_profile import baseline_for
 from pro_service.services.labs import lab_views
 
 URGENCY_RANK = {Urgency.URGENT: 3, Urgency.SAME_DAY: 2, Urgency.ROUTINE: 1}
@@ -362,6 +363,7 @@ def scoring_inputs(
         history_for(session, check_in),
         labs=tuple(lab_views(session, check_in.patient_id, since=lookback)),
         now=now,
+        baseline=baseline_for(session, check_in.patient_id),
     )
     return _views(list(check_in.answers)), history
 

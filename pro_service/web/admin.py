@@ -17,6 +17,7 @@ from pro_service.instruments import LANGUAGES
 from pro_service.models import CareTeam, OnCallShift, Patient, PatientStatus, Schedule, StaffRole, StaffUser
 from pro_service.scheduling import validate_timezone
 from pro_service.services import admin as svc
+from pro_service.services import backtest, clinical_profile, protocol
 from pro_service.services import dashboard_queries as dq
 from pro_service.services.patients import (
     Conflict,
@@ -26,11 +27,15 @@ from pro_service.services.patients import (
     update_patient,
 )
 from pro_service.services.staff import StaffError, create_staff
-from pro_service.web.auth import audit, current_staff, require_admin
+from pro_service.web.auth import actor, audit, current_staff, require_admin
 from pro_service.web.common import db, runtime
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 MAX_ID = 2**31 - 1
+BACKTEST_DAYS = (30, 90, 180, 365)  # window choices on the configuration page
+# The page replays in the request: about 3.5 ms a check-in, so this stays well inside gunicorn's 30 s
+# timeout; the page says when it was reached, and the CLI has no such bound.
+BACKTEST_WEB_LIMIT = 4000
 COMMON_ZONES = (
     "America/New_York",
     "America/Chicago",
@@ -111,8 +116,24 @@ def _patient_form(patient: Patient | None, error: svc.AdminError | None = None, 
             teams=dq.care_teams(db()),
             zones=_zones(values.get("timezone") or (patient.timezone if patient else None)),
             languages=LANGUAGES,
+            prof=clinical_profile.get_profile(db(), patient.id) if patient else None,
+            pv=values,
+            continence_labels=clinical_profile.CONTINENCE_LABELS,
         ),
         status,
+    )
+
+
+def _save_profile(patient: Patient) -> list[str]:
+    """The form's baseline and call information, through the service that validates and audits them."""
+    return clinical_profile.update_profile(
+        db(),
+        patient.id,
+        clinical_profile.form_changes(request.form),
+        actor=actor(),
+        staff_id=current_staff().id,
+        now=runtime().now(),
+        ip=request.remote_addr,
     )
 
 
@@ -126,10 +147,15 @@ def patient_new() -> ResponseReturnValue:
             session,
             mrn=_form("mrn", 64),
             sms_consent=request.form.get("sms_consent") == "yes",
+            ruleset_version=runtime().enrolment_ruleset.version,
             **_patient_fields(),
         )
         if not (patient.mrn and patient.given_name and patient.family_name):
             raise svc.AdminError("name", "MRN, given and family name are required")
+        _save_profile(patient)
+    except clinical_profile.ProfileError as exc:
+        session.rollback()
+        return _patient_form(None, svc.AdminError(exc.field, exc.sentence), 400)
     except EnrolmentError as exc:
         session.rollback()
         return _patient_form(None, svc.AdminError(exc.field, exc.message), 400)
@@ -170,6 +196,10 @@ def patient_edit(patient_id: int) -> ResponseReturnValue:
             clear_phone_problem=request.form.get("clear_phone_problem") == "yes",
             **_patient_fields(),
         )
+        profile_changed = _save_profile(patient)  # audited by the service
+    except clinical_profile.ProfileError as exc:
+        session.rollback()
+        return _patient_form(patient, svc.AdminError(exc.field, exc.sentence), 400)
     except EnrolmentError as exc:
         session.rollback()
         return _patient_form(patient, svc.AdminError(exc.field, exc.message), 400)
@@ -178,7 +208,7 @@ def patient_edit(patient_id: int) -> ResponseReturnValue:
         return _patient_form(patient, svc.AdminError("phone", str(exc)), 400)
     audit("update_patient", ("patient", patient.id), patient.id, fields=changed)
     session.commit()
-    flash("Patient record saved." if changed else "Nothing changed.", "success")
+    flash("Patient record saved." if changed or profile_changed else "Nothing changed.", "success")
     return redirect(url_for("dashboard.patient_page", patient_id=patient.id))
 
 
@@ -349,6 +379,7 @@ def teams() -> ResponseReturnValue:
                 name=_form("name", 120),
                 timezone=_form("timezone", 64),
                 phone=_form("phone", 32),
+                acute_oncology_phone=_form("acute_oncology_phone", 32),
             )
         except (svc.AdminError, EnrolmentError) as exc:
             session.rollback()
@@ -401,6 +432,7 @@ def team(team_id: int) -> ResponseReturnValue:
             name=_form("name", 120),
             timezone=_form("timezone", 64),
             phone=_form("phone", 32),
+            acute_oncology_phone=_form("acute_oncology_phone", 32),
         )
     except (svc.AdminError, EnrolmentError) as exc:
         session.rollback()
@@ -571,18 +603,58 @@ def staff_password(staff_id: int) -> ResponseReturnValue:
 
 @bp.get("/config")
 def config() -> ResponseReturnValue:
+    return _config_page()
+
+
+def _config_page(
+    report: backtest.Report | None = None, error: backtest.BacktestError | None = None, status: int = 200
+) -> ResponseReturnValue:
     rt = runtime()
     instruments = sorted(rt.instruments.by_key.values(), key=lambda i: (i.code, -i.version))
     rulesets = sorted(rt.rulesets.values(), key=lambda r: (r.name, -r.version))
     latest = {i.code: i.version for i in rt.instruments.all_latest()}
-    return render_template(
-        "admin/config.html",
-        instruments=instruments,
-        latest=latest,
-        rulesets=rulesets,
-        active_ruleset=rt.ruleset,
-        settings=rt.settings,
+    return (
+        render_template(
+            "admin/config.html",
+            instruments=instruments,
+            latest=latest,
+            rulesets=rulesets,
+            active_ruleset=rt.enrolment_ruleset,
+            settings=rt.settings,
+            backtest=report,
+            backtest_error=error,
+            backtest_form=dict(request.form) if request.method == "POST" else {},
+            backtest_days=BACKTEST_DAYS,
+            backtest_limit=BACKTEST_WEB_LIMIT,
+        ),
+        status,
     )
+
+
+@bp.post("/config/backtest")
+def config_backtest() -> ResponseReturnValue:
+    """Run the rules backtest (same service as `pro-service rules backtest`) and show its aggregate summary:
+    counts per rule and category, no patient. Audited, as it reads every patient's answers."""
+    rt = runtime()
+    days = _form("days", 4)
+    try:
+        candidate = backtest.installed_ruleset(rt, _form("candidate", 80), option="candidate")
+        if not days.isdigit():
+            raise backtest.BacktestError("days", "enter the window as a number of days")
+        window = backtest.parse_window(f"{days}d")
+        report = backtest.run_backtest(rt, candidate, window=window, limit=BACKTEST_WEB_LIMIT)
+    except backtest.BacktestError as exc:
+        return _config_page(error=exc, status=400)
+    audit(
+        "run_rules_backtest",
+        ("ruleset", report.candidate),
+        None,
+        days=int(days),
+        check_ins=report.check_ins,
+        lab_results=report.lab_results,
+    )
+    db().commit()
+    return _config_page(report)
 
 
 @bp.get("/audit")
@@ -609,4 +681,47 @@ def audit_log() -> ResponseReturnValue:
         patient_id=patient_id,
         actor=actor or "",
         before=before,
+    )
+
+
+@bp.route("/patients/<int:patient_id>/ruleset", methods=["GET", "POST"])
+def patient_ruleset(patient_id: int) -> ResponseReturnValue:
+    """Move a patient to another ruleset (and questionnaire) version: an administrator's recorded decision."""
+    session = db()
+    patient: Patient = _get(Patient, patient_id)
+    rt = runtime()
+    error: protocol.ProtocolError | None = None
+    if request.method == "POST":
+        raw = request.form.get("version", "")
+        try:
+            if not raw.isdigit() or len(raw) > 4:
+                raise protocol.ProtocolError("version", "choose a version")
+            moved = protocol.move_patient(
+                session,
+                rt,
+                patient.id,
+                int(raw),
+                actor=actor(),
+                reason=request.form.get("reason", ""),
+                ip=request.remote_addr,
+            )
+        except protocol.ProtocolError as exc:
+            session.rollback()
+            error = exc
+        else:
+            flash(f"Moved from ruleset version {moved.from_version} to {moved.to_version}.")
+            return redirect(url_for("admin.patient_ruleset", patient_id=patient.id))
+    else:
+        audit("view_patient", ("patient", patient.id), patient.id, page="admin_ruleset")
+        session.commit()
+    return (
+        render_template(
+            "admin/patient_ruleset.html",
+            patient=patient,
+            current=protocol.current_version(rt, patient),
+            rulesets=protocol.installed(rt),
+            enrolment=rt.enrolment_ruleset.version,
+            error=error,
+        ),
+        400 if error else 200,
     )

@@ -33,13 +33,15 @@ from pro_service.models import (
     Message,
     OnCallShift,
     Patient,
+    PatientProfile,
     PatientStatus,
     Schedule,
     StaffRole,
     StaffUser,
 )
 from pro_service.scheduling import ScheduleError, validate_rrule
-from pro_service.services import labs, patients, tokens
+from pro_service.services import clinical_profile, labs, patients, tokens
+from pro_service.services.admin import AdminError, acute_oncology_number
 from pro_service.services.alert_lifecycle import AlertActionError, acknowledge, add_note, resolve
 from pro_service.services.audit import record
 from pro_service.services.check_ins import CheckInError, start_now
@@ -269,6 +271,29 @@ def _invalid(field: str, message: str) -> ApiError:
     return ApiError(400, "validation_failed", [{"field": field, "message": message}])
 
 
+def _save_profile(patient_id: int, data: s.ProfileIn | None) -> list[str]:
+    """The sent profile fields through the service (validated, audited); a bad value is a 400 naming
+    the field as `profile.<name>`."""
+    if data is None:
+        return []
+    try:
+        return clinical_profile.update_profile(
+            db(),
+            patient_id,
+            data.model_dump(exclude_unset=True),
+            actor=actor(),
+            staff_id=None,
+            now=runtime().now(),
+            ip=request.remote_addr,
+        )
+    except clinical_profile.ProfileError as exc:
+        raise _invalid(f"profile.{exc.field}", exc.message) from None
+
+
+def _patient_out(patient: Patient) -> s.PatientOut:
+    return serialize.patient(patient, clinical_profile.get_profile(db(), patient.id))
+
+
 def _page(query: Select[Any], page: s.Page) -> tuple[list[Any], bool]:
     rows = list(db().scalars(query.offset((page.page - 1) * page.page_size).limit(page.page_size + 1)))
     return rows[: page.page_size], len(rows) > page.page_size
@@ -301,7 +326,10 @@ def openapi_document() -> ResponseReturnValue:
 def create_team(data: s.CareTeamIn) -> s.CareTeamOut:
     try:
         team = create_care_team(db(), name=data.name, timezone=data.timezone, phone=data.phone)
+        team.acute_oncology_phone = acute_oncology_number(data.acute_oncology_phone)
     except EnrolmentError as exc:
+        raise _invalid(exc.field, exc.message) from None
+    except AdminError as exc:
         raise _invalid(exc.field, exc.message) from None
     except Conflict as exc:
         raise ApiError(409, "conflict", str(exc)) from None
@@ -577,13 +605,18 @@ def revoke_token(token_id: int) -> None:
 )
 def create_patient(data: s.PatientIn) -> s.PatientOut:
     try:
-        patient = enrol_patient(db(), **data.model_dump())
+        patient = enrol_patient(
+            db(),
+            **data.model_dump(exclude={"profile"}),
+            ruleset_version=runtime().enrolment_ruleset.version,
+        )
     except EnrolmentError as exc:
         raise _invalid(exc.field, exc.message) from None
     except Conflict as exc:
         raise ApiError(409, "conflict", str(exc)) from None
+    _save_profile(patient.id, data.profile)
     audit("create_patient", ("patient", patient.id), patient.id)
-    return serialize.patient(patient)
+    return _patient_out(patient)
 
 
 @route(
@@ -604,9 +637,15 @@ def list_patients(query: s.PatientQuery) -> s.PatientList:
     if query.status:
         stmt = stmt.where(Patient.status == PatientStatus(query.status))
     rows, more = _page(stmt, query)
+    profiles = {
+        row.patient_id: row
+        for row in db().scalars(
+            select(PatientProfile).where(PatientProfile.patient_id.in_([p.id for p in rows]))
+        )
+    }
     audit("list_patients", ("patient", None), None, count=len(rows))
     return s.PatientList(
-        patients=[serialize.patient(p) for p in rows],
+        patients=[serialize.patient(p, profiles.get(p.id)) for p in rows],
         page=query.page,
         page_size=query.page_size,
         has_more=more,
@@ -619,7 +658,7 @@ def list_patients(query: s.PatientQuery) -> s.PatientList:
 def get_patient(patient_id: int) -> s.PatientOut:
     patient: Patient = _get(Patient, patient_id, "patient")
     audit("view_patient", ("patient", patient.id), patient.id)
-    return serialize.patient(patient)
+    return _patient_out(patient)
 
 
 @route(
@@ -634,17 +673,46 @@ def get_patient(patient_id: int) -> s.PatientOut:
 )
 def update_patient(patient_id: int, data: s.PatientPatch) -> s.PatientOut:
     patient: Patient = _get(Patient, patient_id, "patient", lock=True)
-    changes = data.model_dump(exclude_unset=True, exclude={"status"})
+    changes = data.model_dump(exclude_unset=True, exclude={"status", "profile"})
     try:
         patients.update_patient(db(), patient, **changes)
     except EnrolmentError as exc:
         raise _invalid(exc.field, exc.message) from None
     except Conflict as exc:
         raise ApiError(409, "conflict", str(exc)) from None
+    _save_profile(patient.id, data.profile)
     if data.status is not None:
         patients.set_patient_status(db(), patient, PatientStatus(data.status), runtime().now())
     audit("update_patient", ("patient", patient.id), patient.id, fields=sorted(data.model_fields_set))
-    return serialize.patient(patient)
+    return _patient_out(patient)
+
+
+@route(
+    "GET",
+    "/patients/<int:patient_id>/profile",
+    summary="A patient's baseline and call information",
+    tag="patients",
+    response=s.ProfileOut,
+)
+def get_profile(patient_id: int) -> s.ProfileOut:
+    patient: Patient = _get(Patient, patient_id, "patient")
+    audit("view_patient", ("patient", patient.id), patient.id, part="profile")
+    return serialize.profile(clinical_profile.get_profile(db(), patient.id))
+
+
+@route(
+    "PATCH",
+    "/patients/<int:patient_id>/profile",
+    summary="Record a patient's baseline and call information (nurses and admins)",
+    tag="patients",
+    body=s.ProfileIn,
+    response=s.ProfileOut,
+    errors=(400, 401, 403, 404),
+)
+def update_profile(patient_id: int, data: s.ProfileIn) -> s.ProfileOut:
+    patient: Patient = _get(Patient, patient_id, "patient")
+    _save_profile(patient.id, data)
+    return serialize.profile(clinical_profile.get_profile(db(), patient.id))
 
 
 @route(
@@ -717,8 +785,14 @@ def get_check_in(check_in_id: int) -> s.CheckInOut:
     errors=(401, 403),
 )
 def list_instruments() -> s.InstrumentList:
-    registry = runtime().instruments
-    return s.InstrumentList(instruments=[serialize.instrument(i, registry) for i in registry.by_key.values()])
+    rt = runtime()
+    registry = rt.instruments
+    return s.InstrumentList(
+        instruments=[
+            serialize.instrument(i, rt.instrument_for(None, i.code))
+            for _key, i in sorted(registry.by_key.items())
+        ]
+    )
 
 
 @route(
@@ -730,7 +804,7 @@ def list_instruments() -> s.InstrumentList:
     errors=(401, 403),
 )
 def list_rulesets() -> s.RulesetList:
-    active = runtime().ruleset
+    active = runtime().enrolment_ruleset
     return s.RulesetList(rulesets=[serialize.ruleset(r, r is active) for r in runtime().rulesets.values()])
 
 
@@ -909,8 +983,13 @@ def list_alerts(query: s.AlertQuery) -> s.AlertList:
 )
 def get_alert(alert_id: int) -> s.AlertOut:
     alert: Alert = _get(Alert, alert_id, "alert")
+    rt = runtime()
+    # The call information is part of the record this read's audit row covers.
+    info = clinical_profile.call_info(db(), alert, rt.instruments)
     audit("view_alert", ("alert", alert.id), alert.patient_id)
-    return serialize.alert(alert, with_events=True)
+    return serialize.alert(
+        alert, with_events=True, call_out=serialize.call(info, rt.call_scripts.get(alert.category))
+    )
 
 
 @route(
@@ -952,10 +1031,11 @@ def resolve_alert(alert_id: int, data: s.ResolveIn) -> s.AlertOut:
             now=runtime().now(),
             outcome=data.outcome,
             note=data.note,
+            rag=data.rag,
         )
     except AlertActionError as exc:
         raise ApiError(409, "conflict", str(exc)) from None
-    audit("resolve_alert", ("alert", alert.id), alert.patient_id, outcome=data.outcome)
+    audit("resolve_alert", ("alert", alert.id), alert.patient_id, outcome=data.outcome, rag=data.rag)
     return serialize.alert(alert, with_events=True)
 
 

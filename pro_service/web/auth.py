@@ -5,10 +5,17 @@ the sign-in time, the last activity time and a fingerprint of the password hash 
 deactivation ends every session of that account at its next request).
 
 Idle expiry: `app.config["SESSION_IDLE_MINUTES"]` (15). Every page view or form post counts as activity;
-the queue's 5-second poll does not (an unattended screen must not stay signed in forever). The pages'
-script reports real activity (keys, pointer, scroll) to POST /session/ping at most once a minute, so a nurse
+the queue's poll does not (an unattended screen must not stay signed in forever). The pages' script
+reports real activity (keys, pointer, scroll) to POST /session/ping at most once a minute, so a nurse
 typing a long note is not signed out under it, and sends an idle screen to the sign-in page so no patient
 data stays on it. A hard limit (`SESSION_MAX_HOURS`, 12: a shift) applies whatever the activity.
+
+The triage queue is a watch screen: once idle it is covered by a privacy screen instead of leaving. An idle
+session is locked, not ended: it may still call the `WATCH_ENDPOINTS` (the queue's poll, which then answers
+without names or MRNs: counts and the urgent banner), and nothing else. Every other request, the activity
+ping included, is sent to sign in (the password again), so a locked screen cannot be revived by a mouse
+move and no action is taken on a stale session. The cookie is kept on that refusal (the watch goes on);
+the sign-in page, sign-out and the hard limit end it.
 
 Default deny: every endpoint needs a session except sign-in, static files, /healthz, the Twilio webhooks
 and the API (bearer tokens), so a page added later is protected without anyone remembering to. After the
@@ -58,6 +65,9 @@ PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "metrics"})
 SESSIONLESS_BLUEPRINTS = frozenset({"twilio", "api", "fhir", "health"})
 # Requests that do not count as activity (they run on a timer, not because somebody is there).
 PASSIVE_ENDPOINTS = frozenset({"dashboard.queue_poll", "simulator.thread_poll", "auth.ping"})
+# Answered for an idle (locked) session too, without PHI (`privacy_screen()` tells the view).
+WATCH_ENDPOINTS = frozenset({"dashboard.queue_poll"})
+IDLE_REASON = "You were signed out after {} without activity, to protect patient data."
 _dummy_hash = PasswordHasher().hash("not a real password, equalises timing")
 
 
@@ -130,8 +140,14 @@ def _wants_json() -> bool:
     return request.endpoint in PASSIVE_ENDPOINTS or request.accept_mimetypes.best == "application/json"
 
 
-def _signed_out(reason: str) -> ResponseReturnValue:
-    session.clear()
+def privacy_screen() -> bool:
+    """This request comes from a locked (idle) session: answer it without names, MRNs or symptoms."""
+    return bool(g.get("privacy_screen"))
+
+
+def _signed_out(reason: str, *, keep_watch: bool = False) -> ResponseReturnValue:
+    if not keep_watch:
+        session.clear()
     if _wants_json():
         return jsonify({"error": "signed_out", "detail": reason}), 401
     flash(reason, "info")
@@ -139,15 +155,19 @@ def _signed_out(reason: str) -> ResponseReturnValue:
     return redirect(url_for("auth.login", next=target))
 
 
-def _session_problem(now: float) -> tuple[StaffUser | None, str | None]:
-    """(staff, None) for a live session; (None, reason) otherwise. Reason None with no staff: no session."""
+def is_idle(now: float) -> bool:
+    return now - float(session.get("seen", 0)) > idle_seconds()
+
+
+def _session_problem(now: float, *, allow_idle: bool = False) -> tuple[StaffUser | None, str | None]:
+    """(staff, None) for a live session; (None, reason) otherwise. Reason None with no staff: no session.
+    `allow_idle`: an idle session is acceptable (a watch endpoint; the caller answers without PHI)."""
     staff_id = session.get("staff_id")
     if not isinstance(staff_id, int):
         return None, None
-    seen = float(session.get("seen", 0))
     started = float(session.get("at", 0))
-    if now - seen > idle_seconds():
-        return None, f"You were signed out after {_idle_words()} without activity, to protect patient data."
+    if is_idle(now) and not allow_idle:
+        return None, IDLE_REASON.format(_idle_words())
     if now - started > float(current_app.config["SESSION_MAX_HOURS"]) * 3600:
         return None, "Your session reached its time limit. Please sign in again."
     staff = db().get(StaffUser, staff_id)
@@ -167,10 +187,14 @@ def _guard() -> ResponseReturnValue | None:
     if endpoint is None or endpoint in PUBLIC_ENDPOINTS or is_sessionless():
         return None  # unknown URL (404), sign-in, static, webhooks, APIs, health
     now = time.time()
-    staff, reason = _session_problem(now)
+    watch = endpoint in WATCH_ENDPOINTS
+    staff, reason = _session_problem(now, allow_idle=watch)
     if staff is None:
-        return _signed_out(reason or "Please sign in to continue.")
+        # Idle is a lock: keep the cookie for the PHI-free watch; any other reason ends the session.
+        idle_lock = reason is not None and not watch and is_idle(now)
+        return _signed_out(reason or "Please sign in to continue.", keep_watch=idle_lock)
     g.staff = staff
+    g.privacy_screen = watch and is_idle(now)
     if endpoint not in PASSIVE_ENDPOINTS:
         session["seen"] = now
     return None
@@ -195,10 +219,7 @@ def login() -> ResponseReturnValue:
             session.clear()
             flash(reason, "info")
         elif request.args.get("idle"):
-            flash(
-                f"You were signed out after {_idle_words()} without activity, to protect patient data.",
-                "info",
-            )
+            flash(IDLE_REASON.format(_idle_words()), "info")
         return render_template("auth/login.html", next=request.args.get("next", ""), email="")
 
     email = (request.form.get("email") or "").strip().lower()[:254]

@@ -14,9 +14,11 @@ from sqlalchemy import select
 
 from pro_service.db import ROW_LOCK
 from pro_service.models import Alert, AlertEvent, AlertStatus, Patient
+from pro_service.services import clinical_profile
 from pro_service.services import dashboard_queries as dq
 from pro_service.services.alert_lifecycle import (
     OUTCOMES,
+    RAG_OUTCOMES,
     AlertActionError,
     acknowledge,
     add_note,
@@ -26,7 +28,7 @@ from pro_service.services.alert_lifecycle import (
 from pro_service.services.check_ins import CheckInError, start_now
 from pro_service.services.notify import page_next_level
 from pro_service.web import charts
-from pro_service.web.auth import actor, audit, current_staff
+from pro_service.web.auth import actor, audit, current_staff, privacy_screen
 from pro_service.web.common import db, runtime
 from pro_service.web.ui import category_label
 
@@ -64,42 +66,111 @@ def _filter_args(filters: dq.QueueFilters) -> dict[str, Any]:
 @bp.get("/")
 def queue() -> ResponseReturnValue:
     filters = _filters()
-    result = dq.queue(db(), filters)
+    session = db()
+    version = dq.queue_version(session, runtime().now())  # first: a change meanwhile is fetched again
+    result = dq.queue(session, filters)
+    urgent = dq.open_urgent(session)
     audit("view_queue", ("alert", None), None, shown=len(result.rows))
-    db().commit()
+    session.commit()
     return render_template(
         "dashboard/queue.html",
         queue=result,
-        teams=dq.care_teams(db()),
+        urgent=urgent,
+        version=version,
+        poll_ms=QUEUE_POLL_MS,
+        teams=dq.care_teams(session),
         filters=filters,
         filter_args=_filter_args(filters),
     )
 
 
+# The watch screen asks every second "anything new since version v?"; nearly always the answer is a 204.
+# A short poll, not server-sent events: gunicorn's gthread workers would hold a thread per open screen
+# for good (docs/benchmarks.md, bench_queue_latency).
+QUEUE_POLL_MS = 1000
+
+
 @bp.get("/queue/poll")
 def queue_poll() -> ResponseReturnValue:
-    """What the queue page fetches every 5 seconds: the rows (HTML) and the counts. Not 'activity'."""
+    """The queue page's poll. 204 when nothing shown changed since `?v=`; else the rows (HTML, keyed by
+    alert id, for the page to patch in place), the counts, and the open urgent alerts of every team (the
+    banner ignores the filters). A locked (idle) session, or a page showing its privacy screen
+    (`?privacy=1`), gets no rows and no symptoms: counts, and the banner's alert ids and teams."""
+    locked = privacy_screen()
+    hidden = locked or request.args.get("privacy") == "1"
+    session = db()
+    version = dq.queue_version(session, runtime().now()) + ("-p" if hidden else "")
+    if request.args.get("v") == version:
+        return "", 204
     filters = _filters()
-    result = dq.queue(db(), filters)
-    rows = render_template("dashboard/_queue_rows.html", queue=result, filters=filters)
-    return jsonify(
-        {
-            "rows": rows,
-            "counts": result.counts,
-            "open_counts": result.open_counts,
-            "total": result.total,
-            "alerts": [
-                {
-                    "id": r.alert_id,
-                    "urgency": r.urgency,
-                    "status": r.status,
-                    "category": category_label(r.category),
-                    "url": url_for("dashboard.alert_page", alert_id=r.alert_id),
-                }
-                for r in result.rows
-            ],
-        }
-    )
+    result = dq.queue(session, filters)
+    urgent = dq.open_urgent(session)
+    body: dict[str, Any] = {
+        "version": version,
+        "locked": locked,
+        "counts": result.counts,
+        "open_counts": result.open_counts,
+        "total": result.total,
+        "urgent": [
+            {
+                "id": u.alert_id,
+                "team": u.team_name,
+                "url": url_for("dashboard.alert_page", alert_id=u.alert_id),
+            }
+            for u in urgent
+        ],
+    }
+    if not hidden:
+        body["rows"] = render_template(
+            "dashboard/_queue_rows.html", queue=result, filters=filters, filter_args=_filter_args(filters)
+        )
+        body["alerts"] = [
+            {
+                "id": r.alert_id,
+                "urgency": r.urgency,
+                "status": r.status,
+                "category": category_label(r.category),
+                "url": url_for("dashboard.alert_page", alert_id=r.alert_id),
+            }
+            for r in result.rows
+        ]
+        body["urgent"] = [
+            {
+                "id": u.alert_id,
+                "team": u.team_name,
+                "ref": u.ref,
+                "category": category_label(u.category),
+                "url": url_for("dashboard.alert_page", alert_id=u.alert_id),
+            }
+            for u in urgent
+        ]
+    return jsonify(body)
+
+
+@bp.post("/queue/alerts/<int:alert_id>/acknowledge")
+def queue_acknowledge(alert_id: int) -> ResponseReturnValue:
+    """Acknowledge from the queue's row: the same life-cycle call and audit row as the alert page's button,
+    answered where the nurse is (JSON for the page's script, which then patches the row in place; without
+    script, back to the filtered queue)."""
+    session = db()
+    alert = _locked_alert(alert_id)
+    staff = current_staff()
+    done = False
+    if alert.status == AlertStatus.RESOLVED:
+        session.rollback()
+        message, kind = f"Alert {alert.ref} was already resolved.", "warning"
+    elif acknowledge(session, alert, staff_id=staff.id, actor=actor(), now=runtime().now(), via="dashboard"):
+        audit("acknowledge_alert", ("alert", alert.id), alert.patient_id, source="queue")
+        session.commit()
+        done, message, kind = True, f"Alert {alert.ref} acknowledged. Escalation stopped.", "success"
+    else:
+        who = dq.staff_names(session, [alert.acknowledged_by_id]).get(alert.acknowledged_by_id or 0)
+        session.rollback()
+        message, kind = f"Alert {alert.ref} was already acknowledged by {who or 'someone else'}.", "info"
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify({"acknowledged": done, "message": message})
+    flash(message, kind)
+    return redirect(url_for("dashboard.queue", **_filter_args(_filters())))
 
 
 @bp.get("/a/<ref>")
@@ -136,6 +207,8 @@ def alert_page(alert_id: int) -> ResponseReturnValue:
     # The labs are part of the record this view's audit row covers (one row per view, as for the answers).
     lab_rows = dq.latest_labs(session, patient.id)
     lab_states = dq.evidence_results(session, dq.evidence_result_ids(view.alert.evidence))
+    # "For the call" (profile, carer, unanswered red flags, the safety text) is covered by the same row.
+    call = clinical_profile.call_info(session, view.alert, runtime().instruments)
     audit("view_alert", ("alert", view.alert.id), patient.id)
     session.commit()
     evidence_messages = {ev.get("message_id") for ev in view.alert.evidence if ev.get("message_id")}
@@ -159,6 +232,10 @@ def alert_page(alert_id: int) -> ResponseReturnValue:
         lab_rows=lab_rows,
         lab_states=lab_states,
         withdrawn_evidence=any(state.withdrawn_at is not None for state in lab_states.values()),
+        call=call,
+        call_script=runtime().call_scripts.get(view.alert.category),
+        continence_labels=clinical_profile.CONTINENCE_LABELS,
+        rag_outcomes=RAG_OUTCOMES,
     )
 
 
@@ -218,23 +295,31 @@ def resolve_alert(alert_id: int) -> ResponseReturnValue:
     session = db()
     alert = _locked_alert(alert_id)
     outcome = request.form.get("outcome") or ""
+    rag = request.form.get("rag") or ""
     note = (request.form.get("note") or "").strip()[:4000] or None
-    if outcome not in OUTCOMES:
+    if outcome not in OUTCOMES or rag not in RAG_OUTCOMES:
         session.rollback()
-        flash("Choose an outcome to resolve the alert.", "warning")
+        flash("Choose an outcome and a RAG grade (red, amber or green) to resolve the alert.", "warning")
         return _back(alert_id)
     staff = current_staff()
     try:
         resolve(
-            session, alert, staff_id=staff.id, actor=actor(), now=runtime().now(), outcome=outcome, note=note
+            session,
+            alert,
+            staff_id=staff.id,
+            actor=actor(),
+            now=runtime().now(),
+            outcome=outcome,
+            note=note,
+            rag=rag,
         )
     except AlertActionError as exc:
         session.rollback()
         flash(f"Not resolved: {exc}.", "warning")
         return _back(alert_id)
-    audit("resolve_alert", ("alert", alert.id), alert.patient_id, outcome=outcome)
+    audit("resolve_alert", ("alert", alert.id), alert.patient_id, outcome=outcome, rag=rag)
     session.commit()
-    flash(f"Alert {alert.ref} resolved: {OUTCOMES[outcome]}.", "success")
+    flash(f"Alert {alert.ref} resolved: {OUTCOMES[outcome]} ({rag}).", "success")
     return redirect(url_for("dashboard.queue"))
 
 
@@ -305,6 +390,7 @@ def patient_page(patient_id: int) -> ResponseReturnValue:
     trend = dq.trend(session, patient.id, now)
     lab_rows = dq.latest_labs(session, patient.id)
     calcium = dq.calcium_trend(session, patient.id, now)
+    profile = clinical_profile.get_profile(session, patient.id)
     audit("view_patient", ("patient", patient.id), patient.id)
     session.commit()
     return render_template(
@@ -324,6 +410,55 @@ def patient_page(patient_id: int) -> ResponseReturnValue:
         lab_rows=lab_rows,
         calcium_trend=calcium,
         calcium_chart=charts.build_calcium(calcium, patient.care_team.timezone),
+        profile=profile,
+        continence_labels=clinical_profile.CONTINENCE_LABELS,
+    )
+
+
+@bp.route("/patients/<int:patient_id>/profile", methods=["GET", "POST"])
+def patient_profile(patient_id: int) -> ResponseReturnValue:
+    """The patient's baseline and call information, edited by a nurse or an administrator (the service
+    validates and audits each field changed)."""
+    session = db()
+    patient = session.get(Patient, patient_id) if patient_id <= MAX_ID else None
+    if patient is None:
+        abort(404)
+    error: clinical_profile.ProfileError | None = None
+    if request.method == "POST":
+        staff = current_staff()
+        try:
+            changed = clinical_profile.update_profile(
+                session,
+                patient.id,
+                clinical_profile.form_changes(request.form),
+                actor=actor(),
+                staff_id=staff.id,
+                now=runtime().now(),
+                ip=request.remote_addr,
+            )
+        except clinical_profile.ProfileError as exc:
+            session.rollback()
+            error = exc
+        else:
+            session.commit()
+            flash("Clinical profile saved." if changed else "Nothing changed.", "success")
+            return redirect(url_for("dashboard.patient_page", patient_id=patient.id))
+    else:
+        audit("view_patient", ("patient", patient.id), patient.id, page="profile")
+        session.commit()
+    prof = clinical_profile.get_profile(session, patient.id)
+    names = dq.staff_names(session, [prof.updated_by_id] if prof else [])
+    return (
+        render_template(
+            "dashboard/patient_profile.html",
+            patient=patient,
+            prof=prof,
+            pv=dict(request.form) if error else {},
+            error={"message": error.sentence} if error else None,
+            continence_labels=clinical_profile.CONTINENCE_LABELS,
+            updated_by=names.get(prof.updated_by_id or 0) if prof else None,
+        ),
+        400 if error else 200,
     )
 
 

@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pro_service.services.alert_lifecycle import OUTCOMES
+from alerts.rules import CONTINENCE_STATES
+from pro_service.services.alert_lifecycle import OUTCOMES, RAG_OUTCOMES
 
 MAX_ID = 2**31 - 1
 Id = int
@@ -21,6 +22,10 @@ OutcomeCode = Literal[
     "could_not_reach_patient",
 ]
 assert set(OutcomeCode.__args__) == set(OUTCOMES)  # type: ignore[attr-defined]  # one list of outcomes
+RagCode = Literal["red", "amber", "green"]
+assert set(RagCode.__args__) == set(RAG_OUTCOMES)  # type: ignore[attr-defined]
+Continence = Literal["continent", "bladder_problem", "bowel_problem", "bladder_and_bowel_problem", "catheter"]
+assert Continence.__args__ == CONTINENCE_STATES  # type: ignore[attr-defined]
 
 
 # At least one character that is not ASCII whitespace. Spelled out (not \\S) because Python's and
@@ -51,6 +56,43 @@ class CareTeamIn(In):
     name: str = Field(min_length=1, max_length=120, pattern=NONBLANK, examples=["Breast oncology"])
     timezone: str = Field(default="UTC", max_length=64, examples=["America/New_York"])
     phone: str | None = Field(default=None, max_length=32, examples=["+15550100000"])
+    acute_oncology_phone: str | None = Field(
+        default=None,
+        max_length=32,
+        description="the team's MSCC coordinator / acute oncology number (E.164), shown to nurses on alerts",
+        examples=["+15550100099"],
+    )
+
+
+class ProfileIn(In):
+    """The patient's baseline and call information. Send only the fields to change; null clears one
+    ("not recorded": the rules treat it as unknown, never as normal)."""
+
+    chronic_neuropathy: bool | None = Field(
+        default=None,
+        strict=True,
+        description="known long-standing numbness or tingling (e.g. after chemotherapy)",
+    )
+    continence: Continence | None = Field(default=None, description="the patient's usual continence")
+    usual_pain: int | None = Field(
+        default=None, strict=True, ge=0, le=10, description="usual worst pain, 0-10"
+    )
+    spinal_levels: str | None = Field(default=None, max_length=120, examples=["T8, L2"])
+    current_treatment: str | None = Field(default=None, max_length=500, examples=["Capecitabine"])
+    bone_agent: str | None = Field(
+        default=None, max_length=120, description="bone-targeted agent", examples=["denosumab"]
+    )
+    steroids: str | None = Field(default=None, max_length=200, examples=["dexamethasone 2 mg daily"])
+    metastatic_sites: str | None = Field(
+        default=None, max_length=500, examples=["bone (spine, pelvis), liver"]
+    )
+    analgesia: str | None = Field(default=None, max_length=500)
+    ceiling_of_care: str | None = Field(default=None, max_length=500)
+    carer_name: str | None = Field(default=None, max_length=120)
+    carer_relation: str | None = Field(default=None, max_length=60, examples=["daughter"])
+    carer_phone: str | None = Field(
+        default=None, max_length=32, description="E.164", examples=["+15551230099"]
+    )
 
 
 class PatientIn(In):
@@ -62,6 +104,7 @@ class PatientIn(In):
     language: Literal["en", "es"] = "en"
     care_team_id: int = Field(ge=1, le=MAX_ID)
     sms_consent: bool = True
+    profile: ProfileIn | None = Field(default=None, description="baseline and call information")
 
 
 class PatientPatch(In):
@@ -72,6 +115,7 @@ class PatientPatch(In):
     language: Literal["en", "es"] | None = None
     care_team_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     status: Literal["active", "paused", "discharged"] | None = None
+    profile: ProfileIn | None = Field(default=None, description="the profile fields to change")
 
 
 class CheckInIn(In):
@@ -97,6 +141,7 @@ class SchedulePatch(In):
 
 class ResolveIn(In):
     outcome: OutcomeCode
+    rag: RagCode = Field(description="the UKONS triage grade after the call: red, amber or green")
     note: str | None = Field(default=None, max_length=4000)
 
 
@@ -205,6 +250,26 @@ class CareTeamOut(Out):
     name: str
     timezone: str
     phone: str | None
+    acute_oncology_phone: str | None
+
+
+class ProfileOut(Out):
+    """null: not recorded."""
+
+    chronic_neuropathy: bool | None
+    continence: Continence | None
+    usual_pain: int | None
+    spinal_levels: str | None
+    current_treatment: str | None
+    bone_agent: str | None
+    steroids: str | None
+    metastatic_sites: str | None
+    analgesia: str | None
+    ceiling_of_care: str | None
+    carer_name: str | None
+    carer_relation: str | None
+    carer_phone: str | None
+    updated_at: datetime | None
 
 
 class PatientOut(Out):
@@ -221,6 +286,7 @@ class PatientOut(Out):
     opted_out_at: datetime | None
     phone_problem: str | None
     created_at: datetime
+    profile: ProfileOut
 
 
 class AnswerOut(Out):
@@ -256,7 +322,7 @@ class InstrumentOut(Out):
     code: str
     version: int
     title: dict[str, str]
-    active: bool
+    active: bool = Field(description="the version new patients are asked (their enrolment ruleset's)")
     items: list[ItemOut]
 
 
@@ -272,13 +338,46 @@ class RulesetOut(Out):
     name: str
     version: int
     instrument: str
-    active: bool
+    instrument_version: int = Field(description="the questionnaire version these rules are written for")
+    active: bool = Field(
+        description="new patients are enrolled on it (ENROL_RULESET_VERSION); enrolled patients keep "
+        "their own version (Patient.ruleset_version) until an administrator moves them"
+    )
     rules: list[RuleOut]
     combinations: list[dict[str, Any]]
 
 
 class RulesetList(Out):
     rulesets: list[RulesetOut]
+
+
+class UnansweredFlagOut(Out):
+    item_code: str
+    red_flag: str = Field(description="the category the question screens for")
+    reason: Literal["no reply", "unreadable reply", "not asked yet"]
+
+
+class SafetyTextOut(Out):
+    state: Literal["delivered", "sent", "failed", "queued", "not sent"]
+    at: datetime | None
+    error_code: int | None
+
+
+class CallScriptOut(Out):
+    title: str
+    steps: list[str]
+
+
+class CallOut(Out):
+    """What the nurse needs on the call. Never sent to staff phones: pages carry no PHI."""
+
+    profile: ProfileOut
+    acute_oncology_phone: str | None
+    unanswered_red_flags: list[UnansweredFlagOut] | None = Field(
+        description="red-flag questions of the alert's check-in with no usable answer; null: no check-in"
+    )
+    safety_text: SafetyTextOut = Field(description="the safety text to the patient for this alert")
+    call_script: CallScriptOut | None
 
 
 class EventOut(Out):
@@ -304,9 +403,11 @@ class AlertOut(Out):
     acknowledged_at: datetime | None
     resolved_at: datetime | None
     outcome: str | None
+    outcome_rag: RagCode | None
     outcome_note: str | None
     escalation_level: int
     events: list[EventOut] | None = None
+    call: CallOut | None = Field(default=None, description="for the nurse's call (single-alert reads only)")
 
 
 class MessageOut(Out):

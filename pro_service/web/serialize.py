@@ -6,7 +6,8 @@ from datetime import datetime
 
 from alerts.rules import Rule
 from alerts.ruleset import Ruleset
-from pro_service.instruments import Instrument, InstrumentRegistry
+from pro_service.call_scripts import CallScript
+from pro_service.instruments import Instrument
 from pro_service.models import (
     Alert,
     ApiToken,
@@ -17,10 +18,12 @@ from pro_service.models import (
     Message,
     OnCallShift,
     Patient,
+    PatientProfile,
     Schedule,
     StaffUser,
 )
 from pro_service.scheduling import ScheduleError, next_occurrence
+from pro_service.services.clinical_profile import PROFILE_FIELDS, CallInfo
 from pro_service.web import schemas as s
 
 
@@ -28,7 +31,13 @@ def care_team(team: CareTeam) -> s.CareTeamOut:
     return s.CareTeamOut.model_validate(team)
 
 
-def patient(p: Patient) -> s.PatientOut:
+def profile(row: PatientProfile | None) -> s.ProfileOut:
+    """Every field, null where not recorded (no row: nothing recorded)."""
+    values = {name: getattr(row, name) if row else None for name in PROFILE_FIELDS}
+    return s.ProfileOut(**values, updated_at=row.updated_at if row else None)
+
+
+def patient(p: Patient, profile_row: PatientProfile | None) -> s.PatientOut:
     return s.PatientOut(
         id=p.id,
         mrn=p.mrn,
@@ -43,6 +52,7 @@ def patient(p: Patient) -> s.PatientOut:
         opted_out_at=p.opted_out_at,
         phone_problem=p.phone_problem,
         created_at=p.created_at,
+        profile=profile(profile_row),
     )
 
 
@@ -72,18 +82,34 @@ def check_in(c: CheckIn) -> s.CheckInOut:
     )
 
 
-def instrument(i: Instrument, registry: InstrumentRegistry) -> s.InstrumentOut:
-    latest = registry.latest(i.code)
+def instrument(i: Instrument, active: Instrument | None) -> s.InstrumentOut:
     return s.InstrumentOut(
         code=i.code,
         version=i.version,
         title=i.title,
-        active=latest is not None and latest.version == i.version,
+        active=active is not None and (active.code, active.version) == (i.code, i.version),
         items=[s.ItemOut(code=item.code, kind=item.kind, text=item.text) for item in i.items],
     )
 
 
-def alert(a: Alert, *, with_events: bool = False) -> s.AlertOut:
+def call(info: CallInfo, script: CallScript | None) -> s.CallOut:
+    flags = info.unanswered_red_flags
+    return s.CallOut(
+        profile=profile(info.profile),
+        acute_oncology_phone=info.acute_oncology_phone,
+        unanswered_red_flags=None
+        if flags is None
+        else [
+            s.UnansweredFlagOut(item_code=f.item_code, red_flag=f.red_flag, reason=f.reason) for f in flags
+        ],
+        safety_text=s.SafetyTextOut(
+            state=info.safety_text.state, at=info.safety_text.at, error_code=info.safety_text.error_code
+        ),
+        call_script=None if script is None else s.CallScriptOut(title=script.title, steps=list(script.steps)),
+    )
+
+
+def alert(a: Alert, *, with_events: bool = False, call_out: s.CallOut | None = None) -> s.AlertOut:
     events = None
     if with_events:
         events = [s.EventOut(kind=e.kind, actor=e.actor, at=e.created_at, detail=e.detail) for e in a.events]
@@ -103,9 +129,11 @@ def alert(a: Alert, *, with_events: bool = False) -> s.AlertOut:
         acknowledged_at=a.acknowledged_at,
         resolved_at=a.resolved_at,
         outcome=a.outcome,
+        outcome_rag=a.outcome_rag,
         outcome_note=a.outcome_note,
         escalation_level=a.escalation_level,
         events=events,
+        call=call_out,
     )
 
 
@@ -220,6 +248,7 @@ def ruleset(r: Ruleset, active: bool) -> s.RulesetOut:
         name=r.name,
         version=r.version,
         instrument=r.instrument,
+        instrument_version=r.instrument_version,
         active=active,
         rules=rules,
         combinations=combinations,

@@ -52,6 +52,8 @@ CATEGORY_LABELS = {
     "stopped_monitoring": "Stopped monitoring",
     "possible_red_flag": "Possible red flag (wording not recognised)",
     "bone_marker_rise": "Rising alkaline phosphatase (bone marker)",
+    "fall": "Fall or unsteadiness",
+    "bone_pain_at_rest": "Bone pain at rest or at night",
 }
 STATUS_LABELS = {"open": "Open", "acknowledged": "Acknowledged", "resolved": "Resolved"}
 ITEM_LABELS = {
@@ -64,8 +66,22 @@ ITEM_LABELS = {
     "bladder_bowel": "New bladder or bowel problems",
     "calcium_sx": "Symptoms of high calcium",
     "anything_else": "Anything else",
+    # questionnaire v2
+    "weakness": "New weakness in arms or legs, legs giving way, trouble walking or standing",
+    "numbness": "Numbness or tingling (none / as usual / new or worse)",
+    "weight_bearing": "Cannot move or put weight on an arm, leg, hip or the back",
+    "fall": "Fallen or unsteady since the last check-in",
+    "pain_features": "What the pain is like",
 }
 CHOICE_LABELS = {
+    "numbness": {0: "none", 1: "same as usual", 2: "new or worse"},
+    "pain_features": {
+        0: "none of these",
+        1: "new",
+        2: "worse at rest or at night",
+        3: "worse on coughing, sneezing or straining",
+        4: "like a band round the chest or belly",
+    },
     "pain_site": {1: "back or neck", 2: "ribs or chest", 3: "hip or pelvis", 4: "arm or leg", 5: "elsewhere"},
     "calcium_sx": {
         0: "none",

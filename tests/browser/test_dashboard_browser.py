@@ -34,8 +34,9 @@ def test_sign_in_then_signed_out_when_idle(app: Any, page: Any, rt: Any) -> None
 
     app.config["SESSION_IDLE_MINUTES"] = 0.05  # 3 seconds, for this test only
     try:
-        page.goto("/")
-        expect(page.get_by_role("heading", name="Triage queue")).to_be_visible()
+        # (The triage queue shows a privacy screen instead: tests/browser/test_queue_watch_browser.py.)
+        page.goto("/patients")
+        expect(page.get_by_role("heading", name="Patients")).to_be_visible()
         # Nobody touches the screen: the page leaves patient data for the sign-in page by itself.
         expect(page.get_by_text("You were signed out after 3 seconds without activity")).to_be_visible(
             timeout=10_000
@@ -95,6 +96,7 @@ def test_nurse_triages_an_urgent_alert_that_arrives_live(
     page.get_by_role("button", name="Acknowledge").click()
     expect(page.locator("#alert-status")).to_have_text("Acknowledged")
     page.get_by_label("Advised emergency care").check()
+    page.get_by_label("Red: needs assessment now").check()
     page.get_by_label("Note (optional)").fill("Told to go to the ED now")
     page.get_by_role("button", name="Resolve alert").click()
     expect(page.get_by_text("resolved: Advised emergency care")).to_be_visible()

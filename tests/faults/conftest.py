@@ -69,6 +69,7 @@ def fault_stack() -> Iterator[Stack]:
             "BROKER_TIMEOUT_SECONDS": "1",
             "BEAT_TICK_SECONDS": "3600",
             "CLINIC_PHONE": "+1 555 0100",
+            "ENROL_RULESET_VERSION": "2",  # the fault scripts answer questionnaire v1
             # No quiet hours: the tests run at whatever time of day the machine is at.
             "QUIET_HOURS_START": "00:00",
             "QUIET_HOURS_END": "00:00",

@@ -104,16 +104,24 @@ def test_idempotency_key_replays_the_first_response(rt: Any, api: Any, client: A
 
 def test_rulesets_and_instruments_are_listed_with_versions(api: Any) -> None:
     listed = {(r["name"], r["version"]): r for r in api("GET", "/api/v1/rulesets").json["rulesets"]}
-    assert {key: r["active"] for key, r in listed.items()} == {("sre", 1): False, ("sre", 2): True}
+    # Active: what new patients are enrolled on (ENROL_RULESET_VERSION=2 in the test settings).
+    assert {key: r["active"] for key, r in listed.items()} == {
+        ("sre", 1): False,
+        ("sre", 2): True,
+        ("sre", 3): False,
+    }
+    assert [listed[("sre", v)]["instrument_version"] for v in (1, 2, 3)] == [1, 1, 2]
     ruleset = listed[("sre", 2)]
     lab_rule = next(r for r in ruleset["rules"] if r["id"] == "hypercalcemia-lab-above-3")
     assert lab_rule["urgency"] == "urgent" and "NICE" in lab_rule["rationale"]
     scc = next(r for r in ruleset["rules"] if r["id"] == "scc-neuro-or-bladder")
     assert (scc["urgency"], scc["early"]) == ("urgent", True) and "NICE" in scc["rationale"]
     assert ruleset["combinations"][0]["enabled"] is False  # "two ambers make a red" ships off
-    (instrument,) = api("GET", "/api/v1/instruments").json["instruments"]
+    instrument, second = api("GET", "/api/v1/instruments").json["instruments"]
     assert (instrument["code"], instrument["version"], instrument["active"]) == ("sre-weekly", 1, True)
     assert [i["code"] for i in instrument["items"]][:2] == ["pain_new", "pain_worst"]
+    assert (second["version"], second["active"]) == (2, False)
+    assert [i["code"] for i in second["items"]][:2] == ["weakness", "numbness"]
 
 
 def test_tokens_can_be_revoked(api: Any, client: Any) -> None:

@@ -106,9 +106,13 @@ def test_note_and_resolve_record_the_nurse(client: Any, rt: Any, ward: dict[str,
     )
     no_outcome = client.post(f"/alerts/{alert_id}/resolve", data={"csrf_token": token})
     assert no_outcome.status_code == 302
+    no_rag = client.post(
+        f"/alerts/{alert_id}/resolve", data={"csrf_token": token, "outcome": "advised_emergency_care"}
+    )
+    assert no_rag.status_code == 302 and no_rag.headers["Location"] == f"/alerts/{alert_id}"
     resolved = client.post(
         f"/alerts/{alert_id}/resolve",
-        data={"csrf_token": token, "outcome": "advised_emergency_care", "note": "Sent to ED"},
+        data={"csrf_token": token, "outcome": "advised_emergency_care", "rag": "red", "note": "Sent to ED"},
     )
     assert resolved.status_code == 302 and resolved.headers["Location"] == "/"
     with rt.sessions() as session:
@@ -116,6 +120,7 @@ def test_note_and_resolve_record_the_nurse(client: Any, rt: Any, ward: dict[str,
         assert alert is not None
         assert alert.status == AlertStatus.RESOLVED and alert.outcome == "advised_emergency_care"
         assert alert.resolved_by_id == ward["nurse"] and alert.outcome_note == "Sent to ED"
+        assert alert.outcome_rag == "red"
         kinds = [(e.kind, e.actor, e.actor_staff_id) for e in alert.events]
     actor = f"staff:{ward['nurse']}"
     assert ("note", actor, ward["nurse"]) in kinds and ("resolved", actor, ward["nurse"]) in kinds

@@ -90,7 +90,14 @@ def test_alert_life_cycle_posts_signed_events_and_retries(
     with rt.sessions() as session, session.begin():
         alert = session.get(Alert, alert_id)
         alert_lifecycle.resolve(
-            session, alert, staff_id=None, actor="test", now=rt.now(), outcome="same_day_visit", note=None
+            session,
+            alert,
+            staff_id=None,
+            actor="test",
+            now=rt.now(),
+            outcome="same_day_visit",
+            note=None,
+            rag="amber",
         )
     with rt.sessions() as session:
         ids = list(session.scalars(select(OutboundEvent.id).order_by(OutboundEvent.id)))
@@ -118,7 +125,10 @@ def test_alert_life_cycle_posts_signed_events_and_retries(
             "urgency",
             "status",
             "outcome",
+            "outcome_rag",
         }
+        if payload["type"] == "alert.resolved":
+            assert payload["alert"]["outcome_rag"] == "amber"
     assert types == ["alert.opened", "alert.acknowledged", "alert.resolved"]
 
 

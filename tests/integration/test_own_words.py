@@ -174,7 +174,7 @@ def test_a_resolved_answer_never_raises_again(api: Any, rt: Any, phone: Phone) -
     resolved = api(
         "POST",
         f"/api/v1/alerts/{alert['id']}/resolve",
-        {"outcome": "advised_emergency_care", "note": "called"},
+        {"outcome": "advised_emergency_care", "rag": "red", "note": "called"},
     )
     assert resolved.status_code == 200
     _answer_to(phone, ["no", "0"])

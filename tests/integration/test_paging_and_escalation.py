@@ -195,15 +195,16 @@ def test_acknowledge_and_resolve_through_the_api(rt: Any, rota: dict[str, int], 
     done = api(
         "POST",
         f"/api/v1/alerts/{alert.id}/resolve",
-        {"outcome": "advised_emergency_care", "note": "sent to ED"},
+        {"outcome": "advised_emergency_care", "rag": "red", "note": "sent to ED"},
     ).json
-    assert (done["status"], done["outcome"], done["outcome_note"]) == (
+    assert (done["status"], done["outcome"], done["outcome_rag"], done["outcome_note"]) == (
         "resolved",
         "advised_emergency_care",
+        "red",
         "sent to ED",
     )
     assert [e["kind"] for e in done["events"]][-3:] == ["acknowledged", "note", "resolved"]
-    again = api("POST", f"/api/v1/alerts/{alert.id}/resolve", {"outcome": "no_action_needed"})
+    again = api("POST", f"/api/v1/alerts/{alert.id}/resolve", {"outcome": "no_action_needed", "rag": "green"})
     assert again.status_code == 409
     # Evidence already resolved never raises again; new evidence opens a new alert linked to the old one.
     assert _upsert(rt, rota["patient"], _finding()) is None

@@ -40,6 +40,7 @@ from alerts.rules import (
     evaluate_labs,
 )
 from alerts.ruleset import Ruleset, RulesetError, load_ruleset, load_rulesets
+from pro_service.instruments import load_instruments
 from tests.unit.test_rules import (
     KNOWN_ITEMS,
     RULES_DIR,
@@ -566,11 +567,13 @@ def test_property_calcium_urgency_follows_the_latest_usable_result(results: list
 # --- the shipped ruleset ---------------------------------------------------------------------------
 
 
-def test_shipped_rulesets_load_together_and_v2_is_the_newest() -> None:
-    rulesets = load_rulesets(RULES_DIR, KNOWN_ITEMS)
+def test_shipped_rulesets_load_together_each_against_its_own_questionnaire() -> None:
+    installed = load_instruments(RULES_DIR.parent / "instruments").items_by_version()
+    rulesets = load_rulesets(RULES_DIR, KNOWN_ITEMS, instrument_items=installed)
     assert rulesets[("sre", 1)] == SRE1
     assert rulesets[("sre", 2)] == SRE2
-    assert max(rulesets.values(), key=lambda r: r.version) == SRE2
+    assert (rulesets[("sre", 3)].instrument, rulesets[("sre", 3)].instrument_version) == ("sre-weekly", 2)
+    assert (SRE1.instrument_version, SRE2.instrument_version) == (1, 1)
 
 
 def test_shipped_v2_lab_rules() -> None:

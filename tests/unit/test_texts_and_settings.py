@@ -273,3 +273,22 @@ def test_a_missing_new_key_stops_loading(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(TextsError, match="language es lacks acknowledgement_out_of_hours"):
         load_texts(path, **BOUND)
+
+
+def test_enrolment_ruleset_version_must_be_installed(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"ENROL_RULESET_VERSION=9: .*installed: 1, 2, 3"):
+        build_runtime(make_settings(tmp_path, ENROL_RULESET_VERSION="9"), Role.CLI)
+    with pytest.raises(SettingsError, match="ENROL_RULESET_VERSION"):
+        make_settings(tmp_path, ENROL_RULESET_VERSION="0")
+    rt = build_runtime(make_settings(tmp_path, ENROL_RULESET_VERSION="2"), Role.CLI)
+    try:
+        assert rt.enrolment_ruleset.version == 2 and rt.ruleset.version == 3
+        assert rt.ruleset_for(None).version == 2  # an unpinned patient follows the enrolment default
+        assert rt.ruleset_for(1).version == 1 and rt.ruleset_for(42).version == 3  # not installed: newest
+        v1, v2 = rt.instrument_for(2, "sre-weekly"), rt.instrument_for(3, "sre-weekly")
+        assert v1 is not None and v2 is not None and (v1.version, v2.version) == (1, 2)
+        # A patient moved to v3 mid-check-in: the open v1 check-in is scored by the newest v1 ruleset.
+        assert rt.ruleset_for_check_in(3, "sre-weekly", 1).version == 2
+        assert rt.ruleset_for_check_in(3, "sre-weekly", 2).version == 3
+    finally:
+        rt.dispose()

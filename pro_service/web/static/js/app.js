@@ -13,11 +13,8 @@
     if (message && !window.confirm(message)) { event.preventDefault(); }
   });
 
-  /* Filters apply as soon as they change. */
-  var filters = document.getElementById("queue-filters");
-  if (filters) {
-    filters.addEventListener("change", function () { filters.submit(); });
-  }
+  /* The queue's filters apply with their button, not on change: a select changes on the first arrow key,
+     and reloading the page under a keyboard user is a change of context (WCAG 3.2.2). */
 
   /* Schedule form: say when the chosen time falls inside quiet hours. */
   var time = document.getElementById("time");
@@ -34,7 +31,9 @@
 
   /* Idle sign-out. Real activity (keys, pointer, scroll, touch) is reported to the server at most once a
      minute, so someone reading or typing stays signed in; an unattended screen goes to the sign-in page
-     so no patient information stays on it. The server enforces the same limit on its own. */
+     so no patient information stays on it. The server enforces the same limit on its own. A page that can
+     hide its patient data in place (the triage queue's privacy screen) sets window.proOnIdle; it is then
+     told when the server takes activity again (window.proOnActive). */
   if (!body.dataset.signedIn) { return; }
   var idleMs = parseFloat(body.dataset.idleSeconds || "900") * 1000;
   var lastActivity = Date.now();
@@ -42,16 +41,21 @@
   var warning = document.getElementById("idle-warning");
   var countdown = document.getElementById("idle-countdown");
   var pingEvery = Math.min(60000, idleMs / 3);
+  var hidden = false;  // proOnIdle took the idle screen over
 
   function ping() {
     lastPing = Date.now();
     fetch("/session/ping", {
       method: "POST", credentials: "same-origin",
       headers: { "X-CSRFToken": csrf, "Accept": "application/json" }
-    }).then(function (r) { if (r.status === 401) { signOut(); } }).catch(function () {});
+    }).then(function (r) {
+      if (r.status === 401) { signOut(); }
+      else if (r.ok && hidden) { hidden = false; if (window.proOnActive) { window.proOnActive(); } }
+    }).catch(function () {});
   }
   function activity() {
     lastActivity = Date.now();
+    if (hidden) { if (Date.now() - lastPing > 5000) { ping(); } return; }
     if (warning && !warning.hidden) { warning.hidden = true; ping(); }
     else if (Date.now() - lastPing > pingEvery) { ping(); }
   }
@@ -59,11 +63,17 @@
     window.addEventListener(name, activity, { passive: true, capture: true });
   });
   function signOut() {
+    if (window.proOnIdle && window.proOnIdle()) {
+      hidden = true;
+      if (warning) { warning.hidden = true; }
+      return;
+    }
     var next = window.location.pathname + window.location.search;
     window.location.assign("/login?idle=1&next=" + encodeURIComponent(next));
   }
   window.proSignOut = signOut;
   setInterval(function () {
+    if (hidden) { return; }
     var left = idleMs - (Date.now() - lastActivity);
     if (left <= 0) { signOut(); return; }
     if (warning && left <= Math.min(60000, idleMs / 2)) {
