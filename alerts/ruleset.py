@@ -188,6 +188,7 @@ def load_ruleset(
     known_items: Mapping[str, str],
     *,
     instrument_items: Mapping[tuple[str, int], Mapping[str, str]] | None = None,
+    instrument_choices: Mapping[tuple[str, int], Mapping[str, tuple[int, ...]]] | None = None,
 ) -> Ruleset:
     """Read and validate one ruleset file. known_items: item code -> answer kind. instrument_items, when
     given, holds each questionnaire version's items: the ruleset is then checked against the items of
@@ -204,15 +205,18 @@ def load_ruleset(
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise RulesetError(f"{path}: not valid YAML: {exc}") from exc
-    if instrument_items is not None and isinstance(data, dict):
+    choices: Mapping[str, tuple[int, ...]] = {}
+    if isinstance(data, dict):
         key = (data.get("instrument"), data.get("instrument_version", 1))
-        if key not in instrument_items:
-            raise RulesetError(
-                f"{path}: ruleset: instrument {key[0]!r} version {key[1]!r} is not installed "
-                "(config/instruments/); the rules would name questions nobody is asked"
-            )
-        known_items = instrument_items[key]  # type: ignore[index]
-    return _Parser(path, dict(known_items)).ruleset(data)
+        if instrument_items is not None:
+            if key not in instrument_items:
+                raise RulesetError(
+                    f"{path}: ruleset: instrument {key[0]!r} version {key[1]!r} is not installed "
+                    "(config/instruments/); the rules would name questions nobody is asked"
+                )
+            known_items = instrument_items[key]  # type: ignore[index]
+        choices = (instrument_choices or {}).get(key, {})  # type: ignore[arg-type]
+    return _Parser(path, dict(known_items), dict(choices)).ruleset(data)
 
 
 def load_rulesets(
@@ -220,6 +224,7 @@ def load_rulesets(
     known_items: Mapping[str, str],
     *,
     instrument_items: Mapping[tuple[str, int], Mapping[str, str]] | None = None,
+    instrument_choices: Mapping[tuple[str, int], Mapping[str, tuple[int, ...]]] | None = None,
 ) -> dict[tuple[str, int], Ruleset]:
     """Every *.yaml / *.yml ruleset in a directory, keyed by (name, version)."""
     directory = Path(directory)
@@ -231,7 +236,9 @@ def load_rulesets(
         raise RulesetError(f"{directory}: no ruleset files (*.yaml) found")
     loaded: dict[tuple[str, int], Ruleset] = {}
     for path in files:
-        ruleset = load_ruleset(path, known_items, instrument_items=instrument_items)
+        ruleset = load_ruleset(
+            path, known_items, instrument_items=instrument_items, instrument_choices=instrument_choices
+        )
         key = (ruleset.name, ruleset.version)
         if key in loaded:
             raise RulesetError(
@@ -262,9 +269,23 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 class _Parser:
-    def __init__(self, path: Path, known_items: dict[str, str]) -> None:
+    def __init__(
+        self, path: Path, known_items: dict[str, str], choices: dict[str, tuple[int, ...]] | None = None
+    ) -> None:
         self.path = path
         self.items = known_items
+        self.choices = choices or {}  # item -> its choices, when the questionnaire is known
+
+    def check_choices(self, item: str, values: tuple[int, ...], where: str, label: str) -> None:
+        """A choice the question does not offer can never be picked: the rule would never fire."""
+        offered = self.choices.get(item)
+        unknown = [v for v in values if offered is not None and v not in offered]
+        if unknown:
+            self.fail(
+                where,
+                f"{label}: {item!r} offers choices {', '.join(map(str, offered or ()))}, not "
+                f"{', '.join(map(str, unknown))}; the rule could never fire",
+            )
 
     def fail(self, where: str, problem: str) -> NoReturn:
         raise RulesetError(f"{self.path}: {where}: {problem}")
@@ -558,8 +579,11 @@ class _Parser:
                 )
             return AboveBaseline(item, self.whole_number(value, where, label, minimum=1))
         if op == "includes":
-            return Includes(item, (self.whole_number(value, where, label),))
+            single = (self.whole_number(value, where, label),)
+            self.check_choices(item, single, where, label)
+            return Includes(item, single)
         values = self.number_list(value, where, label)
+        self.check_choices(item, values, where, label)
         if op == "includes_any":
             return Includes(item, values)
         at_least = self.whole_number(raw["at_least"], where, f"{at}: at_least", minimum=1)

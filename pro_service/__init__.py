@@ -35,13 +35,14 @@ def create_app(settings: Settings | None = None, *, gateway: SmsGateway | None =
     runtime = build_runtime(settings, Role.WEB, gateway=gateway)
     app.extensions["pro"] = runtime
 
-    from pro_service.web import admin, api, auth, dashboard, health, hl7, security, simulator, twilio
+    from pro_service.web import account, admin, api, auth, dashboard, health, hl7, security, simulator, twilio
     from pro_service.web.inbound_sms import InboundSmsHandler
 
     app.register_blueprint(twilio.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(account.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(simulator.bp)

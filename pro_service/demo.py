@@ -160,7 +160,14 @@ def seed(rt: Runtime) -> Iterator[str]:
             person = session.scalar(select(StaffUser).where(StaffUser.email == email))
             if person is None:
                 person = create_staff(
-                    session, email=email, name=name, role=role, phone=phone, password=DEMO_PASSWORD
+                    session,
+                    email=email,
+                    name=name,
+                    role=role,
+                    phone=phone,
+                    password=DEMO_PASSWORD,
+                    # The published demo password (embedded default only), with no forced change.
+                    enforce_policy=False,
                 )
                 for team in teams:
                     session.add(CareTeamMember(care_team_id=team.id, staff_id=person.id))
@@ -465,7 +472,7 @@ class _History:
         message_id: int | None = None,
         open_: bool,
     ) -> None:
-        from pro_service.services.triage import URGENCY_RANK, new_ref
+        from pro_service.services.triage import new_ref
 
         evidence = []
         for ev in finding.evidence:
@@ -484,7 +491,7 @@ class _History:
             check_in_id=check_in_id,
             category=finding.category,
             urgency=finding.urgency.value,
-            urgency_rank=URGENCY_RANK[finding.urgency],
+            urgency_rank=finding.urgency.rank,
             status=AlertStatus.OPEN,
             ruleset=finding.ruleset,
             ruleset_version=finding.ruleset_version,

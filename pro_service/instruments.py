@@ -152,6 +152,13 @@ class InstrumentRegistry:
         """(instrument code, version) → {item code: answer kind}: a ruleset is checked against its own."""
         return {key: {item.code: item.kind for item in inst.items} for key, inst in self.by_key.items()}
 
+    def choices_by_version(self) -> dict[tuple[str, int], dict[str, tuple[int, ...]]]:
+        """(instrument code, version) → {multiple-choice item: its choices}; rules are checked against it."""
+        return {
+            key: {item.code: item.choices for item in inst.items if item.kind == "multi_choice"}
+            for key, inst in self.by_key.items()
+        }
+
     def item_kinds(self) -> dict[str, str]:
         """Item code → answer kind across all instruments (rules are validated against it)."""
         kinds: dict[str, str] = {}

@@ -45,9 +45,14 @@ def read_message(
         return MessageReading(reading, answered_choice=answered_choice)
     if not isinstance(parsed, Parsed):
         reason = f"The reply to a red-flag question could not be read ({parsed.detail})."
-    elif parsed.value is True or (isinstance(parsed.value, list) and parsed.value):
-        # A yes, or choices picked: the ruleset's rules judge the answer itself.
-        return MessageReading(reading, answered_choice=answered_choice)
+    elif parsed.value is True:
+        return MessageReading(reading, answered_choice=answered_choice)  # the ruleset's rule fires on the yes
+    elif isinstance(parsed.value, list) and parsed.value:
+        if answered_choice:
+            return MessageReading(reading, answered_choice=True)  # only choices: the rules judge them
+        # "not the same", "same but now both legs", "maybe as usual": a choice named among other words is
+        # not a clean answer to a red flag (the words may change or deny it).
+        reason = "A reply to a red-flag question named a choice among other words: not a clean one."
     elif clean_answer(text, lexicon) and not reading.findings:
         return MessageReading(reading, answered_choice=answered_choice)
     else:

@@ -256,6 +256,28 @@ class StaffUser(Base):
     phone: Mapped[str | None] = mapped_column(String(32), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set by an administrator's create or reset (a temporary password): sign-in leads only to the change page.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+
+class StaffSession(Base):
+    """One signed-in browser. The cookie carries only a random id; this row (its hash) says whether it is
+    still alive, so logout, a password change, a deactivation or an administrator ends it for good."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # SHA-256 hex of the cookie's token: a copy of the table signs nobody in.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    ended_reason: Mapped[str | None] = mapped_column(String(32))
+    user_agent: Mapped[str | None] = mapped_column(String(120))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    # A fingerprint of the password hash it was opened with: a password set by any path ends it.
+    password_stamp: Mapped[str] = mapped_column(String(16))
 
 
 class CareTeamMember(Base):

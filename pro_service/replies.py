@@ -319,6 +319,11 @@ def _choices_text(choices: tuple[int, ...]) -> str:
     return ", ".join(str(c) for c in ordered) or "(no choices)"
 
 
+# "one leg", "una pierna", "como un cinto": where choices have words, an article beside other words is not
+# the number 1 (alone, "one" still is).
+_ARTICLES = _words("one un una uno")
+
+
 def _named_choices(toks: list[_Tok], choice_words: tuple[tuple[str, int], ...]) -> tuple[set[int], set[int]]:
     """Choices named in words ("my back and hip" -> 1, 3) and the token positions those words used."""
     picked: set[int] = set()
@@ -335,8 +340,9 @@ def _named_choices(toks: list[_Tok], choice_words: tuple[tuple[str, int], ...]) 
 
 # Words that may sit around a choice without saying anything more ("my left hip and the back").
 _CHOICE_FILLERS = _words(
-    "my the a an and in on of both left right upper lower side area mostly mainly also too plus or "
-    "mi mis el la los las y e en de del ambos ambas izquierda izquierdo derecha derecho lado zona tambien o"
+    "my the a an and in on of both left right upper lower side area mostly mainly also too plus or as ever "
+    "mi mis el la los las y e en de del ambos ambas izquierda izquierdo derecha derecho lado zona tambien o "
+    "que como"
 )
 
 
@@ -378,7 +384,11 @@ def _parse_multi_choice(text: str, spec: AnswerSpec, language: str) -> Parsed | 
             continue
         if tok.kind == "num":
             numbers = [(raw, int(raw) if len(raw) <= 15 else _HUGE) for raw in re.split(r"[.,]", tok.text)]
-        elif tok.kind == "word" and (word_value := _word_number(toks, i, language)) is not None:
+        elif (
+            tok.kind == "word"
+            and not (spec.choice_words and tok.text in _ARTICLES and len(toks) > 1)
+            and (word_value := _word_number(toks, i, language)) is not None
+        ):
             numbers = [(tok.text, word_value)]
         else:
             said_none = said_none or tok.text in _NONE_WORDS

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.escalation import EscalationPolicy, load_policy
 from alerts.lexicon import load_lexicons
 from alerts.reading import Lexicon
-from alerts.ruleset import Ruleset, load_rulesets
+from alerts.ruleset import Ruleset, RulesetError, load_rulesets
 from config.settings import Settings, SettingsError
 from pro_service.call_scripts import CallScripts, load_call_scripts
 from pro_service.db import make_ingest_engine, make_main_engine, make_session_factory
@@ -115,7 +115,9 @@ class Runtime:
             for r in self.rulesets.values()
             if (r.instrument, r.instrument_version) == (instrument, instrument_version)
         ]
-        return max(fitting, key=lambda r: r.version, default=own)
+        if not fitting:  # build_runtime refuses to start like this; never score with another's rules
+            raise LookupError(f"no ruleset is written for {instrument} version {instrument_version}")
+        return max(fitting, key=lambda r: r.version)
 
     def instrument_for(self, patient_version: int | None, code: str) -> Instrument | None:
         """The questionnaire version a new check-in of `code` asks this patient: the one the patient's
@@ -158,7 +160,18 @@ def build_runtime(settings: Settings, role: Role, *, gateway: SmsGateway | None 
         settings.CONFIG_DIR / "rules",
         instruments.item_kinds(),
         instrument_items=instruments.items_by_version(),
+        instrument_choices=instruments.choices_by_version(),
     )
+    # Every questionnaire version must have rules written for it, or its open check-ins would be scored
+    # by rules for other questions (a "yes" to a question no rule names is silent).
+    written_for = {(r.instrument, r.instrument_version) for r in rulesets.values()}
+    unscored = sorted(key for key in instruments.by_key if key not in written_for)
+    if unscored:
+        code, version = unscored[0]
+        raise RulesetError(
+            f"{settings.CONFIG_DIR / 'rules'}: no ruleset is written for questionnaire {code} version "
+            f"{version}; keep the ruleset of every questionnaire version that is installed"
+        )
     versions = sorted(r.version for r in rulesets.values())
     if settings.ENROL_RULESET_VERSION is not None and settings.ENROL_RULESET_VERSION not in versions:
         raise SettingsError(

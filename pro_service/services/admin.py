@@ -5,12 +5,12 @@ and the audit log. Callers commit and write the audit row."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from argon2 import PasswordHasher
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from pro_service.models import (
@@ -34,7 +34,6 @@ WEEKDAYS = (
     ("SA", "Saturday"),
     ("SU", "Sunday"),
 )
-_hasher = PasswordHasher()
 
 
 class AdminError(ValueError):
@@ -44,6 +43,14 @@ class AdminError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class NeedsConfirmation(AdminError):
+    """Allowed but unusual (an overlapping or very long shift, removing someone still on the rota): the
+    form asks again, saying why, and saves only when the administrator confirms."""
+
+
+LONG_SHIFT = timedelta(hours=24)
 
 
 # --- patients --------------------------------------------------------------------------------------
@@ -188,12 +195,46 @@ def add_member(session: Session, team_id: int, staff_id: int) -> bool:
     return True
 
 
-def remove_member(session: Session, team_id: int, staff_id: int) -> bool:
+@dataclass(frozen=True)
+class Removed:
+    member: bool  # False: was not a member
+    shifts_removed: int  # future shifts deleted
+    shifts_ended: int  # shifts in progress ended now
+
+
+def remove_member(
+    session: Session, team_id: int, staff_id: int, *, now: datetime, confirmed: bool = False
+) -> Removed:
+    """Remove a member; one still on this team's rota is removed only when confirmed, and then leaves
+    the rota too (a shift in progress ends now, later ones are deleted): nobody is paged for a team they
+    left."""
     member = session.get(CareTeamMember, (team_id, staff_id))
     if member is None:
-        return False
+        return Removed(False, 0, 0)
+    on_rota = list(
+        session.scalars(
+            select(OnCallShift).where(
+                OnCallShift.care_team_id == team_id,
+                OnCallShift.staff_id == staff_id,
+                OnCallShift.ends_at > now,
+            )
+        )
+    )
+    if on_rota and not confirmed:
+        raise NeedsConfirmation(
+            "staff_id",
+            f"this person is on the team's on-call rota ({len(on_rota)} current or future shift"
+            f"{'s' if len(on_rota) != 1 else ''}); removing them also takes them off the rota",
+        )
+    ended = removed = 0
+    for shift in on_rota:
+        if shift.starts_at <= now:
+            shift.ends_at, ended = now, ended + 1
+        else:
+            session.delete(shift)
+            removed += 1
     session.delete(member)
-    return True
+    return Removed(True, removed, ended)
 
 
 def local_to_utc(value: str, tz: str) -> datetime:
@@ -210,7 +251,15 @@ def local_to_utc(value: str, tz: str) -> datetime:
 
 
 def add_shift(
-    session: Session, team: CareTeam, *, staff_id: int, level: int, starts: str, ends: str
+    session: Session,
+    team: CareTeam,
+    *,
+    staff_id: int,
+    level: int,
+    starts: str,
+    ends: str,
+    now: datetime,
+    confirmed: bool = False,
 ) -> OnCallShift:
     staff = session.get(StaffUser, staff_id)
     if staff is None or not staff.active:
@@ -222,12 +271,46 @@ def add_shift(
         raise AdminError("ends_at", "must be after the start")
     if ends_at - starts_at > timedelta(days=31):
         raise AdminError("ends_at", "a shift can be at most 31 days")
+    if ends_at <= now:
+        raise AdminError("ends_at", "this shift is already over: nobody would be paged by it")
+    unusual = _unusual_shift(session, team.id, level, starts_at, ends_at)
+    if unusual and not confirmed:
+        raise NeedsConfirmation("starts_at", "; ".join(unusual))
     shift = OnCallShift(
         care_team_id=team.id, staff_id=staff.id, level=level, starts_at=starts_at, ends_at=ends_at
     )
     session.add(shift)
     session.flush()
     return shift
+
+
+def _unusual_shift(
+    session: Session, team_id: int, level: int, starts_at: datetime, ends_at: datetime
+) -> list[str]:
+    """What an administrator should confirm: a shift over 24 hours (a typo in the end date pages one
+    person for weeks), or one overlapping another person's shift at the same level (two people paged)."""
+    found = []
+    if ends_at - starts_at > LONG_SHIFT:
+        hours = (ends_at - starts_at).total_seconds() / 3600
+        found.append(f"this shift lasts {hours:.0f} hours")
+    overlap = (
+        session.execute(
+            select(StaffUser.name)
+            .join(OnCallShift, OnCallShift.staff_id == StaffUser.id)
+            .where(
+                OnCallShift.care_team_id == team_id,
+                OnCallShift.level == level,
+                OnCallShift.starts_at < ends_at,
+                OnCallShift.ends_at > starts_at,
+            )
+            .limit(3)
+        )
+        .scalars()
+        .all()
+    )
+    if overlap:
+        found.append(f"it overlaps a level-{level} shift of {', '.join(overlap)}: both would be paged")
+    return found
 
 
 def shifts(session: Session, team_id: int, now: datetime, limit: int = 100) -> list[tuple[OnCallShift, str]]:
@@ -249,20 +332,10 @@ def staff_list(session: Session) -> list[StaffUser]:
     return list(session.scalars(select(StaffUser).order_by(StaffUser.active.desc(), StaffUser.name)))
 
 
-def set_active(session: Session, staff: StaffUser, active: bool) -> None:
-    staff.active = active
-
-
 def new_password() -> str:
     """A temporary password shown once to the administrator: 4 groups of 4 unambiguous characters."""
     alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
     return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(4))
-
-
-def reset_password(staff: StaffUser, password: str) -> None:
-    if len(password) < 12:
-        raise AdminError("password", "use at least 12 characters")
-    staff.password_hash = _hasher.hash(password)
 
 
 def update_staff(session: Session, staff: StaffUser, *, name: str, phone: str | None) -> None:
@@ -288,24 +361,104 @@ class AuditPage:
     next_before: int | None
 
 
+@dataclass(frozen=True)
+class AuditFilter:
+    """What the audit browser narrows to. `patient_ids` None: any patient; empty: a patient search that
+    matched nobody (so nothing is shown, never everything)."""
+
+    patient_ids: tuple[int, ...] | None = None
+    actor: str | None = None
+    action: str | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+
+    @property
+    def active(self) -> bool:
+        return any(v is not None for v in (self.patient_ids, self.actor, self.action, self.since, self.until))
+
+
+AUDIT_EXPORT_LIMIT = 50_000
+
+
+def find_patients(session: Session, text: str, limit: int = 50) -> tuple[int, ...]:
+    """Patients an audit search names: an id, an MRN (any case) or part of a name."""
+    text = " ".join(text.split())[:120]
+    if text.isascii() and text.isdigit() and len(text) <= 12:
+        return (int(text),)
+    pattern = f"%{text.lower()}%"
+    full_name = func.lower(Patient.given_name + " " + Patient.family_name)
+    rows = session.scalars(
+        select(Patient.id)
+        .where(or_(func.lower(Patient.mrn) == text.lower(), full_name.like(pattern)))
+        .order_by(Patient.id)
+        .limit(limit)
+    )
+    return tuple(rows)
+
+
+def resolve_actor(session: Session, text: str) -> str:
+    """`staff:3`, `token:2`, `system` as stored, or a staff member's email → their `staff:<id>`."""
+    text = text.strip()[:160]
+    if "@" in text:
+        staff_id = session.scalar(select(StaffUser.id).where(func.lower(StaffUser.email) == text.lower()))
+        return f"staff:{staff_id}" if staff_id is not None else text
+    return text
+
+
+def audit_actions(session: Session) -> list[str]:
+    return list(session.scalars(select(AuditLog.action).distinct().order_by(AuditLog.action)))
+
+
+def _audit_query(audit: AuditFilter) -> Select[tuple[AuditLog]]:
+    stmt = select(AuditLog)
+    if audit.patient_ids is not None:
+        stmt = stmt.where(AuditLog.patient_id.in_(audit.patient_ids))
+    if audit.actor:
+        stmt = stmt.where(AuditLog.actor == audit.actor)
+    if audit.action:
+        stmt = stmt.where(AuditLog.action == audit.action)
+    if audit.since is not None:
+        stmt = stmt.where(AuditLog.at >= audit.since)
+    if audit.until is not None:
+        stmt = stmt.where(AuditLog.at < audit.until)
+    return stmt
+
+
 def audit_page(
-    session: Session,
-    *,
-    patient_id: int | None = None,
-    actor: str | None = None,
-    before_id: int | None = None,
-    limit: int = 50,
+    session: Session, audit: AuditFilter = AuditFilter(), *, before_id: int | None = None, limit: int = 50
 ) -> AuditPage:
     """Newest first, paged by id (keyset: as fast on page 500 as on page 1)."""
-    stmt = select(AuditLog)
-    if patient_id is not None:
-        stmt = stmt.where(AuditLog.patient_id == patient_id)
-    if actor:
-        stmt = stmt.where(AuditLog.actor == actor)
+    stmt = _audit_query(audit)
     if before_id is not None:
         stmt = stmt.where(AuditLog.id < before_id)
     rows = list(session.scalars(stmt.order_by(AuditLog.id.desc()).limit(limit + 1)))
     return AuditPage(rows[:limit], rows[limit - 1].id if len(rows) > limit else None)
+
+
+def audit_rows(session: Session, audit: AuditFilter, limit: int = AUDIT_EXPORT_LIMIT) -> Iterator[AuditLog]:
+    """Every matching row, newest first, for an export (at most `limit`): fetched 1,000 at a time by id, so
+    memory stays flat and no cursor is left open if the download stops half way."""
+    sent, before = 0, None
+    while sent < limit:
+        page = audit_page(session, audit, before_id=before, limit=min(1000, limit - sent))
+        yield from page.rows
+        sent += len(page.rows)
+        for row in page.rows:  # written out: keep the session's identity map small
+            session.expunge(row)
+        if page.next_before is None:
+            return
+        before = page.next_before
+
+
+def patient_labels(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
+    """Patient id → "MRN Given Family", for showing audit rows by who they are about."""
+    wanted = {i for i in ids if isinstance(i, int)}
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(Patient.id, Patient.mrn, Patient.given_name, Patient.family_name).where(Patient.id.in_(wanted))
+    ).all()
+    return {int(pid): f"{mrn} {given} {family}" for pid, mrn, given, family in rows}
 
 
 def count_patients_by_status(session: Session) -> dict[str, int]:

@@ -42,6 +42,7 @@ from pro_service.models import (
     Schedule,
     StaffUser,
 )
+from pro_service.services.access import Scope, scoped
 from pro_service.services.labs import SAME_SAMPLE, hide_derived_beside_lab
 
 ACTIVE_STATUSES = (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
@@ -121,20 +122,21 @@ class Queue:
 _ACKNOWLEDGED_LAST = case((Alert.status == AlertStatus.ACKNOWLEDGED, 1), else_=0)
 
 
-def _queue_base(stmt: Select[Any], filters: QueueFilters) -> Select[Any]:
+def _queue_base(stmt: Select[Any], filters: QueueFilters, scope: Scope) -> Select[Any]:
+    """`stmt` joins patients when a team filter or a limited scope needs their care team."""
     statuses: Sequence[AlertStatus] = ACTIVE_STATUSES
     if filters.status in ("open", "acknowledged"):
         statuses = (AlertStatus(filters.status),)
     stmt = stmt.where(Alert.status.in_(statuses))
     if filters.team_id is not None:
         stmt = stmt.where(Patient.care_team_id == filters.team_id)
-    return stmt
+    return scoped(stmt, scope, Alert.patient_id, Patient.care_team_id)
 
 
-def queue(session: Session, filters: QueueFilters, limit: int = QUEUE_LIMIT) -> Queue:
-    """Open and acknowledged alerts: most urgent first; within an urgency the ones nobody has picked up
-    (open, including new evidence since an acknowledgement) before acknowledged ones; then oldest first.
-    With counts per urgency."""
+def queue(session: Session, filters: QueueFilters, scope: Scope, limit: int = QUEUE_LIMIT) -> Queue:
+    """Open and acknowledged alerts of the patients `scope` sees: most urgent first; within an urgency the
+    ones nobody has picked up (open, including new evidence since an acknowledgement) before acknowledged
+    ones; then oldest first. With counts per urgency (same scope)."""
     acker = aliased(StaffUser)
     stmt = (
         select(
@@ -160,7 +162,7 @@ def queue(session: Session, filters: QueueFilters, limit: int = QUEUE_LIMIT) -> 
         .outerjoin(acker, acker.id == Alert.acknowledged_by_id)
         .order_by(Alert.urgency_rank.desc(), _ACKNOWLEDGED_LAST, Alert.opened_at, Alert.id)
     )
-    stmt = _queue_base(stmt, filters)
+    stmt = _queue_base(stmt, filters, scope)
     if filters.urgency in URGENCIES:
         stmt = stmt.where(Alert.urgency == filters.urgency)
     result = session.execute(stmt.limit(limit + 1)).all()
@@ -184,7 +186,9 @@ def queue(session: Session, filters: QueueFilters, limit: int = QUEUE_LIMIT) -> 
         )
         for r in result[:limit]
     ]
-    counts, open_counts = queue_counts(session, QueueFilters(team_id=filters.team_id, status=filters.status))
+    counts, open_counts = queue_counts(
+        session, QueueFilters(team_id=filters.team_id, status=filters.status), scope
+    )
     return Queue(
         rows=rows,
         counts=counts,
@@ -194,12 +198,14 @@ def queue(session: Session, filters: QueueFilters, limit: int = QUEUE_LIMIT) -> 
     )
 
 
-def queue_counts(session: Session, filters: QueueFilters) -> tuple[dict[str, int], dict[str, int]]:
+def queue_counts(
+    session: Session, filters: QueueFilters, scope: Scope
+) -> tuple[dict[str, int], dict[str, int]]:
     """Alerts waiting per urgency, and how many of them are still open (one grouped, indexed query)."""
     stmt = select(Alert.urgency, Alert.status, func.count()).group_by(Alert.urgency, Alert.status)
-    if filters.team_id is not None:
+    if filters.team_id is not None or not scope.everything:
         stmt = stmt.join(Patient, Patient.id == Alert.patient_id)
-    stmt = _queue_base(stmt, filters)
+    stmt = _queue_base(stmt, filters, scope)
     counts = dict.fromkeys(URGENCIES, 0)
     open_counts = dict.fromkeys(URGENCIES, 0)
     for urgency, status, count in session.execute(stmt).all():
@@ -222,26 +228,34 @@ def open_urgent_count(session: Session) -> int:
 
 @dataclass(frozen=True)
 class UrgentAlert:
-    """An open urgent alert as the watch screen's banner needs it, whatever the filters: no patient."""
+    """An open urgent alert as the watch screen's banner needs it, whatever the filters: no patient.
+    `in_scope` False: another team's patient, shown with its care team only (no reference, no symptom)."""
 
     alert_id: int
     ref: str
     category: str
     team_name: str
     opened_at: datetime
+    in_scope: bool = True
 
 
-def open_urgent(session: Session, limit: int = 50) -> list[UrgentAlert]:
-    """Open urgent alerts, newest first, from every care team (the banner ignores the queue's filters)."""
+def open_urgent(session: Session, scope: Scope, limit: int = 50) -> list[UrgentAlert]:
+    """Open urgent alerts, newest first, from every care team (the banner ignores the queue's filters and
+    still tells a nurse that another team has one waiting; `in_scope` says which the nurse may open)."""
     rows = session.execute(
-        select(Alert.id, Alert.ref, Alert.category, CareTeam.name, Alert.opened_at)
+        select(
+            Alert.id, Alert.ref, Alert.category, CareTeam.name, Alert.opened_at, Alert.patient_id, CareTeam.id
+        )
         .join(Patient, Patient.id == Alert.patient_id)
         .join(CareTeam, CareTeam.id == Patient.care_team_id)
         .where(Alert.status == AlertStatus.OPEN, Alert.urgency_rank == 3)
         .order_by(Alert.opened_at.desc(), Alert.id.desc())
         .limit(limit)
     ).all()
-    return [UrgentAlert(int(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4]) for r in rows]
+    return [
+        UrgentAlert(int(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4], scope.in_scope(int(r[5]), int(r[6])))
+        for r in rows
+    ]
 
 
 def queue_version(session: Session, now: datetime) -> str:
@@ -400,10 +414,13 @@ def trend(session: Session, patient_id: int, now: datetime, weeks: int = TREND_W
 _DIGITS = re.compile(r"\D+")
 
 
-def search_patients(session: Session, query: str, limit: int = 50) -> list[Patient]:
-    """By name (any word, prefix), MRN (prefix, any case) or phone (its last digits)."""
+def search_patients(session: Session, query: str, scope: Scope, limit: int = 50) -> list[Patient]:
+    """By name (any word, prefix), MRN (prefix, any case) or phone (its last digits), among the patients
+    `scope` sees (a break-glass grant opens one record, it does not widen a search)."""
     q = query.strip()[:100]
-    stmt = select(Patient).options(selectinload(Patient.care_team))
+    stmt = scoped(select(Patient), scope, Patient.id, Patient.care_team_id).options(
+        selectinload(Patient.care_team)
+    )
     if q:
         conditions = [func.upper(Patient.mrn).startswith(q.upper(), autoescape=True)]
         digits = _DIGITS.sub("", q)
@@ -514,6 +531,19 @@ def patient_view(session: Session, patient_id: int) -> PatientView | None:
         )
     )
     return PatientView(patient, schedules, alerts, open_check_in)
+
+
+def outside_scope_by_mrn(session: Session, query: str, scope: Scope) -> int | None:
+    """The patient whose MRN is exactly `query` when `scope` does not see them: the search offers a
+    break-glass for that record without showing who it is (unique MRN index, one lookup)."""
+    if scope.everything or not query.strip():
+        return None
+    row = session.execute(
+        select(Patient.id, Patient.care_team_id).where(Patient.mrn == query.strip()[:64])
+    ).first()
+    if row is None or scope.in_scope(int(row[0]), int(row[1])):
+        return None
+    return int(row[0])
 
 
 # --- lab results -----------------------------------------------------------------------------------

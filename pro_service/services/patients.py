@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import phonenumbers
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from pro_service.instruments import LANGUAGES
@@ -72,8 +72,11 @@ def enrol_patient(
         raise EnrolmentError("language", f"must be one of {', '.join(LANGUAGES)}")
     if session.get(CareTeam, care_team_id) is None:
         raise EnrolmentError("care_team_id", f"no care team {care_team_id}")
-    if session.scalar(select(Patient.id).where(Patient.mrn == mrn)) is not None:
-        raise Conflict("a patient with this MRN is already enrolled")
+    mrn = mrn.strip()
+    # Case-insensitive: "demo-001" beside "DEMO-001" is the same person enrolled twice, not two patients.
+    same = session.scalar(select(Patient.mrn).where(func.lower(Patient.mrn) == mrn.lower()))
+    if same is not None:
+        raise Conflict(f"a patient with this MRN is already enrolled ({same})")
     if session.scalar(select(Patient.id).where(Patient.phone == phone)) is not None:
         raise Conflict("another patient has this phone number")
     patient = Patient(

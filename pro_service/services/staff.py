@@ -1,6 +1,18 @@
-"""Staff accounts: argon2 password hashes, E.164 phones for pages."""
+"""Staff accounts: argon2 password hashes, E.164 phones for pages, the password rules, temporary passwords
+that must be changed, and the account changes that end every session (services/sessions.py).
+
+Password rules (NIST SP 800-63B: length and a blocklist, no composition rules): at least 12 characters; not
+one of the 20,000 most common breached passwords, nor one of them with digits or symbols added around it;
+not containing the email's name or the product's name; not a password this project publishes (the demo's).
+"""
 
 from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from functools import cache
+from importlib import resources
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -8,9 +20,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pro_service.models import StaffRole, StaffUser
+from pro_service.services import sessions
 from pro_service.services.patients import EnrolmentError, normalise_phone
 
 _hasher = PasswordHasher()
+MIN_PASSWORD_LENGTH = 12
+# Spellings of the product's name: the first word an attacker tries on a site.
+PRODUCT_NAMES = ("proservice", "pro-service", "pro service", "pro_service")
+# Passwords this project prints for anyone to read (demo.DEMO_PASSWORD): only the demo seed may use them.
+PUBLISHED_PASSWORDS = frozenset({"demo-password-123"})
 
 
 class StaffError(ValueError):
@@ -18,8 +36,18 @@ class StaffError(ValueError):
 
 
 def create_staff(
-    session: Session, *, email: str, name: str, role: StaffRole, phone: str | None, password: str | None
+    session: Session,
+    *,
+    email: str,
+    name: str,
+    role: StaffRole,
+    phone: str | None,
+    password: str | None,
+    must_change_password: bool = False,
+    enforce_policy: bool = True,
 ) -> StaffUser:
+    """`must_change_password`: the password is a temporary one an administrator chose (the person must
+    replace it at sign-in). `enforce_policy=False` only for the embedded demo's published accounts."""
     if role == StaffRole.INTEGRATION:
         raise StaffError("role: integration is for API tokens of hospital systems, not for staff accounts")
     email = email.strip().lower()
@@ -27,8 +55,8 @@ def create_staff(
         raise StaffError("email: not an email address")
     if session.scalar(select(StaffUser.id).where(func.lower(StaffUser.email) == email)) is not None:
         raise StaffError(f"email: {email} already has an account")
-    if password is not None and len(password) < 12:
-        raise StaffError("password: use at least 12 characters")
+    if password is not None and enforce_policy:
+        check_new_password(password, email)
     if phone:
         try:
             phone = normalise_phone(phone)
@@ -40,6 +68,7 @@ def create_staff(
         role=role,
         phone=phone or None,
         password_hash=_hasher.hash(password) if password else None,
+        must_change_password=must_change_password and bool(password),
     )
     session.add(staff)
     session.flush()
@@ -53,3 +82,86 @@ def check_password(staff: StaffUser, password: str) -> bool:
         return _hasher.verify(staff.password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+@cache
+def _common_passwords() -> frozenset[str]:
+    # Shipped with the package (no network at run time); see "about" in the file for its source.
+    text = resources.files("pro_service.services").joinpath("common_passwords.json").read_text("utf-8")
+    return frozenset(json.loads(text)["passwords"])
+
+
+def password_problem(password: str, email: str) -> str | None:
+    """Why `password` may not be the password of the account `email` (a sentence for the form), or None."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"use at least {MIN_PASSWORD_LENGTH} characters"
+    lowered = password.lower()
+    if lowered in PUBLISHED_PASSWORDS:
+        return "this password is published in the demo instructions; choose another"
+    common = _common_passwords()
+    # "Summer2024!!" is "summer" with the usual padding: as guessable as the word itself.
+    core = re.sub(r"^[\W\d_]+|[\W\d_]+$", "", lowered)
+    if lowered in common or (len(core) >= 4 and core in common):
+        return "this is one of the most common passwords in breaches; choose a longer phrase of your own"
+    squashed = re.sub(r"[\W_]+", "", lowered)
+    if any(name in lowered for name in PRODUCT_NAMES) or "proservice" in squashed:
+        return "must not contain the name of this service"
+    local = email.strip().lower().partition("@")[0]
+    local_squashed = re.sub(r"[\W_]+", "", local)
+    if len(local) >= 3 and (local in lowered or (len(local_squashed) >= 3 and local_squashed in squashed)):
+        return "must not contain your email name"
+    return None
+
+
+def check_new_password(password: str, email: str) -> None:
+    problem = password_problem(password, email)
+    if problem:
+        raise StaffError(f"password: {problem}")
+
+
+def reset_password(session: Session, staff: StaffUser, password: str, *, now: datetime) -> int:
+    """An administrator's temporary password (generated, shown once): it must be changed at sign-in, and
+    every session of the account ends (how many)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise StaffError(f"password: use at least {MIN_PASSWORD_LENGTH} characters")
+    staff.password_hash = _hasher.hash(password)
+    staff.must_change_password = True
+    return sessions.end_all(session, staff.id, "password_reset", now)
+
+
+def set_active(session: Session, staff: StaffUser, active: bool, *, now: datetime) -> int:
+    """Activate or deactivate an account; deactivating ends every session of it (how many ended)."""
+    staff.active = active
+    return 0 if active else sessions.end_all(session, staff.id, "deactivated", now)
+
+
+def end_sessions(session: Session, staff: StaffUser, *, now: datetime) -> int:
+    """An administrator signs a colleague out everywhere (a lost phone, a shared computer left signed in)."""
+    return sessions.end_all(session, staff.id, "ended_by_admin", now)
+
+
+def change_password(
+    session: Session,
+    staff: StaffUser,
+    *,
+    current: str,
+    new: str,
+    confirm: str,
+    keep_session_id: int | None,
+    now: datetime,
+) -> int:
+    """The person changes their own password: the current one is required, the new one follows the rules
+    and differs from it; the flag for a temporary password is cleared and every other session ends (how
+    many). Errors name the field: "current_password: …", "password: …", "password_confirm: …"."""
+    if not check_password(staff, current):
+        raise StaffError("current_password: this is not your current password")
+    check_new_password(new, staff.email)
+    if new != confirm:
+        raise StaffError("password_confirm: the two new passwords are not the same")
+    if check_password(staff, new):
+        raise StaffError("password: choose a password different from the current one")
+    staff.password_hash = _hasher.hash(new)
+    staff.must_change_password = False
+    if keep_session_id is not None:
+        sessions.restamp(session, keep_session_id, staff)
+    return sessions.end_all(session, staff.id, "password_changed", now, except_id=keep_session_id)

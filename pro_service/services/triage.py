@@ -42,7 +42,6 @@ from pro_service.runtime import Runtime
 from pro_service.services.clinical_profile import baseline_for
 from pro_service.services.labs import lab_views
 
-URGENCY_RANK = {Urgency.URGENT: 3, Urgency.SAME_DAY: 2, Urgency.ROUTINE: 1}
 _REF_ALPHABET = "ACDEFHJKMNPRTUVWXY3479"  # no look-alikes (0/O, 1/I/L, 5/S, 8/B, 2/Z)
 
 
@@ -161,7 +160,7 @@ def raise_finding(
     from pro_service.services import notify
 
     now = rt.now()
-    rank = URGENCY_RANK[finding.urgency]
+    rank = finding.urgency.rank  # stored beside the urgency so the queue can sort on it
     seen, previous_id = _resolved(session, patient_id, finding.category)
     evidence = [
         ev

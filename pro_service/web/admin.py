@@ -6,19 +6,44 @@ field on a validation error; success redirects (post/redirect/get). Every change
 
 from __future__ import annotations
 
-from datetime import date
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from pro_service.instruments import LANGUAGES
-from pro_service.models import CareTeam, OnCallShift, Patient, PatientStatus, Schedule, StaffRole, StaffUser
+from pro_service.models import (
+    CareTeam,
+    OnCallShift,
+    Patient,
+    PatientStatus,
+    Schedule,
+    StaffRole,
+    StaffUser,
+    utcnow,
+)
 from pro_service.scheduling import validate_timezone
 from pro_service.services import admin as svc
 from pro_service.services import backtest, clinical_profile, protocol
 from pro_service.services import dashboard_queries as dq
+from pro_service.services import sessions as staff_sessions
+from pro_service.services import staff as staff_svc
 from pro_service.services.patients import (
     Conflict,
     EnrolmentError,
@@ -27,7 +52,7 @@ from pro_service.services.patients import (
     update_patient,
 )
 from pro_service.services.staff import StaffError, create_staff
-from pro_service.web.auth import actor, audit, current_staff, require_admin
+from pro_service.web.auth import actor, audit, current_staff, max_age_seconds, require_admin
 from pro_service.web.common import db, runtime
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -401,7 +426,14 @@ def teams() -> ResponseReturnValue:
     )
 
 
-def _team_page(team: CareTeam, error: Exception | None = None, status: int = 200) -> Any:
+def _team_page(
+    team: CareTeam,
+    error: Exception | None = None,
+    status: int = 200,
+    *,
+    confirm_shift: bool = False,
+    confirm_remove: int | None = None,
+) -> Any:
     session = db()
     now = runtime().now()
     return (
@@ -412,6 +444,8 @@ def _team_page(team: CareTeam, error: Exception | None = None, status: int = 200
             all_staff=[s for s in svc.staff_list(session) if s.active],
             shifts=svc.shifts(session, team.id, now),
             error=error,
+            confirm_shift=confirm_shift,
+            confirm_remove=confirm_remove,
             values=dict(request.form) if request.method == "POST" else {},
             zones=_zones(team.timezone),
         ),
@@ -460,11 +494,30 @@ def team_member_add(team_id: int) -> ResponseReturnValue:
 
 @bp.post("/teams/<int:team_id>/members/<int:staff_id>/remove")
 def team_member_remove(team_id: int, staff_id: int) -> ResponseReturnValue:
+    session = db()
     care_team: CareTeam = _get(CareTeam, team_id)
-    svc.remove_member(db(), care_team.id, staff_id)
-    audit("remove_team_member", ("care_team", care_team.id), None, staff_id=staff_id)
-    db().commit()
-    flash("Member removed.", "success")
+    try:
+        removed = svc.remove_member(
+            session,
+            care_team.id,
+            staff_id,
+            now=runtime().now(),
+            confirmed=request.form.get("confirm") == "yes",
+        )
+    except svc.NeedsConfirmation as exc:
+        session.rollback()
+        return _team_page(care_team, exc, 409, confirm_remove=staff_id)
+    audit(
+        "remove_team_member",
+        ("care_team", care_team.id),
+        None,
+        staff_id=staff_id,
+        shifts_removed=removed.shifts_removed,
+        shifts_ended=removed.shifts_ended,
+    )
+    session.commit()
+    off_rota = removed.shifts_removed + removed.shifts_ended
+    flash(f"Member removed{f' and taken off {off_rota} on-call shift(s)' if off_rota else ''}.", "success")
     return redirect(url_for("admin.team", team_id=care_team.id))
 
 
@@ -480,7 +533,12 @@ def shift_add(team_id: int) -> ResponseReturnValue:
             level=_int_form("level") or 0,
             starts=_form("starts_at", 32),
             ends=_form("ends_at", 32),
+            now=runtime().now(),
+            confirmed=request.form.get("confirm") == "yes",
         )
+    except svc.NeedsConfirmation as exc:
+        session.rollback()
+        return _team_page(care_team, exc, 409, confirm_shift=True)
     except svc.AdminError as exc:
         session.rollback()
         return _team_page(care_team, exc, 400)
@@ -527,6 +585,7 @@ def staff() -> ResponseReturnValue:
                 role=StaffRole(role),
                 phone=_form("phone", 32) or None,
                 password=request.form.get("password") or None,
+                must_change_password=True,  # the administrator knows it: a temporary password
             )
         except StaffError as exc:
             session.rollback()
@@ -563,8 +622,18 @@ def staff_edit(staff_id: int) -> ResponseReturnValue:
             session.commit()
             flash("Account saved.", "success")
             return redirect(url_for("admin.staff_edit", staff_id=person.id))
-    return render_template("admin/staff_edit.html", person=person, error=error, new_password=None), (
-        400 if error else 200
+    return _staff_page(person, error=error, status=400 if error else 200)
+
+
+def _staff_page(
+    person: StaffUser, *, error: Exception | None = None, new_password: str | None = None, status: int = 200
+) -> ResponseReturnValue:
+    live = staff_sessions.live(db(), person.id, utcnow(), timedelta(seconds=max_age_seconds()))
+    return (
+        render_template(
+            "admin/staff_edit.html", person=person, error=error, new_password=new_password, live_sessions=live
+        ),
+        status,
     )
 
 
@@ -576,8 +645,8 @@ def staff_active(staff_id: int) -> ResponseReturnValue:
     if not active and person.id == current_staff().id:
         flash("You cannot deactivate your own account.", "warning")
         return redirect(url_for("admin.staff_edit", staff_id=person.id))
-    svc.set_active(session, person, active)
-    audit("activate_staff" if active else "deactivate_staff", ("staff", person.id), None)
+    ended = staff_svc.set_active(session, person, active, now=utcnow())
+    audit("activate_staff" if active else "deactivate_staff", ("staff", person.id), None, ended=ended)
     session.commit()
     flash(
         "Account reactivated." if active else "Account deactivated: signed out everywhere, no more pages.",
@@ -592,10 +661,23 @@ def staff_password(staff_id: int) -> ResponseReturnValue:
     session = db()
     person: StaffUser = _get(StaffUser, staff_id)
     password = svc.new_password()
-    svc.reset_password(person, password)
-    audit("reset_password", ("staff", person.id), None)
+    ended = staff_svc.reset_password(session, person, password, now=utcnow())
+    audit("reset_password", ("staff", person.id), None, sessions_ended=ended)
     session.commit()
-    return render_template("admin/staff_edit.html", person=person, error=None, new_password=password)
+    return _staff_page(person, new_password=password)
+
+
+@bp.post("/staff/<int:staff_id>/sessions/end")
+def staff_end_sessions(staff_id: int) -> ResponseReturnValue:
+    """Sign a colleague out everywhere (a lost phone, a ward computer left signed in); ending one's own
+    sessions signs this browser out too."""
+    session = db()
+    person: StaffUser = _get(StaffUser, staff_id)
+    ended = staff_svc.end_sessions(session, person, now=utcnow())
+    audit("end_staff_sessions", ("staff", person.id), None, ended=ended)
+    session.commit()
+    flash(f"Signed {person.name} out everywhere ({ended} session{'s' * (ended != 1)} ended).", "success")
+    return redirect(url_for("admin.staff_edit", staff_id=person.id))
 
 
 # --- configuration and audit -----------------------------------------------------------------------
@@ -612,7 +694,9 @@ def _config_page(
     rt = runtime()
     instruments = sorted(rt.instruments.by_key.values(), key=lambda i: (i.code, -i.version))
     rulesets = sorted(rt.rulesets.values(), key=lambda r: (r.name, -r.version))
+    # The version new patients are asked (their enrolment ruleset's); enrolled patients keep their own.
     latest = {i.code: i.version for i in rt.instruments.all_latest()}
+    latest[rt.enrolment_ruleset.instrument] = rt.enrolment_ruleset.instrument_version
     return (
         render_template(
             "admin/config.html",
@@ -659,29 +743,101 @@ def config_backtest() -> ResponseReturnValue:
 
 @bp.get("/audit")
 def audit_log() -> ResponseReturnValue:
-    args = request.args
-    patient_id = int(args["patient"]) if args.get("patient", "").isdigit() else None
-    before = int(args["before"]) if args.get("before", "").isdigit() else None
-    actor = (args.get("actor") or "").strip()[:160] or None
-    if patient_id is not None and patient_id > MAX_ID:
-        patient_id = None
-    page = svc.audit_page(db(), patient_id=patient_id, actor=actor, before_id=before)
-    names = dq.staff_names(
-        db(),
-        [
-            int(r.actor.split(":", 1)[1])
-            for r in page.rows
-            if r.actor.startswith("staff:") and r.actor[6:].isdigit()
-        ],
+    session = db()
+    audit_filter, form = _audit_filter()
+    before = request.args.get("before", "")
+    before_id = int(before) if before.isascii() and before.isdigit() and int(before) <= MAX_ID else None
+    page = svc.audit_page(session, audit_filter, before_id=before_id)
+    staff_ids = [
+        int(r.actor[6:]) for r in page.rows if r.actor.startswith("staff:") and r.actor[6:].isdigit()
+    ]
+    names, patients = (
+        dq.staff_names(session, staff_ids),
+        svc.patient_labels(session, [r.patient_id for r in page.rows]),
     )
+    # Reading the audit log discloses who saw whom: it is audited too, with the filter used.
+    audit("view_audit_log", ("audit_log", None), None, filters=_audited_filters(audit_filter, form))
+    session.commit()
     return render_template(
         "admin/audit.html",
         page=page,
         names=names,
-        patient_id=patient_id,
-        actor=actor or "",
-        before=before,
+        patients=patients,
+        form=form,
+        filtered=audit_filter.active,
+        actions=svc.audit_actions(session),
+        before=before_id,
     )
+
+
+@bp.get("/audit.csv")
+def audit_export() -> ResponseReturnValue:
+    """The filtered audit log as CSV (newest first, at most AUDIT_EXPORT_LIMIT rows), itself audited."""
+    session = db()
+    audit_filter, form = _audit_filter()
+    audit("export_audit_log", ("audit_log", None), None, filters=_audited_filters(audit_filter, form))
+    session.commit()
+
+    def lines() -> Iterator[str]:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(
+            ["id", "at_utc", "actor", "action", "subject_type", "subject_id", "patient_id", "ip", "detail"]
+        )
+        for row in svc.audit_rows(session, audit_filter):
+            detail = json.dumps(row.detail, sort_keys=True, default=str)
+            cells = [row.id, row.at.isoformat(), row.actor, row.action, row.subject_type,
+                     row.subject_id or "", row.patient_id or "", row.ip or "", detail]  # fmt: skip
+            writer.writerow([_csv_safe(cell) for cell in cells])
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+
+    return Response(
+        stream_with_context(lines()),
+        mimetype="text/csv",
+        headers={"Content-Disposition": "attachment; filename=audit-log.csv", "Cache-Control": "no-store"},
+    )
+
+
+def _audited_filters(audit_filter: svc.AuditFilter, form: dict[str, str]) -> dict[str, object]:
+    """The filter as the audit row keeps it: the patients a search matched by id, never the typed name."""
+    kept: dict[str, object] = {k: v for k, v in form.items() if v and k != "patient"}
+    if audit_filter.patient_ids is not None:
+        kept["patient_ids"] = list(audit_filter.patient_ids)
+    return kept
+
+
+def _csv_safe(cell: object) -> object:
+    """A text cell a spreadsheet would run as a formula ("=HYPERLINK(…)", "@SUM") gets a leading quote."""
+    if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + cell
+    return cell
+
+
+def _audit_filter() -> tuple[svc.AuditFilter, dict[str, str]]:
+    """The audit browser's filter from the query string; bad dates are ignored, never a 500."""
+    args = request.args
+    form = {key: (args.get(key) or "").strip()[:160] for key in ("patient", "actor", "action", "from", "to")}
+    session = db()
+    since, until = _day(form["from"]), _day(form["to"])
+    return (
+        svc.AuditFilter(
+            patient_ids=svc.find_patients(session, form["patient"]) if form["patient"] else None,
+            actor=svc.resolve_actor(session, form["actor"]) if form["actor"] else None,
+            action=form["action"] or None,
+            since=since,
+            until=until + timedelta(days=1) if until is not None else None,
+        ),
+        form,
+    )
+
+
+def _day(value: str) -> datetime | None:
+    try:
+        return datetime.combine(date.fromisoformat(value), time(0), tzinfo=UTC) if value else None
+    except ValueError:
+        return None
 
 
 @bp.route("/patients/<int:patient_id>/ruleset", methods=["GET", "POST"])

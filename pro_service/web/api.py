@@ -38,9 +38,11 @@ from pro_service.models import (
     Schedule,
     StaffRole,
     StaffUser,
+    utcnow,
 )
 from pro_service.scheduling import ScheduleError, validate_rrule
-from pro_service.services import clinical_profile, labs, patients, tokens
+from pro_service.services import access, clinical_profile, labs, patients, tokens
+from pro_service.services import staff as staff_service
 from pro_service.services.admin import AdminError, acute_oncology_number
 from pro_service.services.alert_lifecycle import AlertActionError, acknowledge, add_note, resolve
 from pro_service.services.audit import record
@@ -258,6 +260,47 @@ def audit(action: str, subject: tuple[str, object], patient_id: int | None, **de
         ip=request.remote_addr,
         at=runtime().now(),
     )
+
+
+# Issue 15: a token has no person behind it yet, so a nurse-role token has no care team to be scoped to.
+# Rather than let it read every patient (the hole) or answer empty lists that look like missing data, patient
+# routes refuse it; it may still read care teams, rotas, instruments and rulesets.
+NO_PERSON = (
+    "a nurse-role token belongs to no person and so to no care team: it may not read or change patient data. "
+    "Use an admin token until API tokens belong to people."
+)
+
+
+def patient_scope() -> access.Scope:
+    """The patients this request's token may see (services/access.py); 403 for a nurse-role token."""
+    token: ApiToken = g.api_token
+    found = access.scope_for_token(token)
+    if found is None:
+        raise ApiError(403, "forbidden", NO_PERSON)
+    return found
+
+
+def check_patient(scope: access.Scope, patient_id: int | None) -> None:
+    """403 when `patient_id` is outside `scope` (nothing is read when the scope is everything)."""
+    if scope.everything or patient_id is None:
+        return
+    team_id = db().scalar(select(Patient.care_team_id).where(Patient.id == patient_id))
+    if team_id is not None and not scope.allows(patient_id, team_id):
+        raise ApiError(403, "forbidden", f"patient {patient_id} is outside this token's care teams")
+
+
+def _patient(patient_id: int, *, lock: bool = False) -> Patient:
+    scope = patient_scope()  # before the read: a refused token learns nothing, not even a 404
+    patient: Patient = _get(Patient, patient_id, "patient", lock=lock)
+    check_patient(scope, patient.id)
+    return patient
+
+
+def _alert(alert_id: int, *, lock: bool = False) -> Alert:
+    scope = patient_scope()
+    alert: Alert = _get(Alert, alert_id, "alert", lock=lock)
+    check_patient(scope, alert.patient_id)
+    return alert
 
 
 def _get(model: type[Any], ident: int, what: str, *, lock: bool = False) -> Any:
@@ -504,6 +547,9 @@ def create_staff_member(data: s.StaffIn) -> s.StaffOut:
             role=StaffRole(data.role),
             phone=data.phone,
             password=data.password,
+            # The caller (an administrator or a hospital system) knows this password: it is a temporary
+            # one, replaced by its owner at first sign-in.
+            must_change_password=data.password is not None,
         )
     except StaffError as exc:
         field, _, message = str(exc).partition(": ")
@@ -538,7 +584,8 @@ def update_staff(staff_id: int, data: s.StaffPatch) -> s.StaffOut:
             raise ApiError(409, "conflict", "another staff member has this phone")
         staff.phone = phone
     if data.active is not None:
-        staff.active = data.active
+        # Through the service: deactivating ends every session of the account at once.
+        staff_service.set_active(db(), staff, data.active, now=utcnow())  # sessions keep wall-clock time
     audit("update_staff", ("staff", staff.id), None, fields=sorted(data.model_fields_set))
     return serialize.staff(staff)
 
@@ -629,7 +676,9 @@ def create_patient(data: s.PatientIn) -> s.PatientOut:
     errors=(400, 401, 403),
 )
 def list_patients(query: s.PatientQuery) -> s.PatientList:
-    stmt = select(Patient).order_by(Patient.id)
+    stmt = access.scoped(select(Patient), patient_scope(), Patient.id, Patient.care_team_id).order_by(
+        Patient.id
+    )
     if query.mrn:
         stmt = stmt.where(Patient.mrn == query.mrn)
     if query.care_team_id:
@@ -656,7 +705,7 @@ def list_patients(query: s.PatientQuery) -> s.PatientList:
     "GET", "/patients/<int:patient_id>", summary="A patient's record", tag="patients", response=s.PatientOut
 )
 def get_patient(patient_id: int) -> s.PatientOut:
-    patient: Patient = _get(Patient, patient_id, "patient")
+    patient = _patient(patient_id)
     audit("view_patient", ("patient", patient.id), patient.id)
     return _patient_out(patient)
 
@@ -695,7 +744,7 @@ def update_patient(patient_id: int, data: s.PatientPatch) -> s.PatientOut:
     response=s.ProfileOut,
 )
 def get_profile(patient_id: int) -> s.ProfileOut:
-    patient: Patient = _get(Patient, patient_id, "patient")
+    patient = _patient(patient_id)
     audit("view_patient", ("patient", patient.id), patient.id, part="profile")
     return serialize.profile(clinical_profile.get_profile(db(), patient.id))
 
@@ -710,7 +759,7 @@ def get_profile(patient_id: int) -> s.ProfileOut:
     errors=(400, 401, 403, 404),
 )
 def update_profile(patient_id: int, data: s.ProfileIn) -> s.ProfileOut:
-    patient: Patient = _get(Patient, patient_id, "patient")
+    patient = _patient(patient_id)
     _save_profile(patient.id, data)
     return serialize.profile(clinical_profile.get_profile(db(), patient.id))
 
@@ -727,7 +776,7 @@ def update_profile(patient_id: int, data: s.ProfileIn) -> s.ProfileOut:
     errors=(401, 403, 404, 409),
 )
 def start_check_in(patient_id: int, data: s.CheckInIn) -> s.CheckInOut:
-    patient: Patient = _get(Patient, patient_id, "patient", lock=True)
+    patient = _patient(patient_id, lock=True)
     try:
         check_in = start_now(db(), runtime(), patient, data.instrument)
     except CheckInError as exc:
@@ -748,7 +797,7 @@ def start_check_in(patient_id: int, data: s.CheckInIn) -> s.CheckInOut:
     errors=(400, 401, 403),
 )
 def list_check_ins(query: s.CheckInQuery) -> s.CheckInList:
-    stmt = select(CheckIn).order_by(CheckIn.id.desc())
+    stmt = access.scoped(select(CheckIn), patient_scope(), CheckIn.patient_id).order_by(CheckIn.id.desc())
     if query.patient_id:
         stmt = stmt.where(CheckIn.patient_id == query.patient_id)
     if query.status:
@@ -771,7 +820,9 @@ def list_check_ins(query: s.CheckInQuery) -> s.CheckInList:
     response=s.CheckInOut,
 )
 def get_check_in(check_in_id: int) -> s.CheckInOut:
+    scope = patient_scope()
     check_in: CheckIn = _get(CheckIn, check_in_id, "check-in")
+    check_patient(scope, check_in.patient_id)
     audit("view_check_in", ("check_in", check_in.id), check_in.patient_id)
     return serialize.check_in(check_in)
 
@@ -820,6 +871,7 @@ def list_rulesets() -> s.RulesetList:
     response=s.LabList,
 )
 def list_labs(patient_id: int, query: s.LabQuery) -> s.LabList:
+    check_patient(patient_scope(), patient_id)
     rows, more = labs.patient_labs(
         db(),
         patient_id,
@@ -850,7 +902,7 @@ def list_labs(patient_id: int, query: s.LabQuery) -> s.LabList:
     response=s.ScheduleList,
 )
 def list_schedules(patient_id: int) -> s.ScheduleList:
-    patient: Patient = _get(Patient, patient_id, "patient")
+    patient = _patient(patient_id)
     rows = db().scalars(select(Schedule).where(Schedule.patient_id == patient.id).order_by(Schedule.id)).all()
     audit("view_schedules", ("patient", patient.id), patient.id)
     return s.ScheduleList(schedules=[serialize.schedule(x, runtime().now(), patient.timezone) for x in rows])
@@ -958,7 +1010,9 @@ def delete_schedule(patient_id: int, schedule_id: int) -> None:
     errors=(400, 401, 403),
 )
 def list_alerts(query: s.AlertQuery) -> s.AlertList:
-    stmt = select(Alert).order_by(Alert.urgency_rank.desc(), Alert.opened_at, Alert.id)
+    stmt = access.scoped(select(Alert), patient_scope(), Alert.patient_id).order_by(
+        Alert.urgency_rank.desc(), Alert.opened_at, Alert.id
+    )
     if query.patient_id is not None:
         stmt = stmt.where(Alert.patient_id == query.patient_id)
     if query.status:
@@ -982,7 +1036,7 @@ def list_alerts(query: s.AlertQuery) -> s.AlertList:
     response=s.AlertOut,
 )
 def get_alert(alert_id: int) -> s.AlertOut:
-    alert: Alert = _get(Alert, alert_id, "alert")
+    alert = _alert(alert_id)
     rt = runtime()
     # The call information is part of the record this read's audit row covers.
     info = clinical_profile.call_info(db(), alert, rt.instruments)
@@ -1002,7 +1056,7 @@ def get_alert(alert_id: int) -> s.AlertOut:
     errors=(401, 403, 404, 409),
 )
 def acknowledge_alert(alert_id: int) -> s.AlertOut:
-    alert: Alert = _get(Alert, alert_id, "alert", lock=True)
+    alert = _alert(alert_id, lock=True)
     if alert.status == AlertStatus.RESOLVED:
         raise ApiError(409, "conflict", "the alert is resolved")
     acknowledge(db(), alert, staff_id=None, actor=actor(), now=runtime().now(), via="api")
@@ -1021,7 +1075,7 @@ def acknowledge_alert(alert_id: int) -> s.AlertOut:
     errors=(401, 403, 404, 409),
 )
 def resolve_alert(alert_id: int, data: s.ResolveIn) -> s.AlertOut:
-    alert: Alert = _get(Alert, alert_id, "alert", lock=True)
+    alert = _alert(alert_id, lock=True)
     try:
         resolve(
             db(),
@@ -1050,7 +1104,7 @@ def resolve_alert(alert_id: int, data: s.ResolveIn) -> s.AlertOut:
     idempotent=True,
 )
 def note_alert(alert_id: int, data: s.NoteIn) -> s.AlertOut:
-    alert: Alert = _get(Alert, alert_id, "alert", lock=True)
+    alert = _alert(alert_id, lock=True)
     try:
         add_note(db(), alert, staff_id=None, actor=actor(), now=runtime().now(), note=data.note)
     except AlertActionError as exc:
@@ -1074,6 +1128,7 @@ def note_alert(alert_id: int, data: s.NoteIn) -> s.AlertOut:
     errors=(400, 401, 403),
 )
 def list_messages(query: s.MessageQuery) -> s.MessageList:
+    check_patient(patient_scope(), query.patient_id)
     stmt = select(Message).where(Message.patient_id == query.patient_id).order_by(Message.id.desc())
     rows, more = _page(stmt, query)
     audit("view_messages", ("patient", query.patient_id), query.patient_id)

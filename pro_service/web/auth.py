@@ -1,8 +1,13 @@
 """Staff sign-in: email and password (argon2), roles nurse and admin, sessions that end after idle time.
 
-The session is Flask's signed cookie (HttpOnly, SameSite=Lax, Secure behind https) holding the staff id,
-the sign-in time, the last activity time and a fingerprint of the password hash (a password reset or a
-deactivation ends every session of that account at its next request).
+The session is a server-side row (`staff_sessions`, services/sessions.py) named by a random token in
+Flask's signed cookie (HttpOnly, SameSite=Lax, Secure behind https); the cookie also keeps the sign-in time
+and the last activity time for the timers below. Every request checks the row: logout ends it (a copied
+cookie is then dead), and a password change or reset, a deactivation or an administrator ends every row of
+the account at once. People see and end their own sessions at /account/sessions (web/account.py).
+
+A temporary password (an administrator created the account or reset it: `must_change_password`) allows
+nothing but the change-password page and sign-out until it is changed.
 
 Idle expiry: `app.config["SESSION_IDLE_MINUTES"]` (15). Every page view or form post counts as activity;
 the queue's poll does not (an unattended screen must not stay signed in forever). The pages' script
@@ -25,7 +30,6 @@ place (`common.refuse_odd_input`): a 400, never a database error.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from typing import Any
@@ -49,7 +53,8 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 from werkzeug.exceptions import Forbidden
 
-from pro_service.models import StaffRole, StaffUser
+from pro_service.models import StaffRole, StaffSession, StaffUser, utcnow
+from pro_service.services import sessions
 from pro_service.services.audit import record
 from pro_service.services.staff import check_password
 from pro_service.web.common import db, refuse_odd_input, runtime
@@ -67,12 +72,10 @@ SESSIONLESS_BLUEPRINTS = frozenset({"twilio", "api", "fhir", "health"})
 PASSIVE_ENDPOINTS = frozenset({"dashboard.queue_poll", "simulator.thread_poll", "auth.ping"})
 # Answered for an idle (locked) session too, without PHI (`privacy_screen()` tells the view).
 WATCH_ENDPOINTS = frozenset({"dashboard.queue_poll"})
+# All that a temporary password allows (the ping keeps the change page from idling out under a typist).
+PASSWORD_CHANGE_ENDPOINTS = frozenset({"account.password", "auth.logout", "auth.ping"})
 IDLE_REASON = "You were signed out after {} without activity, to protect patient data."
 _dummy_hash = PasswordHasher().hash("not a real password, equalises timing")
-
-
-def fingerprint(staff: StaffUser) -> str:
-    return hashlib.sha256((staff.password_hash or "").encode("utf-8")).hexdigest()[:16]
 
 
 def idle_seconds() -> float:
@@ -89,6 +92,16 @@ def _idle_words() -> str:
 def current_staff() -> StaffUser:
     staff: StaffUser = g.staff
     return staff
+
+
+def current_session() -> StaffSession:
+    """The server-side row of this request's session (set by the guard)."""
+    found: StaffSession = g.session_record
+    return found
+
+
+def max_age_seconds() -> float:
+    return float(current_app.config["SESSION_MAX_HOURS"]) * 3600
 
 
 def actor() -> str:
@@ -159,21 +172,57 @@ def is_idle(now: float) -> bool:
     return now - float(session.get("seen", 0)) > idle_seconds()
 
 
+def _end_record(found: StaffSession, reason: str) -> None:
+    if found.ended_at is None:
+        sessions.end(db(), found, reason, utcnow())
+        db().commit()
+
+
 def _session_problem(now: float, *, allow_idle: bool = False) -> tuple[StaffUser | None, str | None]:
     """(staff, None) for a live session; (None, reason) otherwise. Reason None with no staff: no session.
-    `allow_idle`: an idle session is acceptable (a watch endpoint; the caller answers without PHI)."""
-    staff_id = session.get("staff_id")
-    if not isinstance(staff_id, int):
+    `allow_idle`: an idle session is acceptable (a watch endpoint; the caller answers without PHI).
+    The cookie's token must name a session row that has not ended (one indexed read with the account)."""
+    token = session.get("sid")
+    if not isinstance(token, str):
         return None, None
-    started = float(session.get("at", 0))
+    found = sessions.find(db(), token)
+    if found is None:
+        return None, "Please sign in to continue."
+    live, staff = found
+    if live.ended_at is not None:
+        return None, sessions.REASONS.get(live.ended_reason or "", "Your session ended. Please sign in.")
     if is_idle(now) and not allow_idle:
         return None, IDLE_REASON.format(_idle_words())
-    if now - started > float(current_app.config["SESSION_MAX_HOURS"]) * 3600:
-        return None, "Your session reached its time limit. Please sign in again."
-    staff = db().get(StaffUser, staff_id)
-    if staff is None or not staff.active or session.get("pw") != fingerprint(staff):
-        return None, "Your account changed (password reset or deactivated). Please sign in again."
+    age = (utcnow() - live.created_at).total_seconds()
+    if max(now - float(session.get("at", 0)), age) > max_age_seconds():
+        _end_record(live, "time_limit")
+        return None, sessions.REASONS["time_limit"]
+    if not staff.active:
+        _end_record(live, "deactivated")
+        return None, sessions.REASONS["deactivated"]
+    if not sessions.is_current(live, staff):
+        _end_record(live, "password_changed")
+        return None, sessions.REASONS["password_changed"]
+    g.session_record = live
     return staff, None
+
+
+def _end_cookie_session(reason: str) -> None:
+    """End the row the cookie names (if it is still live) and forget the cookie."""
+    token = session.get("sid")
+    if isinstance(token, str):
+        found = sessions.find(db(), token)
+        if found is not None:
+            _end_record(found[0], reason)
+    session.clear()
+
+
+def touch() -> None:
+    """Activity: the cookie's idle clock restarts; the row's `last_seen_at` moves at most once a minute."""
+    session["seen"] = time.time()
+    live = g.get("session_record")
+    if live is not None and sessions.touch(db(), live, utcnow()):
+        db().commit()
 
 
 def is_sessionless() -> bool:
@@ -195,9 +244,19 @@ def _guard() -> ResponseReturnValue | None:
         return _signed_out(reason or "Please sign in to continue.", keep_watch=idle_lock)
     g.staff = staff
     g.privacy_screen = watch and is_idle(now)
+    if staff.must_change_password and endpoint not in PASSWORD_CHANGE_ENDPOINTS:
+        return _change_password_first()
     if endpoint not in PASSIVE_ENDPOINTS:
-        session["seen"] = now
+        touch()
     return None
+
+
+def _change_password_first() -> ResponseReturnValue:
+    reason = "Choose a new password to continue: yours is a temporary one."
+    if _wants_json():
+        return jsonify({"error": "password_change_required", "detail": reason}), 403
+    flash(reason, "warning")
+    return redirect(url_for("account.password"))
 
 
 def install(app: Flask) -> None:
@@ -216,7 +275,7 @@ def login() -> ResponseReturnValue:
         if staff is not None:
             return redirect(target)
         if reason:
-            session.clear()
+            _end_cookie_session("idle")  # a locked screen's session ends here (other reasons already did)
             flash(reason, "info")
         elif request.args.get("idle"):
             flash(IDLE_REASON.format(_idle_words()), "info")
@@ -267,12 +326,23 @@ def login() -> ResponseReturnValue:
             401,
         )
     limiter().succeeded(email, ip)
-    session.clear()  # a fresh session (and CSRF secret) for the signed-in person
+    _end_cookie_session("replaced")  # a fresh session (and CSRF secret) for the signed-in person
     now = time.time()
-    session.update(staff_id=staff.id, at=now, seen=now, pw=fingerprint(staff))
+    live, token = sessions.start(db(), staff, user_agent=request.user_agent.string, ip=ip, now=utcnow())
+    session.update(sid=token, at=now, seen=now)
     g.staff = staff
-    record(db(), actor=f"staff:{staff.id}", action="sign_in", subject=("staff", staff.id), ip=ip)
+    record(
+        db(),
+        actor=f"staff:{staff.id}",
+        action="sign_in",
+        subject=("staff", staff.id),
+        ip=ip,
+        detail={"session": live.id},
+    )
     db().commit()
+    if staff.must_change_password:
+        flash("Your password is a temporary one: choose your own to continue.", "warning")
+        return redirect(url_for("account.password"))
     return redirect(target)
 
 
@@ -282,7 +352,7 @@ def logout() -> ResponseReturnValue:
     if staff is not None:
         record(db(), actor=f"staff:{staff.id}", action="sign_out", subject=("staff", staff.id))
         db().commit()
-    session.clear()
+    _end_cookie_session("signed_out")  # the row ends: a copy of this cookie signs nobody in
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
 
@@ -290,5 +360,5 @@ def logout() -> ResponseReturnValue:
 @bp.post("/session/ping")
 def ping() -> ResponseReturnValue:
     """The page saw keys, pointer or scroll: count it as activity (the idle timer restarts)."""
-    session["seen"] = time.time()
+    touch()
     return jsonify({"idle_seconds": idle_seconds()})

@@ -2,19 +2,26 @@
 
 Views are thin: parse the request, call a query or a life-cycle function, write the audit row, render.
 Flash messages travel in the (signed, not encrypted) session cookie, so they never carry patient details.
+
+Every list, page and action is kept to the nurse's scope (services/access.py): their care teams, the teams
+they are on call for, the alerts they were paged for. Another patient gets the break-glass page: a typed
+reason, audited, opens that one patient for a while (the grant's patient id and expiry live in the session);
+each view under it is audited with `break_glass: true`.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import session as web_session
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from pro_service.db import ROW_LOCK
-from pro_service.models import Alert, AlertEvent, AlertStatus, Patient
-from pro_service.services import clinical_profile
+from pro_service.models import Alert, AlertEvent, AlertStatus, CareTeam, Patient
+from pro_service.services import access, clinical_profile
 from pro_service.services import dashboard_queries as dq
 from pro_service.services.alert_lifecycle import (
     OUTCOMES,
@@ -34,6 +41,79 @@ from pro_service.web.ui import category_label
 
 bp = Blueprint("dashboard", __name__)
 MAX_ID = 2**31 - 1
+BREAK_GLASS_KEY = "break_glass"
+
+
+def _grants() -> dict[int, float]:
+    """This staff member's break-glass grants from the session (patient id → POSIX expiry)."""
+    raw = web_session.get(BREAK_GLASS_KEY)
+    if not isinstance(raw, dict) or raw.get("staff") != current_staff().id:
+        return {}
+    until = raw.get("until")
+    if not isinstance(until, dict):
+        return {}
+    return {int(k): float(v) for k, v in until.items() if str(k).isdigit() and isinstance(v, int | float)}
+
+
+def _scope() -> access.Scope:
+    """What the signed-in staff member sees, computed once per request (two small queries for a nurse)."""
+    found: access.Scope | None = g.get("access_scope")
+    if found is None:
+        found = access.scope_for_staff(db(), current_staff(), runtime().now(), _grants())
+        g.access_scope = found
+    return found
+
+
+def _audit(action: str, subject: tuple[str, object], patient_id: int, team_id: int, **detail: Any) -> None:
+    """The audit row of a patient's record, marked when it was seen only thanks to a break-glass."""
+    if _scope().by_break_glass(patient_id, team_id):
+        detail["break_glass"] = True
+    audit(action, subject, patient_id, **detail)
+
+
+def _break_glass_until(patient_id: int, team_id: int) -> datetime | None:
+    """When the grant that opens this patient ends (for the banner), if only a grant opens it."""
+    if not _scope().by_break_glass(patient_id, team_id):
+        return None
+    return datetime.fromtimestamp(_grants()[patient_id], UTC)
+
+
+def _refused(
+    patient_id: int, team_id: int, alert_id: int | None = None, *, error: str | None = None, reason: str = ""
+) -> ResponseReturnValue:
+    """The break-glass page instead of a record outside the nurse's scope (no name, MRN or symptom)."""
+    session = db()
+    audit("scope_refused", ("patient", patient_id), patient_id, alert_id=alert_id)
+    session.commit()
+    team = session.get(CareTeam, team_id)
+    return (
+        render_template(
+            "dashboard/break_glass.html",
+            patient_id=patient_id,
+            alert_id=alert_id,
+            team_name=team.name if team else "another care team",
+            minutes=access.BREAK_GLASS_MINUTES,
+            min_reason=access.BREAK_GLASS_MIN_REASON,
+            max_reason=access.BREAK_GLASS_MAX_REASON,
+            error=error,
+            reason=reason,
+        ),
+        400 if error else 403,
+    )
+
+
+def _alert_team(alert: Alert) -> int:
+    team_id = db().scalar(select(Patient.care_team_id).where(Patient.id == alert.patient_id))
+    assert team_id is not None
+    return int(team_id)
+
+
+def _may_act(alert: Alert) -> int | None:
+    """The patient's care team when the nurse may act on `alert`; None when it is outside their scope."""
+    team_id = _alert_team(alert)
+    if access.can_act_on_alert(db(), current_staff(), _scope(), alert, team_id):
+        return team_id
+    return None
 
 
 def _int(value: str | None) -> int | None:
@@ -68,8 +148,8 @@ def queue() -> ResponseReturnValue:
     filters = _filters()
     session = db()
     version = dq.queue_version(session, runtime().now())  # first: a change meanwhile is fetched again
-    result = dq.queue(session, filters)
-    urgent = dq.open_urgent(session)
+    result = dq.queue(session, filters, _scope())
+    urgent = dq.open_urgent(session, _scope())
     audit("view_queue", ("alert", None), None, shown=len(result.rows))
     session.commit()
     return render_template(
@@ -95,7 +175,8 @@ def queue_poll() -> ResponseReturnValue:
     """The queue page's poll. 204 when nothing shown changed since `?v=`; else the rows (HTML, keyed by
     alert id, for the page to patch in place), the counts, and the open urgent alerts of every team (the
     banner ignores the filters). A locked (idle) session, or a page showing its privacy screen
-    (`?privacy=1`), gets no rows and no symptoms: counts, and the banner's alert ids and teams."""
+    (`?privacy=1`), gets no rows and no symptoms: counts, and the banner's alert ids and teams. Rows and
+    counts are the nurse's scope; another team's urgent alert is announced by its team only."""
     locked = privacy_screen()
     hidden = locked or request.args.get("privacy") == "1"
     session = db()
@@ -103,8 +184,8 @@ def queue_poll() -> ResponseReturnValue:
     if request.args.get("v") == version:
         return "", 204
     filters = _filters()
-    result = dq.queue(session, filters)
-    urgent = dq.open_urgent(session)
+    result = dq.queue(session, filters, _scope())
+    urgent = dq.open_urgent(session, _scope())
     body: dict[str, Any] = {
         "version": version,
         "locked": locked,
@@ -138,10 +219,9 @@ def queue_poll() -> ResponseReturnValue:
             {
                 "id": u.alert_id,
                 "team": u.team_name,
-                "ref": u.ref,
-                "category": category_label(u.category),
                 "url": url_for("dashboard.alert_page", alert_id=u.alert_id),
             }
+            | ({"ref": u.ref, "category": category_label(u.category)} if u.in_scope else {})
             for u in urgent
         ]
     return jsonify(body)
@@ -156,11 +236,18 @@ def queue_acknowledge(alert_id: int) -> ResponseReturnValue:
     alert = _locked_alert(alert_id)
     staff = current_staff()
     done = False
+    team_id = _may_act(alert)
+    if team_id is None:
+        session.rollback()
+        if request.accept_mimetypes.best == "application/json":
+            message = "This alert is outside your care teams: open it to break the glass."
+            return jsonify({"acknowledged": False, "message": message}), 403
+        return redirect(url_for("dashboard.alert_page", alert_id=alert_id))
     if alert.status == AlertStatus.RESOLVED:
         session.rollback()
         message, kind = f"Alert {alert.ref} was already resolved.", "warning"
     elif acknowledge(session, alert, staff_id=staff.id, actor=actor(), now=runtime().now(), via="dashboard"):
-        audit("acknowledge_alert", ("alert", alert.id), alert.patient_id, source="queue")
+        _audit("acknowledge_alert", ("alert", alert.id), alert.patient_id, team_id, source="queue")
         session.commit()
         done, message, kind = True, f"Alert {alert.ref} acknowledged. Escalation stopped.", "success"
     else:
@@ -199,6 +286,8 @@ def alert_page(alert_id: int) -> ResponseReturnValue:
     view = dq.alert_view(session, alert_id)
     if view is None:
         abort(404)
+    if not access.can_act_on_alert(session, current_staff(), _scope(), view.alert, view.team.id):
+        return _refused(view.patient.id, view.team.id, view.alert.id)
     now = runtime().now()
     patient = view.patient
     before = _int(request.args.get("before"))
@@ -209,7 +298,7 @@ def alert_page(alert_id: int) -> ResponseReturnValue:
     lab_states = dq.evidence_results(session, dq.evidence_result_ids(view.alert.evidence))
     # "For the call" (profile, carer, unanswered red flags, the safety text) is covered by the same row.
     call = clinical_profile.call_info(session, view.alert, runtime().instruments)
-    audit("view_alert", ("alert", view.alert.id), patient.id)
+    _audit("view_alert", ("alert", view.alert.id), patient.id, view.team.id)
     session.commit()
     evidence_messages = {ev.get("message_id") for ev in view.alert.evidence if ev.get("message_id")}
     evidence_check_ins = {ev.get("check_in_id") for ev in view.alert.evidence if ev.get("check_in_id")}
@@ -236,6 +325,7 @@ def alert_page(alert_id: int) -> ResponseReturnValue:
         call_script=runtime().call_scripts.get(view.alert.category),
         continence_labels=clinical_profile.CONTINENCE_LABELS,
         rag_outcomes=RAG_OUTCOMES,
+        break_glass_until=_break_glass_until(patient.id, view.team.id),
     )
 
 
@@ -248,6 +338,18 @@ def _locked_alert(alert_id: int) -> Alert:
     return alert
 
 
+def _acting_on(alert_id: int) -> tuple[Alert, int, ResponseReturnValue | None]:
+    """The locked alert, its patient's team, and the break-glass page to answer instead when the alert is
+    outside the nurse's scope (then nothing is locked any more)."""
+    alert = _locked_alert(alert_id)
+    team_id = _alert_team(alert)
+    if access.can_act_on_alert(db(), current_staff(), _scope(), alert, team_id):
+        return alert, team_id, None
+    patient_id = alert.patient_id
+    db().rollback()
+    return alert, team_id, _refused(patient_id, team_id, alert_id)
+
+
 def _back(alert_id: int) -> ResponseReturnValue:
     return redirect(url_for("dashboard.alert_page", alert_id=alert_id))
 
@@ -255,13 +357,15 @@ def _back(alert_id: int) -> ResponseReturnValue:
 @bp.post("/alerts/<int:alert_id>/acknowledge")
 def acknowledge_alert(alert_id: int) -> ResponseReturnValue:
     session = db()
-    alert = _locked_alert(alert_id)
+    alert, team_id, refused = _acting_on(alert_id)
+    if refused is not None:
+        return refused
     staff = current_staff()
     if alert.status == AlertStatus.RESOLVED:
         flash("This alert was already resolved.", "warning")
         return _back(alert_id)
     if acknowledge(session, alert, staff_id=staff.id, actor=actor(), now=runtime().now(), via="dashboard"):
-        audit("acknowledge_alert", ("alert", alert.id), alert.patient_id)
+        _audit("acknowledge_alert", ("alert", alert.id), alert.patient_id, team_id)
         session.commit()
         flash(f"Alert {alert.ref} acknowledged. Escalation stopped.", "success")
     else:
@@ -275,7 +379,9 @@ def acknowledge_alert(alert_id: int) -> ResponseReturnValue:
 @bp.post("/alerts/<int:alert_id>/notes")
 def note_alert(alert_id: int) -> ResponseReturnValue:
     session = db()
-    alert = _locked_alert(alert_id)
+    alert, team_id, refused = _acting_on(alert_id)
+    if refused is not None:
+        return refused
     note = (request.form.get("note") or "").strip()[:4000]
     staff = current_staff()
     try:
@@ -284,7 +390,7 @@ def note_alert(alert_id: int) -> ResponseReturnValue:
         session.rollback()
         flash("Write something in the note first.", "warning")
         return _back(alert_id)
-    audit("note_alert", ("alert", alert.id), alert.patient_id)
+    _audit("note_alert", ("alert", alert.id), alert.patient_id, team_id)
     session.commit()
     flash("Note added.", "success")
     return _back(alert_id)
@@ -293,7 +399,9 @@ def note_alert(alert_id: int) -> ResponseReturnValue:
 @bp.post("/alerts/<int:alert_id>/resolve")
 def resolve_alert(alert_id: int) -> ResponseReturnValue:
     session = db()
-    alert = _locked_alert(alert_id)
+    alert, team_id, refused = _acting_on(alert_id)
+    if refused is not None:
+        return refused
     outcome = request.form.get("outcome") or ""
     rag = request.form.get("rag") or ""
     note = (request.form.get("note") or "").strip()[:4000] or None
@@ -317,7 +425,7 @@ def resolve_alert(alert_id: int) -> ResponseReturnValue:
         session.rollback()
         flash(f"Not resolved: {exc}.", "warning")
         return _back(alert_id)
-    audit("resolve_alert", ("alert", alert.id), alert.patient_id, outcome=outcome, rag=rag)
+    _audit("resolve_alert", ("alert", alert.id), alert.patient_id, team_id, outcome=outcome, rag=rag)
     session.commit()
     flash(f"Alert {alert.ref} resolved: {OUTCOMES[outcome]} ({rag}).", "success")
     return redirect(url_for("dashboard.queue"))
@@ -328,7 +436,9 @@ def escalate_alert(alert_id: int) -> ResponseReturnValue:
     """Page the next level of the on-call rota now (the same paging as the automatic escalation)."""
     session = db()
     rt = runtime()
-    alert = _locked_alert(alert_id)
+    alert, team_id, refused = _acting_on(alert_id)
+    if refused is not None:
+        return refused
     if alert.status == AlertStatus.RESOLVED:
         flash("This alert is resolved; nothing to escalate.", "warning")
         return _back(alert_id)
@@ -352,7 +462,7 @@ def escalate_alert(alert_id: int) -> ResponseReturnValue:
             detail={"step": alert.escalation_level, "staff_ids": paged},
         )
     )
-    audit("escalate_alert", ("alert", alert.id), alert.patient_id, step=alert.escalation_level)
+    _audit("escalate_alert", ("alert", alert.id), alert.patient_id, team_id, step=alert.escalation_level)
     session.commit()
     if paged:
         names = ", ".join(sorted(dq.staff_names(session, paged).values()))
@@ -368,11 +478,12 @@ def escalate_alert(alert_id: int) -> ResponseReturnValue:
 @bp.get("/patients")
 def patients() -> ResponseReturnValue:
     query = (request.args.get("q") or "").strip()[:100]
-    found = dq.search_patients(db(), query) if query else []
+    found = dq.search_patients(db(), query, _scope()) if query else []
+    outside = dq.outside_scope_by_mrn(db(), query, _scope()) if query else None
     if query:
         audit("search_patients", ("patient", None), None, results=len(found))
         db().commit()
-    return render_template("dashboard/patients.html", query=query, patients=found)
+    return render_template("dashboard/patients.html", query=query, patients=found, outside_id=outside)
 
 
 @bp.get("/patients/<int:patient_id>")
@@ -383,15 +494,17 @@ def patient_page(patient_id: int) -> ResponseReturnValue:
     view = dq.patient_view(session, patient_id)
     if view is None:
         abort(404)
-    now = runtime().now()
     patient = view.patient
+    if not access.can_see_patient(db(), current_staff(), _scope(), patient):
+        return _refused(patient.id, patient.care_team_id)
+    now = runtime().now()
     before = _int(request.args.get("before"))
     messages, older = dq.timeline(session, patient.id, before_id=before, limit=60)
     trend = dq.trend(session, patient.id, now)
     lab_rows = dq.latest_labs(session, patient.id)
     calcium = dq.calcium_trend(session, patient.id, now)
     profile = clinical_profile.get_profile(session, patient.id)
-    audit("view_patient", ("patient", patient.id), patient.id)
+    _audit("view_patient", ("patient", patient.id), patient.id, patient.care_team_id)
     session.commit()
     return render_template(
         "dashboard/patient.html",
@@ -412,6 +525,7 @@ def patient_page(patient_id: int) -> ResponseReturnValue:
         calcium_chart=charts.build_calcium(calcium, patient.care_team.timezone),
         profile=profile,
         continence_labels=clinical_profile.CONTINENCE_LABELS,
+        break_glass_until=_break_glass_until(patient.id, patient.care_team_id),
     )
 
 
@@ -423,6 +537,12 @@ def patient_profile(patient_id: int) -> ResponseReturnValue:
     patient = session.get(Patient, patient_id) if patient_id <= MAX_ID else None
     if patient is None:
         abort(404)
+    if not access.can_see_patient(db(), current_staff(), _scope(), patient):
+        return _refused(patient.id, patient.care_team_id)
+    # Being paged for a patient opens the record to read; changing the baseline (which decides what pages
+    # later) needs the patient's team or a break-glass.
+    if request.method == "POST" and not _scope().allows(patient.id, patient.care_team_id):
+        return _refused(patient.id, patient.care_team_id)
     error: clinical_profile.ProfileError | None = None
     if request.method == "POST":
         staff = current_staff()
@@ -444,7 +564,7 @@ def patient_profile(patient_id: int) -> ResponseReturnValue:
             flash("Clinical profile saved." if changed else "Nothing changed.", "success")
             return redirect(url_for("dashboard.patient_page", patient_id=patient.id))
     else:
-        audit("view_patient", ("patient", patient.id), patient.id, page="profile")
+        _audit("view_patient", ("patient", patient.id), patient.id, patient.care_team_id, page="profile")
         session.commit()
     prof = clinical_profile.get_profile(session, patient.id)
     names = dq.staff_names(session, [prof.updated_by_id] if prof else [])
@@ -457,6 +577,7 @@ def patient_profile(patient_id: int) -> ResponseReturnValue:
             error={"message": error.sentence} if error else None,
             continence_labels=clinical_profile.CONTINENCE_LABELS,
             updated_by=names.get(prof.updated_by_id or 0) if prof else None,
+            break_glass_until=_break_glass_until(patient.id, patient.care_team_id),
         ),
         400 if error else 200,
     )
@@ -487,6 +608,10 @@ def start_check_in(patient_id: int) -> ResponseReturnValue:
     patient = session.scalar(select(Patient).where(Patient.id == patient_id).with_for_update(**ROW_LOCK))
     if patient is None:
         abort(404)
+    if not _scope().allows(patient.id, patient.care_team_id):  # acting needs the team or a break-glass
+        team_id = patient.care_team_id
+        session.rollback()
+        return _refused(patient_id, team_id)
     instrument = request.form.get("instrument") or "sre-weekly"
     try:
         check_in = start_now(session, runtime(), patient, instrument)
@@ -494,7 +619,49 @@ def start_check_in(patient_id: int) -> ResponseReturnValue:
         session.rollback()
         flash(f"Check-in not sent: {exc}.", "warning")
         return redirect(url_for("dashboard.patient_page", patient_id=patient_id))
-    audit("start_check_in", ("check_in", check_in.id), patient.id)
+    _audit("start_check_in", ("check_in", check_in.id), patient.id, patient.care_team_id)
     session.commit()
     flash("Check-in sent: the first question is on its way.", "success")
     return redirect(url_for("dashboard.patient_page", patient_id=patient_id))
+
+
+@bp.post("/patients/<int:patient_id>/break-glass")
+def break_glass(patient_id: int) -> ResponseReturnValue:
+    """Open one patient outside the nurse's scope for `BREAK_GLASS_MINUTES`, with a reason (audited)."""
+    session = db()
+    patient = session.get(Patient, patient_id) if patient_id <= MAX_ID else None
+    if patient is None:
+        abort(404)
+    alert_id = _int(request.form.get("alert"))
+    alert = session.get(Alert, alert_id) if alert_id is not None else None
+    if alert is None or alert.patient_id != patient.id:
+        alert_id = None  # only back to an alert of this patient
+    target = (
+        url_for("dashboard.alert_page", alert_id=alert_id)
+        if alert_id is not None
+        else url_for("dashboard.patient_page", patient_id=patient.id)
+    )
+    if _scope().in_scope(patient.id, patient.care_team_id):
+        return redirect(target)  # nothing to break: their own patient (or an administrator)
+    reason = " ".join((request.form.get("reason") or "").split())
+    problem = access.reason_problem(reason)
+    if problem is not None:
+        return _refused(patient.id, patient.care_team_id, alert_id, error=problem, reason=reason[:500])
+    now = runtime().now()
+    audit(
+        "break_glass",
+        ("patient", patient.id),
+        patient.id,
+        reason=reason,
+        minutes=access.BREAK_GLASS_MINUTES,
+        alert_id=alert_id,
+    )
+    session.commit()
+    grants = access.grant(_grants(), patient.id, now)
+    web_session[BREAK_GLASS_KEY] = {
+        "staff": current_staff().id,
+        "until": {str(pid): until for pid, until in grants.items()},
+    }
+    g.pop("access_scope", None)
+    flash(f"Break-glass: this patient is open to you for {access.BREAK_GLASS_MINUTES} minutes.", "warning")
+    return redirect(target)

@@ -33,8 +33,16 @@ from pro_service import fhir, fhir_intake
 from pro_service.fhir import SearchError
 from pro_service.instruments import Instrument
 from pro_service.models import Alert, AlertStatus, CheckIn, CheckInStatus, LabResult, LabStatus, Patient
-from pro_service.services import lab_alerts, labs
-from pro_service.web.api import ANY_STAFF, LAB_WRITERS, ApiError, audit, requires
+from pro_service.services import access, lab_alerts, labs
+from pro_service.web.api import (
+    ANY_STAFF,
+    LAB_WRITERS,
+    ApiError,
+    audit,
+    check_patient,
+    patient_scope,
+    requires,
+)
 from pro_service.web.common import db, parse_int, runtime
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
@@ -327,11 +335,14 @@ _Row = TypeVar("_Row", Patient, CheckIn, Alert, LabResult)
 
 
 def _audited_read(model: type[_Row], ident: str, kind: str, entity: str, action: str) -> _Row:
-    """One row by its FHIR id, 404 when unknown; the view of the patient's record is audited and committed."""
+    """One row by its FHIR id, 404 when unknown, 403 outside the token's scope (a nurse-role token: always,
+    services/access.py); the view of the patient's record is audited and committed."""
+    scope = patient_scope()
     row = db().get(model, _row_id(ident, kind))
     if row is None:
         raise FhirError(404, "not-found", f"{kind}/{ident} is not known")
     patient_id = row.id if isinstance(row, Patient) else row.patient_id
+    check_patient(scope, patient_id)
     audit(action, (entity, row.id), patient_id, via="fhir")
     db().commit()
     return row
@@ -342,7 +353,9 @@ def search_patient() -> ResponseReturnValue:
     params = _checked("Patient")
     if "identifier" not in params and "_id" not in params:
         raise SearchError("search Patient by identifier (<system>|<mrn>) or _id")
-    query = select(Patient).order_by(Patient.id)
+    query = access.scoped(select(Patient), patient_scope(), Patient.id, Patient.care_team_id).order_by(
+        Patient.id
+    )
     if "_id" in params:
         query = query.where(Patient.id.in_(_ids(fhir.split_or(params["_id"]))))
     if "identifier" in params:
@@ -412,7 +425,9 @@ def search_questionnaire_response() -> ResponseReturnValue:
     params = _checked("QuestionnaireResponse")
     authored = func.coalesce(CheckIn.closed_at, CheckIn.started_at, CheckIn.created_at)
     query = (
-        select(CheckIn).options(selectinload(CheckIn.answers)).order_by(authored.desc(), CheckIn.id.desc())
+        access.scoped(select(CheckIn), patient_scope(), CheckIn.patient_id)
+        .options(selectinload(CheckIn.answers))
+        .order_by(authored.desc(), CheckIn.id.desc())
     )
     patients = _patient_ids(params)
     if patients is not None:
@@ -441,7 +456,9 @@ def read_flag(ident: str) -> ResponseReturnValue:
 @_route("/Flag")
 def search_flag() -> ResponseReturnValue:
     params = _checked("Flag")
-    query = select(Alert).order_by(Alert.opened_at.desc(), Alert.id.desc())
+    query = access.scoped(select(Alert), patient_scope(), Alert.patient_id).order_by(
+        Alert.opened_at.desc(), Alert.id.desc()
+    )
     patients = _patient_ids(params)
     if patients is not None:
         query = query.where(Alert.patient_id.in_(patients))
@@ -485,7 +502,9 @@ def search_observation() -> ResponseReturnValue:
     """Lab results. Without _id, only current versions (an amended result's earlier version is not listed;
     a withdrawn one is, with status entered-in-error and no value)."""
     params = _checked("Observation")
-    query = select(LabResult).order_by(LabResult.effective_at.desc(), LabResult.id.desc())
+    query = access.scoped(select(LabResult), patient_scope(), LabResult.patient_id).order_by(
+        LabResult.effective_at.desc(), LabResult.id.desc()
+    )
     patients = _patient_ids(params)
     if patients is not None:
         query = query.where(LabResult.patient_id.in_(patients))

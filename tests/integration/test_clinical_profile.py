@@ -235,12 +235,11 @@ def test_api_enrols_reads_and_edits_the_profile(api: Any, nurse_token: str, ward
         created.json["profile"]["usual_pain"] == 2 and created.json["profile"]["chronic_neuropathy"] is None
     )
 
-    patched = api(
-        "PATCH",
-        f"/api/v1/patients/{patient_id}/profile",
-        {"chronic_neuropathy": True, "carer_phone": "+1 555 123 0904", "usual_pain": None},
-        token=nurse_token,
-    )
+    change = {"chronic_neuropathy": True, "carer_phone": "+1 555 123 0904", "usual_pain": None}
+    # A nurse-role token has no person, so no care team, behind it: refused until tokens belong to people.
+    refused = api("PATCH", f"/api/v1/patients/{patient_id}/profile", change, token=nurse_token)
+    assert refused.status_code == 403 and refused.json["error"] == "forbidden"
+    patched = api("PATCH", f"/api/v1/patients/{patient_id}/profile", change)
     assert patched.status_code == 200, patched.json
     assert (patched.json["chronic_neuropathy"], patched.json["carer_phone"], patched.json["usual_pain"]) == (
         True,
@@ -248,7 +247,7 @@ def test_api_enrols_reads_and_edits_the_profile(api: Any, nurse_token: str, ward
         None,
     )
     assert patched.json["bone_agent"] == "zoledronic acid"  # fields not sent are left alone
-    strict = api("PATCH", f"/api/v1/patients/{patient_id}/profile", {"usual_pain": True}, token=nurse_token)
+    strict = api("PATCH", f"/api/v1/patients/{patient_id}/profile", {"usual_pain": True})
     assert strict.status_code == 400 and strict.json["detail"][0]["field"] == "usual_pain"
     assert api("PATCH", "/api/v1/patients/999999/profile", {"usual_pain": 1}).status_code == 404
 

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from pro_service.models import (
     Alert,
     AlertStatus,
+    CareTeamMember,
     CheckIn,
     OnCallShift,
     Patient,
@@ -40,9 +41,16 @@ def ward(rt: Any) -> dict[str, int]:
     }
 
 
+def _join(rt: Any, staff_id: int, team_id: int) -> None:
+    """Care-team scoping (services/access.py): a nurse sees another team's patients only as its member."""
+    with rt.sessions() as session, session.begin():
+        session.add(CareTeamMember(care_team_id=team_id, staff_id=staff_id))
+
+
 def test_queue_is_most_urgent_first_then_oldest_with_counts(
     client: Any, rt: Any, ward: dict[str, int]
 ) -> None:
+    _join(rt, ward["nurse"], ward["other_team"])
     routine_old = insert_alert(
         rt, ward["p1"], category="new_bone_pain", urgency="routine", opened_minutes_ago=300
     )
@@ -171,6 +179,7 @@ def test_escalate_now_pages_the_next_level(
 
 
 def test_patient_search_and_page(client: Any, rt: Any, ward: dict[str, int]) -> None:
+    _join(rt, ward["nurse"], ward["other_team"])  # "1230002" is the other team's patient's phone
     login(client, "kim@example.org")
     for query in ("lopez", "Ana Lo", "mrn00", "1230002"):
         page = client.get("/patients", query_string={"q": query}).get_data(as_text=True)

@@ -165,18 +165,18 @@ def test_metadata_is_public(fhir_client: Any) -> None:
 
 
 def test_every_resource_kind_reads_validates_and_is_audited(
-    fhir_client: Any, rt: Any, nurse_token: str, scenario: Scenario
+    fhir_client: Any, rt: Any, admin_token: str, scenario: Scenario
 ) -> None:
-    patient = _ok(fhir_client, f"/fhir/Patient/{scenario.patient_id}", nurse_token, "Patient")
+    patient = _ok(fhir_client, f"/fhir/Patient/{scenario.patient_id}", admin_token, "Patient")
     assert (patient["identifier"][0]["system"], patient["identifier"][0]["value"]) == (MRN_SYSTEM, MRN)
     assert patient["telecom"][0] == {"system": "sms", "value": PHONE, "use": "mobile", "rank": 1}
     assert patient["active"] is True
 
-    questionnaire = _ok(fhir_client, "/fhir/Questionnaire/sre-weekly-1", nurse_token, "Questionnaire")
+    questionnaire = _ok(fhir_client, "/fhir/Questionnaire/sre-weekly-1", admin_token, "Questionnaire")
     response = _ok(
         fhir_client,
         f"/fhir/QuestionnaireResponse/{scenario.check_in_id}",
-        nurse_token,
+        admin_token,
         "QuestionnaireResponse",
     )
     check_response_against(response, questionnaire)
@@ -196,17 +196,17 @@ def test_every_resource_kind_reads_validates_and_is_audited(
     ]
 
     flag_id = scenario.alerts["spinal_cord_compression"]
-    flag = _ok(fhir_client, f"/fhir/Flag/{flag_id}", nurse_token, "Flag")
+    flag = _ok(fhir_client, f"/fhir/Flag/{flag_id}", admin_token, "Flag")
     assert flag["status"] == "active"
     assert flag["code"]["coding"][0]["code"] == "spinal_cord_compression"
     priority = flag["extension"][0]["valueCodeableConcept"]["coding"]
     assert [c["code"] for c in priority] == ["PH", "urgent"]
     detail = [e for e in flag["extension"] if e["url"].endswith("flag-detail")]
     assert detail[0]["valueReference"] == {"reference": f"QuestionnaireResponse/{scenario.check_in_id}"}
-    resolved = _ok(fhir_client, f"/fhir/Flag/{scenario.alerts[scenario.resolved]}", nurse_token, "Flag")
+    resolved = _ok(fhir_client, f"/fhir/Flag/{scenario.alerts[scenario.resolved]}", admin_token, "Flag")
     assert resolved["status"] == "inactive" and "end" in resolved["period"]
 
-    actor = f"token:{_token_id(rt, nurse_token)}"
+    actor = f"token:{_token_id(rt, admin_token)}"
     rows = [(r.actor, r.action, r.subject_type, r.subject_id, r.patient_id) for r in _audit(rt)]
     assert rows == [
         (actor, "fhir_read_patient", "patient", str(scenario.patient_id), scenario.patient_id),
@@ -255,12 +255,12 @@ def test_questionnaire_list_and_search(fhir_client: Any, nurse_token: str) -> No
 
 
 def test_questionnaire_response_search_by_patient_and_authored(
-    fhir_client: Any, rt: Any, nurse_token: str, scenario: Scenario
+    fhir_client: Any, rt: Any, admin_token: str, scenario: Scenario
 ) -> None:
     base = f"/fhir/QuestionnaireResponse?patient={scenario.patient_id}"
-    bundle = _ok(fhir_client, base, nurse_token, "Bundle")
+    bundle = _ok(fhir_client, base, admin_token, "Bundle")
     assert _ids(bundle) == [str(scenario.check_in_id)]
-    check_response_against(bundle["entry"][0]["resource"], fhir_questionnaire(fhir_client, nurse_token))
+    check_response_against(bundle["entry"][0]["resource"], fhir_questionnaire(fhir_client, admin_token))
     day = bundle["entry"][0]["resource"]["authored"][:10]
     instant = bundle["entry"][0]["resource"]["authored"]
     hits = {
@@ -276,9 +276,9 @@ def test_questionnaire_response_search_by_patient_and_authored(
         "&status=in-progress,stopped": 0,
     }
     for query, total in hits.items():
-        assert _ok(fhir_client, base + query, nurse_token, "Bundle")["total"] == total, query
+        assert _ok(fhir_client, base + query, admin_token, "Bundle")["total"] == total, query
     subject = f"/fhir/QuestionnaireResponse?subject=Patient/{scenario.other_patient_id}"
-    assert _ok(fhir_client, subject, nurse_token, "Bundle")["total"] == 0, (
+    assert _ok(fhir_client, subject, admin_token, "Bundle")["total"] == 0, (
         "another patient's are not mixed in"
     )
 
@@ -291,35 +291,35 @@ def fhir_questionnaire(client: Any, token: str) -> dict[str, Any]:
 
 
 def test_flag_search_by_patient_date_and_status(
-    fhir_client: Any, rt: Any, nurse_token: str, scenario: Scenario
+    fhir_client: Any, rt: Any, admin_token: str, scenario: Scenario
 ) -> None:
     base = f"/fhir/Flag?patient=Patient/{scenario.patient_id}"
-    everything = _ok(fhir_client, base, nurse_token, "Bundle")
+    everything = _ok(fhir_client, base, admin_token, "Bundle")
     assert sorted(_ids(everything)) == sorted(str(i) for i in scenario.alerts.values())
     resolved_id = str(scenario.alerts[scenario.resolved])
-    active = _ok(fhir_client, base + "&status=active", nurse_token, "Bundle")
+    active = _ok(fhir_client, base + "&status=active", admin_token, "Bundle")
     assert resolved_id not in _ids(active) and len(_ids(active)) == len(scenario.alerts) - 1
-    assert _ids(_ok(fhir_client, base + "&status=inactive", nurse_token, "Bundle")) == [resolved_id]
+    assert _ids(_ok(fhir_client, base + "&status=inactive", admin_token, "Bundle")) == [resolved_id]
 
     opened = everything["entry"][0]["resource"]["period"]["start"][:10]
     next_year = f"{int(opened[:4]) + 1}-01-01"
     # Active at or after a future date: only the flags still open; none opened before the day they opened.
-    future = _ok(fhir_client, f"{base}&date=ge{next_year}", nurse_token, "Bundle")
+    future = _ok(fhir_client, f"{base}&date=ge{next_year}", admin_token, "Bundle")
     assert sorted(_ids(future)) == sorted(_ids(active))
-    assert _ok(fhir_client, f"{base}&date=lt{opened}", nurse_token, "Bundle")["total"] == 0
-    assert _ok(fhir_client, f"{base}&date=le{opened}", nurse_token, "Bundle")["total"] == len(scenario.alerts)
-    assert _ok(fhir_client, f"{base}&date=ge{opened}", nurse_token, "Bundle")["total"] == len(scenario.alerts)
+    assert _ok(fhir_client, f"{base}&date=lt{opened}", admin_token, "Bundle")["total"] == 0
+    assert _ok(fhir_client, f"{base}&date=le{opened}", admin_token, "Bundle")["total"] == len(scenario.alerts)
+    assert _ok(fhir_client, f"{base}&date=ge{opened}", admin_token, "Bundle")["total"] == len(scenario.alerts)
     # eq: the whole period inside the day: only the one resolved the same day (or not yet: UTC midnight).
-    assert set(_ids(_ok(fhir_client, f"{base}&date=eq{opened}", nurse_token, "Bundle"))) <= {resolved_id}
+    assert set(_ids(_ok(fhir_client, f"{base}&date=eq{opened}", admin_token, "Bundle"))) <= {resolved_id}
 
-    other = _ok(fhir_client, f"/fhir/Flag?patient={scenario.other_patient_id}", nurse_token, "Bundle")
+    other = _ok(fhir_client, f"/fhir/Flag?patient={scenario.other_patient_id}", admin_token, "Bundle")
     assert [e["resource"]["code"]["coding"][0]["code"] for e in other["entry"]] == ["callback_request"]
 
     # POST …/_search with a form body gives the same answer (FHIR servers accept both).
     posted = fhir_client.post(
         "/fhir/Flag/_search",
         data={"patient": str(scenario.patient_id), "status": "inactive"},
-        headers={"Authorization": f"Bearer {nurse_token}"},
+        headers={"Authorization": f"Bearer {admin_token}"},
     )
     assert posted.status_code == 200, posted.get_data(as_text=True)
     assert posted.mimetype == "application/fhir+json"
@@ -332,12 +332,12 @@ def test_flag_search_by_patient_date_and_status(
     assert any("status=inactive" in r.detail["query"] for r in searches), "a POSTed search is audited too"
 
 
-def test_paging_follows_next_links(fhir_client: Any, nurse_token: str, scenario: Scenario) -> None:
+def test_paging_follows_next_links(fhir_client: Any, admin_token: str, scenario: Scenario) -> None:
     path = f"/fhir/Flag?patient={scenario.patient_id}&_count=1"
     seen: list[str] = []
     total = None
     while path:
-        bundle = _ok(fhir_client, path, nurse_token, "Bundle")
+        bundle = _ok(fhir_client, path, admin_token, "Bundle")
         total = bundle["total"] if total is None else total
         assert bundle["total"] == total and len(bundle["entry"]) == 1
         seen += _ids(bundle)
@@ -348,14 +348,14 @@ def test_paging_follows_next_links(fhir_client: Any, nurse_token: str, scenario:
             parts = urlsplit(links["next"])
             path = f"{parts.path}?{parts.query}"
     assert total == len(scenario.alerts) and sorted(seen) == sorted(str(i) for i in scenario.alerts.values())
-    capped = _ok(fhir_client, f"/fhir/Flag?patient={scenario.patient_id}&_count=1000", nurse_token, "Bundle")
+    capped = _ok(fhir_client, f"/fhir/Flag?patient={scenario.patient_id}&_count=1000", admin_token, "Bundle")
     assert "_count=100&" in capped["link"][0]["url"]
-    counted = _ok(fhir_client, f"/fhir/Flag?patient={scenario.patient_id}&_count=0", nurse_token, "Bundle")
+    counted = _ok(fhir_client, f"/fhir/Flag?patient={scenario.patient_id}&_count=0", admin_token, "Bundle")
     assert counted["total"] == len(scenario.alerts) and "entry" not in counted
 
 
 def test_errors_are_operation_outcomes(
-    fhir_client: Any, rt: Any, nurse_token: str, scenario: Scenario
+    fhir_client: Any, rt: Any, admin_token: str, scenario: Scenario
 ) -> None:
     me = scenario.patient_id
     no_token = _get(fhir_client, f"/fhir/Patient/{me}", None)
@@ -375,7 +375,7 @@ def test_errors_are_operation_outcomes(
         "/fhir/Patient/1/_history",
         "/fhir/",
     ):
-        _outcome(_get(fhir_client, path, nurse_token), 404, "not-found")
+        _outcome(_get(fhir_client, path, admin_token), 404, "not-found")
 
     bad = {
         f"/fhir/Flag?patient={me}&color=red": "not-supported",
@@ -392,28 +392,28 @@ def test_errors_are_operation_outcomes(
         f"/fhir/Patient?identifier={MRN}&name=Ana": "not-supported",
     }
     for path, code in bad.items():
-        _outcome(_get(fhir_client, path, nurse_token), 400, code)
+        _outcome(_get(fhir_client, path, admin_token), 400, code)
 
     as_json = fhir_client.post(
-        "/fhir/Flag/_search", json={"patient": str(me)}, headers={"Authorization": f"Bearer {nurse_token}"}
+        "/fhir/Flag/_search", json={"patient": str(me)}, headers={"Authorization": f"Bearer {admin_token}"}
     )
     _outcome(as_json, 415, "not-supported")
-    deleted = fhir_client.delete(f"/fhir/Patient/{me}", headers={"Authorization": f"Bearer {nurse_token}"})
+    deleted = fhir_client.delete(f"/fhir/Patient/{me}", headers={"Authorization": f"Bearer {admin_token}"})
     _outcome(deleted, 405, "not-supported")
-    _outcome(_get(fhir_client, f"/fhir/Patient/{me}?_format=xml", nurse_token), 406, "not-supported")
+    _outcome(_get(fhir_client, f"/fhir/Patient/{me}?_format=xml", admin_token), 406, "not-supported")
     _outcome(
-        _get(fhir_client, f"/fhir/Patient/{me}", nurse_token, Accept="application/fhir+xml"),
+        _get(fhir_client, f"/fhir/Patient/{me}", admin_token, Accept="application/fhir+xml"),
         406,
         "not-supported",
     )
-    json_ok = _get(fhir_client, f"/fhir/Patient/{me}?_format=json", nurse_token, Accept="application/json")
+    json_ok = _get(fhir_client, f"/fhir/Patient/{me}?_format=json", admin_token, Accept="application/json")
     assert json_ok.status_code == 200
 
     assert not [r for r in _audit(rt) if r.action == "fhir_read_patient" and r.patient_id != me]
 
 
 def test_a_failure_in_the_code_is_an_outcome_not_a_page(
-    fhir_client: Any, nurse_token: str, scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+    fhir_client: Any, admin_token: str, scenario: Scenario, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pro_service import fhir
 
@@ -422,7 +422,7 @@ def test_a_failure_in_the_code_is_an_outcome_not_a_page(
 
     monkeypatch.setattr(fhir, "patient", broken)
     response = fhir_client.get(
-        f"/fhir/Patient/{scenario.patient_id}", headers={"Authorization": f"Bearer {nurse_token}"}
+        f"/fhir/Patient/{scenario.patient_id}", headers={"Authorization": f"Bearer {admin_token}"}
     )
     assert response.status_code == 500 and response.mimetype == "application/fhir+json"
     assert "Ana" not in _outcome(response, 500, "exception")

@@ -240,7 +240,7 @@ def _count(rt: Any) -> int:
 
 # --------------------------------------------------------------------------------------------- FHIR in
 def test_a_calcium_in_mg_dl_is_stored_and_read_back_in_mmol_l(
-    client: Any, rt: Any, patient_id: int, integration_token: str, nurse_token: str
+    client: Any, rt: Any, patient_id: int, integration_token: str, admin_token: str
 ) -> None:
     created = _post_fhir(client, "/fhir/Observation", observation(), integration_token)
     assert created.status_code == 201, created.get_data(as_text=True)
@@ -266,7 +266,7 @@ def test_a_calcium_in_mg_dl_is_stored_and_read_back_in_mmol_l(
     )
 
     api = client.get(
-        f"/api/v1/patients/{patient_id}/labs", headers={"Authorization": f"Bearer {nurse_token}"}
+        f"/api/v1/patients/{patient_id}/labs", headers={"Authorization": f"Bearer {admin_token}"}
     )
     assert api.status_code == 200, api.get_data(as_text=True)
     (lab,) = api.json["labs"]
@@ -343,7 +343,7 @@ def test_what_cannot_be_recorded_is_a_4xx_outcome_and_stores_nothing(
 
 
 def test_an_amended_result_replaces_the_earlier_one_and_keeps_it_as_history(
-    client: Any, rt: Any, patient_id: int, integration_token: str, nurse_token: str
+    client: Any, rt: Any, patient_id: int, integration_token: str, admin_token: str
 ) -> None:
     original = _post_fhir(client, "/fhir/Observation", observation(value=10.4), integration_token).get_json()
     amended = _post_fhir(
@@ -358,7 +358,7 @@ def test_an_amended_result_replaces_the_earlier_one_and_keeps_it_as_history(
 
     (view,) = _views(rt, patient_id)
     assert (view.value, view.status) == (pytest.approx(3.094, abs=1e-4), "amended")
-    auth = {"Authorization": f"Bearer {nurse_token}"}
+    auth = {"Authorization": f"Bearer {admin_token}"}
     old = client.get(f"/fhir/Observation/{original['id']}", headers=auth).get_json()
     assert_valid(old)
     assert {
@@ -373,7 +373,7 @@ def test_an_amended_result_replaces_the_earlier_one_and_keeps_it_as_history(
 
 
 def test_entered_in_error_withdraws_the_value(
-    client: Any, rt: Any, patient_id: int, integration_token: str, nurse_token: str
+    client: Any, rt: Any, patient_id: int, integration_token: str, admin_token: str
 ) -> None:
     _post_fhir(client, "/fhir/Observation", observation(value=13.1), integration_token)
     withdrawn = _post_fhir(
@@ -385,13 +385,13 @@ def test_entered_in_error_withdraws_the_value(
     assert (view.value, view.status, view.withdrawn) == (None, "entered-in-error", True)
     first, second = _rows(rt)
     assert first.withdrawn_at is not None and first.replaced_by_id == second.id
-    auth = {"Authorization": f"Bearer {nurse_token}"}
+    auth = {"Authorization": f"Bearer {admin_token}"}
     (lab,) = client.get(f"/api/v1/patients/{patient_id}/labs", headers=auth).json["labs"]
     assert (lab["value"], lab["withdrawn"], lab["status"]) == (None, True, "entered-in-error")
 
 
 def test_a_transaction_bundle_is_all_or_nothing_and_adjusted_calcium_is_computed(
-    client: Any, rt: Any, patient_id: int, integration_token: str, nurse_token: str
+    client: Any, rt: Any, patient_id: int, integration_token: str, admin_token: str
 ) -> None:
     calcium = observation("17861-6", 9.0, "mg/dL", ident="ACC-9-CA")
     albumin = observation("1751-7", 2.5, "g/dL", ident="ACC-9-ALB")
@@ -413,7 +413,7 @@ def test_a_transaction_bundle_is_all_or_nothing_and_adjusted_calcium_is_computed
     adjusted = views["29265-6"]
     # 9.0 mg/dL = 2.2456 mmol/L; + 0.02 x (40 - 25 g/L) = 2.5456 -> 2.55 (Payne 1973)
     assert (adjusted.value, adjusted.derived, adjusted.status) == (2.55, True, "final")
-    auth = {"Authorization": f"Bearer {nurse_token}"}
+    auth = {"Authorization": f"Bearer {admin_token}"}
     derived = client.get(
         f"/fhir/Observation?patient={patient_id}&code={LOINC}|29265-6", headers=auth
     ).get_json()
@@ -429,7 +429,7 @@ def test_a_transaction_bundle_is_all_or_nothing_and_adjusted_calcium_is_computed
 
 
 def test_observation_search_by_patient_code_date_and_status_is_audited(
-    client: Any, rt: Any, patient_id: int, integration_token: str, nurse_token: str
+    client: Any, rt: Any, patient_id: int, integration_token: str, admin_token: str
 ) -> None:
     _post_fhir(client, "/fhir/Observation", observation(), integration_token)
     _post_fhir(
@@ -438,7 +438,7 @@ def test_observation_search_by_patient_code_date_and_status_is_audited(
         observation("6768-6", 212, "U/L", ident="ACC-1-ALP", taken="2025-10-01T09:00:00Z"),
         integration_token,
     )
-    auth = {"Authorization": f"Bearer {nurse_token}"}
+    auth = {"Authorization": f"Bearer {admin_token}"}
     base = f"/fhir/Observation?patient=Patient/{patient_id}"
     hits = {
         "": 2,
@@ -639,18 +639,16 @@ def test_the_integration_role_writes_labs_and_reads_nothing(
         assert client.get(path, headers=integration).status_code == 403, path
     assert _post_fhir(client, "/fhir/Observation", observation(), integration_token).status_code == 201
 
-    # A nurse reads labs but does not send them; an admin may (a backfill); no token is a 401.
+    # A nurse token does not send labs; an admin may (a backfill); no token is a 401.
     _outcome(_post_fhir(client, "/fhir/Observation", observation(ident="N1"), nurse_token), 403, "forbidden")
     response, _ = _post_hl7(client, oru(CALCIUM), nurse_token)
     assert response.status_code == 403 and response.json["error"] == "forbidden"
     assert _post_fhir(client, "/fhir/Observation", observation(ident="A1"), admin_token).status_code == 201
     assert client.post("/hl7/oru", data=oru(CALCIUM)).status_code == 401
-    assert (
-        client.get(
-            f"/api/v1/patients/{patient_id}/labs", headers={"Authorization": f"Bearer {nurse_token}"}
-        ).status_code
-        == 200
-    )
+    # Nor, until tokens belong to people, does a nurse token read them (no person, no care team: issue 15).
+    labs_path = f"/api/v1/patients/{patient_id}/labs"
+    assert client.get(labs_path, headers={"Authorization": f"Bearer {nurse_token}"}).status_code == 403
+    assert client.get(labs_path, headers={"Authorization": f"Bearer {admin_token}"}).status_code == 200
 
     # Integration tokens are made like any other (API or CLI); never a staff account.
     made = client.post(
@@ -668,9 +666,9 @@ def test_the_integration_role_writes_labs_and_reads_nothing(
 
 
 def test_reading_labs_is_audited_and_an_unknown_patient_is_a_404(
-    client: Any, rt: Any, patient_id: int, nurse_token: str
+    client: Any, rt: Any, patient_id: int, admin_token: str
 ) -> None:
-    auth = {"Authorization": f"Bearer {nurse_token}"}
+    auth = {"Authorization": f"Bearer {admin_token}"}
     assert client.get(f"/api/v1/patients/{patient_id}/labs", headers=auth).json["labs"] == []
     missing = client.get("/api/v1/patients/999999/labs", headers=auth)
     assert missing.status_code == 404 and missing.json["error"] == "not_found"

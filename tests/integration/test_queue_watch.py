@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from pro_service.models import Alert, AlertStatus, AuditLog
+from pro_service.models import Alert, AlertStatus, AuditLog, CareTeamMember
 from pro_service.services.alert_lifecycle import acknowledge
 from tests.browser.support import csrf_token, insert_alert, login, make_staff
 from tests.integration.helpers import make_patient, make_team
@@ -28,8 +28,16 @@ def ward(rt: Any) -> dict[str, int]:
         "other_team": other_team,
         "p1": make_patient(rt, team, phone="+15551230001", mrn="MRN001"),
         "p2": make_patient(rt, other_team, phone="+15551230002", mrn="MRN002"),
-        "nurse": make_staff(rt, email="kim@example.org", team_id=team),
+        "nurse": _member_of_both(rt, team, other_team),
     }
+
+
+def _member_of_both(rt: Any, team: int, other_team: int) -> int:
+    """Kim watches both teams' alerts (care-team scoping: services/access.py, tests in test_scoping.py)."""
+    staff_id = make_staff(rt, email="kim@example.org", team_id=team)
+    with rt.sessions() as session, session.begin():
+        session.add(CareTeamMember(care_team_id=other_team, staff_id=staff_id))
+    return staff_id
 
 
 def _acknowledge(rt: Any, alert_id: int, staff_id: int) -> None:

@@ -273,10 +273,10 @@ def test_odd_numbers_and_nul_in_the_staff_pages_are_400_or_404(client: Any, rt: 
 
 
 def test_odd_ids_and_numbers_in_fhir_are_outcomes_not_server_errors(
-    client: Any, rt: Any, nurse_token: str
+    client: Any, rt: Any, admin_token: str
 ) -> None:
     make_patient(rt, make_team(rt))
-    bearer = {"Authorization": f"Bearer {nurse_token}"}
+    bearer = {"Authorization": f"Bearer {admin_token}"}
     for path in [
         "/fhir/Patient/²",
         "/fhir/Flag/٣",

@@ -186,3 +186,50 @@ def test_a_ruleset_naming_a_questionnaire_version_not_installed_is_refused(tmp_p
     )
     with pytest.raises(RulesetError, match="version 7 is not installed"):
         load_ruleset(path, {}, instrument_items=ITEMS)
+
+
+def _read(item: str, text: str) -> tuple[object, str | None]:
+    from alerts.lexicon import load_lexicons
+    from pro_service.message_reading import read_message
+
+    lexicon = max(load_lexicons(ROOT / "config" / "reading").values(), key=lambda lex: lex.version)
+    reading = read_message(text, lexicon, item=V2.item(item))
+    return parse_reply(text, V2.item(item).spec), reading.red_flag_category
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["not the same", "maybe the same", "the usual but much stronger", "igual pero mas fuerte",
+     "same but now both legs", "no es igual"],
+)  # fmt: skip
+def test_a_choice_among_other_words_is_not_a_clean_answer_to_a_red_flag(text: str) -> None:
+    # With a chronic neuropathy recorded, "same as usual" raises nothing: so a reply that names it among
+    # words that may deny or change it must be an urgent unknown, as "no, but…" is to a yes/no red flag.
+    assert _read("numbness", text)[1] == "spinal_cord_compression"
+
+
+@pytest.mark.parametrize("text", ["same as usual", "Igual que siempre", "same as ever", "1", "0", "none"])
+def test_only_choices_is_a_clean_answer(text: str) -> None:
+    assert _read("numbness", text)[1] is None
+
+
+def test_an_article_is_not_choice_one_where_choices_have_words() -> None:
+    assert _read("numbness", "one leg")[0] != Parsed([1])
+    assert _read("numbness", "una pierna")[0] != Parsed([1])
+    assert _read("pain_features", "como un cinto") == (Parsed([4]), None)  # band-like, not "new"
+    assert parse_reply("one", V2.item("calcium_sx").spec) == Parsed([1])  # alone it is still the number
+
+
+def test_band_like_pain_is_asked_as_a_red_flag() -> None:
+    assert V2.item("pain_features").red_flag == "spinal_cord_compression"
+    assert _read("pain_features", "it feels strange, hard to say")[1] == "spinal_cord_compression"
+
+
+def test_a_rule_naming_a_choice_the_question_does_not_offer_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    text = (ROOT / "config" / "rules" / "sre-v3.yaml").read_text()
+    path.write_text(
+        text.replace("when: {item: numbness, includes: 2}", "when: {item: numbness, includes: 3}")
+    )
+    with pytest.raises(RulesetError, match="offers choices 1, 2, not 3; the rule could never fire"):
+        load_ruleset(path, {}, instrument_items=ITEMS, instrument_choices=INSTRUMENTS.choices_by_version())

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from alerts.ruleset import RulesetError
 from config.settings import Settings, SettingsError, load_settings
 from pro_service.runtime import Role, build_runtime
 from pro_service.sms.encoding import is_gsm7, septets
@@ -292,3 +293,13 @@ def test_enrolment_ruleset_version_must_be_installed(tmp_path: Path) -> None:
         assert rt.ruleset_for_check_in(3, "sre-weekly", 2).version == 3
     finally:
         rt.dispose()
+
+
+def test_every_installed_questionnaire_version_needs_its_ruleset(tmp_path: Path) -> None:
+    import shutil
+
+    config = tmp_path / "config"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "config", config)
+    (config / "rules" / "sre-v3.yaml").unlink()  # questionnaire v2 is still installed
+    with pytest.raises(RulesetError, match="no ruleset is written for questionnaire sre-weekly version 2"):
+        build_runtime(make_settings(tmp_path, CONFIG_DIR=str(config)), Role.CLI)
