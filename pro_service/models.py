@@ -495,6 +495,9 @@ class Alert(Base):
     # its own safety text and pages); an episode raised after one was resolved names it here.
     notice: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     previous_alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
+    # Who owns it now (issue 14): a nurse on the team, on call for it, or an administrator; None: nobody yet.
+    assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    assigned_at: Mapped[datetime | None]
 
     events: Mapped[list[AlertEvent]] = relationship(back_populates="alert", order_by="AlertEvent.id")
 

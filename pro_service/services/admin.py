@@ -367,17 +367,23 @@ class AuditFilter:
     matched nobody (so nothing is shown, never everything)."""
 
     patient_ids: tuple[int, ...] | None = None
-    actor: str | None = None
+    actors: tuple[str, ...] | None = None  # as stored ("staff:3", "token:2", "system"); empty: matched nobody
     action: str | None = None
     since: datetime | None = None  # inclusive
     until: datetime | None = None  # exclusive
 
     @property
     def active(self) -> bool:
-        return any(v is not None for v in (self.patient_ids, self.actor, self.action, self.since, self.until))
+        values = (self.patient_ids, self.actors, self.action, self.since, self.until)
+        return any(v is not None for v in values)
 
 
 AUDIT_EXPORT_LIMIT = 50_000
+
+
+def _like_escape(text: str) -> str:
+    """Typed text as a LIKE pattern's literal part: % and _ match themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def find_patients(session: Session, text: str, limit: int = 50) -> tuple[int, ...]:
@@ -385,24 +391,30 @@ def find_patients(session: Session, text: str, limit: int = 50) -> tuple[int, ..
     text = " ".join(text.split())[:120]
     if text.isascii() and text.isdigit() and len(text) <= 12:
         return (int(text),)
-    pattern = f"%{text.lower()}%"
+    pattern = f"%{_like_escape(text.lower())}%"
     full_name = func.lower(Patient.given_name + " " + Patient.family_name)
     rows = session.scalars(
         select(Patient.id)
-        .where(or_(func.lower(Patient.mrn) == text.lower(), full_name.like(pattern)))
+        .where(or_(func.lower(Patient.mrn) == text.lower(), full_name.like(pattern, escape="\\")))
         .order_by(Patient.id)
         .limit(limit)
     )
     return tuple(rows)
 
 
-def resolve_actor(session: Session, text: str) -> str:
-    """`staff:3`, `token:2`, `system` as stored, or a staff member's email → their `staff:<id>`."""
-    text = text.strip()[:160]
+def resolve_actors(session: Session, text: str, limit: int = 50) -> tuple[str, ...]:
+    """Who an audit search names: `staff:3`, `token:2` or `system` as stored; a staff member's email; or
+    part of staff members' names ("kim" → every Kim)."""
+    text = " ".join(text.split())[:160]
+    kind, _, number = text.partition(":")
+    if text == "system" or (kind in ("staff", "token") and number.isascii() and number.isdigit()):
+        return (text,)
     if "@" in text:
-        staff_id = session.scalar(select(StaffUser.id).where(func.lower(StaffUser.email) == text.lower()))
-        return f"staff:{staff_id}" if staff_id is not None else text
-    return text
+        match = func.lower(StaffUser.email) == text.lower()
+    else:
+        match = StaffUser.name.ilike(f"%{_like_escape(text)}%", escape="\\")
+    ids = session.scalars(select(StaffUser.id).where(match).order_by(StaffUser.id).limit(limit))
+    return tuple(f"staff:{staff_id}" for staff_id in ids)
 
 
 def audit_actions(session: Session) -> list[str]:
@@ -413,8 +425,8 @@ def _audit_query(audit: AuditFilter) -> Select[tuple[AuditLog]]:
     stmt = select(AuditLog)
     if audit.patient_ids is not None:
         stmt = stmt.where(AuditLog.patient_id.in_(audit.patient_ids))
-    if audit.actor:
-        stmt = stmt.where(AuditLog.actor == audit.actor)
+    if audit.actors is not None:
+        stmt = stmt.where(AuditLog.actor.in_(audit.actors))
     if audit.action:
         stmt = stmt.where(AuditLog.action == audit.action)
     if audit.since is not None:

@@ -1,16 +1,30 @@
-"""Alert life cycle: open → acknowledged → resolved (with an outcome). Every change is an event."""
+"""Alert life cycle: open → acknowledged → resolved (with an outcome). Every change is an event.
+
+A resolved alert may be reopened with a reason (→ acknowledged: the nurse reopening it is on it, so nothing
+is paged again), unless another active alert of its category exists for the patient (one open alert per
+patient and category). Assignment is orthogonal to the status: who owns the alert, whatever its state."""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pro_service.db import ROW_LOCK
 from pro_service.metrics import TIME_TO_ACK
-from pro_service.models import Alert, AlertEvent, AlertStatus
+from pro_service.models import (
+    Alert,
+    AlertEvent,
+    AlertStatus,
+    CareTeamMember,
+    OnCallShift,
+    Patient,
+    StaffRole,
+    StaffUser,
+)
 
 OUTCOMES = {
     "advised_emergency_care": "Advised emergency care",
@@ -139,3 +153,114 @@ def manual_escalation_wait(session: Session, alert: Alert, now: datetime) -> tim
         return None
     wait = last.created_at + MANUAL_ESCALATION_GAP - now
     return wait if wait > timedelta(0) else None
+
+
+REOPEN_MIN_REASON = 5
+
+
+def eligible_assignees(session: Session, alert: Alert, now: datetime) -> list[StaffUser]:
+    """Who may own `alert`: active administrators, active members of the patient's care team and whoever is
+    on call for that team now (the same people the dashboard lets act on it), by name."""
+    team = select(Patient.care_team_id).where(Patient.id == alert.patient_id).scalar_subquery()
+    members = select(CareTeamMember.staff_id).where(CareTeamMember.care_team_id == team)
+    on_call = select(OnCallShift.staff_id).where(
+        OnCallShift.care_team_id == team, OnCallShift.starts_at <= now, OnCallShift.ends_at > now
+    )
+    return list(
+        session.scalars(
+            select(StaffUser)
+            .where(
+                StaffUser.active.is_(True),
+                StaffUser.role.in_((StaffRole.NURSE, StaffRole.ADMIN)),
+                or_(StaffUser.role == StaffRole.ADMIN, StaffUser.id.in_(members), StaffUser.id.in_(on_call)),
+            )
+            .order_by(StaffUser.name, StaffUser.id)
+        )
+    )
+
+
+def may_own(session: Session, staff: StaffUser, alert: Alert, now: datetime) -> bool:
+    return any(s.id == staff.id for s in eligible_assignees(session, alert, now))
+
+
+def assign(
+    session: Session, alert: Alert, to_staff: StaffUser, *, by_staff_id: int | None, actor: str, now: datetime
+) -> bool:
+    """Make `to_staff` the alert's owner; False when they already were. Refused (AlertActionError) for a
+    resolved alert or someone who may not act on the patient (an owner who cannot open the record is no
+    owner). The caller checks that `actor` may act on the alert and writes the audit row."""
+    if alert.status == AlertStatus.RESOLVED:
+        raise AlertActionError("a resolved alert cannot be assigned; reopen it first")
+    if not may_own(session, to_staff, alert, now):
+        raise AlertActionError(
+            f"{to_staff.name} is not on this patient's care team, on call for it, or an administrator"
+        )
+    if alert.assigned_to_id == to_staff.id:
+        return False
+    previous = alert.assigned_to_id
+    alert.assigned_to_id = to_staff.id
+    alert.assigned_at = now
+    alert.updated_at = now  # the watch screen's version changes, so the queue shows the new owner
+    session.add(
+        AlertEvent(
+            alert_id=alert.id,
+            kind="assigned",
+            actor_staff_id=by_staff_id,
+            actor=actor,
+            created_at=now,
+            detail={"to_staff_id": to_staff.id, "from_staff_id": previous},
+        )
+    )
+    return True
+
+
+def reopen(
+    session: Session, alert: Alert, *, staff_id: int | None, actor: str, now: datetime, reason: str
+) -> None:
+    """Reopen a resolved alert (→ acknowledged) with a reason. The outcome is cleared from the alert (its
+    `resolved` event keeps it). Refused while another active alert of the same category exists for the
+    patient: new evidence belongs there, and the partial unique index would refuse it anyway."""
+    reason = " ".join(reason.split())
+    if alert.status != AlertStatus.RESOLVED:
+        raise AlertActionError("only a resolved alert can be reopened")
+    if len(reason) < REOPEN_MIN_REASON:
+        raise AlertActionError(f"give a reason of at least {REOPEN_MIN_REASON} characters to reopen")
+    other = session.scalar(
+        select(Alert.ref).where(
+            Alert.patient_id == alert.patient_id,
+            Alert.category == alert.category,
+            Alert.id != alert.id,
+            Alert.status.in_((AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)),
+        )
+    )
+    if other is not None:
+        raise AlertActionError(
+            f"alert {other} of the same kind is already open for this patient; add to that one instead"
+        )
+    previous = {"outcome": alert.outcome, "rag": alert.outcome_rag, "resolved_by_id": alert.resolved_by_id}
+    alert.status = AlertStatus.ACKNOWLEDGED
+    alert.acknowledged_at = now
+    alert.acknowledged_by_id = staff_id
+    alert.resolved_at = None
+    alert.resolved_by_id = None
+    alert.outcome = None
+    alert.outcome_rag = None
+    alert.outcome_note = None
+    alert.updated_at = now
+    try:
+        with session.begin_nested():  # a triage committed meanwhile: the index says no, not a 500
+            session.flush()
+    except IntegrityError:
+        raise AlertActionError(
+            "another alert of the same kind was just opened for this patient; add to that one instead"
+        ) from None
+    session.add(
+        AlertEvent(
+            alert_id=alert.id,
+            kind="reopened",
+            actor_staff_id=staff_id,
+            actor=actor,
+            created_at=now,
+            detail={"reason": reason, "previous": previous},
+        )
+    )

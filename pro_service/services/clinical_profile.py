@@ -156,6 +156,19 @@ def _clean(name: str, value: object) -> object:
     return text
 
 
+def form_problems(form: Mapping[str, str]) -> list[ProfileError]:
+    """Every problem with a form's profile fields at once (form_changes and update_profile stop at one)."""
+    found: list[ProfileError] = []
+    for name in PROFILE_FIELDS:
+        if name not in form:
+            continue
+        try:
+            _clean(name, form_changes({name: form[name]})[name])
+        except ProfileError as exc:
+            found.append(exc)
+    return found
+
+
 def form_changes(form: Mapping[str, str]) -> dict[str, object]:
     """An HTML form's strings → typed changes for `update_profile` (every profile field the form carries;
     an empty box clears the field). "yes" / "no" / "" for chronic neuropathy."""

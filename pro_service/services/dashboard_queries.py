@@ -29,6 +29,7 @@ from alerts.labs import (
 )
 from pro_service.models import (
     Alert,
+    AlertEvent,
     AlertStatus,
     Answer,
     AnswerStatus,
@@ -88,6 +89,9 @@ class QueueFilters:
     team_id: int | None = None
     urgency: str | None = None
     status: str | None = None  # "open" | "acknowledged" | None (both)
+    # "My alerts": only those assigned to this staff id. None: the whole scope ("my care teams").
+    assigned_to: int | None = None
+    sort: str | None = None  # one of SORTS; None: the triage order
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,8 @@ class QueueRow:
     team_id: int
     team_name: str
     team_tz: str
+    assigned_to_id: int | None = None
+    assigned_to: str | None = None
 
 
 @dataclass
@@ -130,6 +136,8 @@ def _queue_base(stmt: Select[Any], filters: QueueFilters, scope: Scope) -> Selec
     stmt = stmt.where(Alert.status.in_(statuses))
     if filters.team_id is not None:
         stmt = stmt.where(Patient.care_team_id == filters.team_id)
+    if filters.assigned_to is not None:
+        stmt = stmt.where(Alert.assigned_to_id == filters.assigned_to)
     return scoped(stmt, scope, Alert.patient_id, Patient.care_team_id)
 
 
@@ -138,6 +146,7 @@ def queue(session: Session, filters: QueueFilters, scope: Scope, limit: int = QU
     ones nobody has picked up (open, including new evidence since an acknowledgement) before acknowledged
     ones; then oldest first. With counts per urgency (same scope)."""
     acker = aliased(StaffUser)
+    owner = aliased(StaffUser)
     stmt = (
         select(
             Alert.id,
@@ -156,11 +165,14 @@ def queue(session: Session, filters: QueueFilters, scope: Scope, limit: int = QU
             CareTeam.id,
             CareTeam.name,
             CareTeam.timezone,
+            Alert.assigned_to_id,
+            owner.name,
         )
         .join(Patient, Patient.id == Alert.patient_id)
         .join(CareTeam, CareTeam.id == Patient.care_team_id)
         .outerjoin(acker, acker.id == Alert.acknowledged_by_id)
-        .order_by(Alert.urgency_rank.desc(), _ACKNOWLEDGED_LAST, Alert.opened_at, Alert.id)
+        .outerjoin(owner, owner.id == Alert.assigned_to_id)
+        .order_by(*_queue_order(filters.sort, owner))
     )
     stmt = _queue_base(stmt, filters, scope)
     if filters.urgency in URGENCIES:
@@ -183,11 +195,15 @@ def queue(session: Session, filters: QueueFilters, scope: Scope, limit: int = QU
             team_id=r[13],
             team_name=r[14],
             team_tz=r[15],
+            assigned_to_id=r[16],
+            assigned_to=r[17],
         )
         for r in result[:limit]
     ]
     counts, open_counts = queue_counts(
-        session, QueueFilters(team_id=filters.team_id, status=filters.status), scope
+        session,
+        QueueFilters(team_id=filters.team_id, status=filters.status, assigned_to=filters.assigned_to),
+        scope,
     )
     return Queue(
         rows=rows,
@@ -196,6 +212,34 @@ def queue(session: Session, filters: QueueFilters, scope: Scope, limit: int = QU
         total=sum(counts.values()),
         truncated=len(result) > limit,
     )
+
+
+# Sortable columns: the key of `?sort=` (a leading "-" for descending) → its column. Every order ends with
+# the triage order, so equal keys keep the most urgent first and the result is stable between polls.
+SORTS = ("urgency", "patient", "team", "waiting", "status", "assignee")
+
+
+def _queue_order(sort: str | None, owner: Any) -> list[Any]:
+    triage = [Alert.urgency_rank.desc(), _ACKNOWLEDGED_LAST, Alert.opened_at, Alert.id]
+    if not sort:
+        return triage
+    key = sort.removeprefix("-")
+    desc = sort.startswith("-")
+    column: Any = {
+        "urgency": Alert.urgency_rank,
+        "patient": func.lower(Patient.family_name),
+        "team": CareTeam.name,
+        "waiting": Alert.opened_at,
+        "status": _ACKNOWLEDGED_LAST,
+        "assignee": owner.name,
+    }.get(key)
+    if column is None:
+        return triage
+    # Ascending as the column reads: urgency routine → urgent, waiting shortest → longest.
+    if key == "waiting":  # the column shows an age: the newer the alert, the shorter the wait
+        desc = not desc
+    first = column.desc().nulls_last() if desc else column.asc().nulls_last()
+    return [first, *triage]
 
 
 def queue_counts(
@@ -213,6 +257,65 @@ def queue_counts(
         if status == AlertStatus.OPEN:
             open_counts[urgency] = open_counts.get(urgency, 0) + int(count)
     return counts, open_counts
+
+
+# --- handover ---------------------------------------------------------------------------------------
+
+HANDOVER_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class LastNote:
+    text: str
+    by: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class HandoverRow:
+    row: QueueRow
+    last_note: LastNote | None
+
+
+@dataclass
+class HandoverTeam:
+    team_id: int
+    team_name: str
+    team_tz: str
+    rows: list[HandoverRow] = field(default_factory=list)
+
+
+def last_notes(session: Session, alert_ids: Sequence[int]) -> dict[int, LastNote]:
+    """The newest note event of each alert, with its author's name (one grouped query, one join)."""
+    if not alert_ids:
+        return {}
+    newest = (
+        select(func.max(AlertEvent.id))
+        .where(AlertEvent.alert_id.in_(alert_ids), AlertEvent.kind == "note")
+        .group_by(AlertEvent.alert_id)
+    )
+    rows = session.execute(
+        select(AlertEvent, StaffUser.name)
+        .outerjoin(StaffUser, StaffUser.id == AlertEvent.actor_staff_id)
+        .where(AlertEvent.id.in_(newest))
+    ).all()
+    return {
+        event.alert_id: LastNote(str(event.detail.get("note") or ""), name or event.actor, event.created_at)
+        for event, name in rows
+    }
+
+
+def handover(session: Session, scope: Scope, limit: int = HANDOVER_LIMIT) -> tuple[list[HandoverTeam], bool]:
+    """Open and acknowledged alerts of the patients `scope` sees, per care team (by name), each in the
+    triage order with its last note; and whether the list was cut at `limit`."""
+    found = queue(session, QueueFilters(), scope, limit=limit)
+    rows = sorted(found.rows, key=lambda r: (r.team_name, r.team_id))  # stable: triage order within a team
+    notes = last_notes(session, [r.alert_id for r in rows])
+    teams: dict[int, HandoverTeam] = {}
+    for row in rows:
+        team = teams.setdefault(row.team_id, HandoverTeam(row.team_id, row.team_name, row.team_tz))
+        team.rows.append(HandoverRow(row, notes.get(row.alert_id)))
+    return list(teams.values()), found.truncated
 
 
 def open_urgent_count(session: Session) -> int:
@@ -309,8 +412,14 @@ def alert_view(session: Session, alert_id: int) -> AlertView | None:
         select(Patient).where(Patient.id == alert.patient_id).options(selectinload(Patient.care_team))
     )
     assert patient is not None
-    ids = {alert.acknowledged_by_id, alert.resolved_by_id, *(e.actor_staff_id for e in alert.events)}
+    ids = {
+        alert.acknowledged_by_id,
+        alert.resolved_by_id,
+        alert.assigned_to_id,
+        *(e.actor_staff_id for e in alert.events),
+    }
     for event in alert.events:
+        ids.update(v for k in ("to_staff_id", "from_staff_id") if isinstance(v := event.detail.get(k), int))
         ids.update(event.detail.get("staff_ids") or [])
         ids.update(event.detail.get("paged_team_members") or [])
     others = list(

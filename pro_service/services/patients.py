@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import phonenumbers
@@ -95,6 +96,58 @@ def enrol_patient(
     session.add(patient)
     session.flush()
     return patient
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    field: str  # the form field / API property
+    message: str  # what is wrong, to follow the field's label
+
+
+def patient_problems(
+    session: Session,
+    *,
+    mrn: str | None,
+    given_name: str,
+    family_name: str,
+    phone: str,
+    timezone: str,
+    language: str,
+    care_team_id: int,
+    patient_id: int | None = None,
+) -> list[FieldProblem]:
+    """Every problem with a patient form at once (a form shows them together, each at its field), where
+    enrol_patient / update_patient stop at the first. mrn None: an edit (the MRN does not change)."""
+    found: list[FieldProblem] = []
+    if mrn is not None:
+        if not mrn.strip():
+            found.append(FieldProblem("mrn", "is required"))
+        else:
+            same = session.scalar(select(Patient.mrn).where(func.lower(Patient.mrn) == mrn.strip().lower()))
+            if same is not None:
+                found.append(FieldProblem("mrn", f"is already enrolled ({same})"))
+    for name, text in (("given_name", given_name), ("family_name", family_name)):
+        if not text.strip():
+            found.append(FieldProblem(name, "is required"))
+    try:
+        normalised = normalise_phone(phone)
+    except EnrolmentError as exc:
+        found.append(FieldProblem("phone", exc.message))
+    else:
+        other = session.scalar(
+            select(Patient.id).where(Patient.phone == normalised, Patient.id != (patient_id or 0))
+        )
+        if other is not None:
+            found.append(FieldProblem("phone", "belongs to another patient"))
+    try:
+        check_timezone(timezone)
+    except EnrolmentError as exc:
+        found.append(FieldProblem("timezone", exc.message))
+    if language not in LANGUAGES:
+        found.append(FieldProblem("language", f"must be one of {', '.join(LANGUAGES)}"))
+    if session.get(CareTeam, care_team_id) is None:
+        found.append(FieldProblem("care_team_id", "choose a care team"))
+    return found
 
 
 def update_patient(

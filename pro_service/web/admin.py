@@ -38,6 +38,7 @@ from pro_service.models import (
     StaffUser,
     utcnow,
 )
+from pro_service.rota import Shift, coverage
 from pro_service.scheduling import validate_timezone
 from pro_service.services import admin as svc
 from pro_service.services import backtest, clinical_profile, protocol
@@ -48,6 +49,7 @@ from pro_service.services.patients import (
     Conflict,
     EnrolmentError,
     enrol_patient,
+    patient_problems,
     set_patient_status,
     update_patient,
 )
@@ -130,7 +132,38 @@ def index() -> ResponseReturnValue:
 # --- patients --------------------------------------------------------------------------------------
 
 
-def _patient_form(patient: Patient | None, error: svc.AdminError | None = None, status: int = 200) -> Any:
+PATIENT_FIELD_LABELS = {
+    "mrn": "MRN",
+    "given_name": "Given name",
+    "family_name": "Family name",
+    "phone": "Mobile phone",
+    "timezone": "Time zone",
+    "language": "Language",
+    "care_team_id": "Care team",
+    **clinical_profile.FIELD_LABELS,
+}
+
+
+def _form_problems(patient: Patient | None) -> dict[str, str]:
+    """Every problem with the patient form, by field (empty: the form may be saved)."""
+    problems = {
+        p.field: p.message
+        for p in patient_problems(
+            db(), mrn=None if patient else _form("mrn", 64), patient_id=patient.id if patient else None,
+            **_patient_fields(),
+        )
+    }  # fmt: skip
+    for exc in clinical_profile.form_problems(request.form):
+        problems.setdefault(exc.field, exc.message)
+    return problems
+
+
+def _patient_form(
+    patient: Patient | None,
+    error: svc.AdminError | None = None,
+    status: int = 200,
+    field_errors: dict[str, str] | None = None,
+) -> Any:
     values = dict(request.form) if request.method == "POST" else {}
     return (
         render_template(
@@ -138,6 +171,8 @@ def _patient_form(patient: Patient | None, error: svc.AdminError | None = None, 
             patient=patient,
             values=values,
             error=error,
+            field_errors=field_errors or {},
+            field_labels=PATIENT_FIELD_LABELS,
             teams=dq.care_teams(db()),
             zones=_zones(values.get("timezone") or (patient.timezone if patient else None)),
             languages=LANGUAGES,
@@ -167,6 +202,9 @@ def patient_new() -> ResponseReturnValue:
     if request.method == "GET":
         return _patient_form(None)
     session = db()
+    problems = _form_problems(None)
+    if problems:  # all of them at once, each at its field (the service would stop at the first)
+        return _patient_form(None, status=400, field_errors=problems)
     try:
         patient = enrol_patient(
             session,
@@ -214,6 +252,9 @@ def patient_edit(patient_id: int) -> ResponseReturnValue:
         audit("view_patient", ("patient", patient.id), patient.id, page="admin_edit")
         session.commit()
         return _patient_form(patient)
+    problems = _form_problems(patient)
+    if problems:
+        return _patient_form(patient, status=400, field_errors=problems)
     try:
         changed = update_patient(
             session,
@@ -426,6 +467,9 @@ def teams() -> ResponseReturnValue:
     )
 
 
+COVERAGE_AHEAD = timedelta(days=14)  # the rota page shows gaps and overlaps this far ahead
+
+
 def _team_page(
     team: CareTeam,
     error: Exception | None = None,
@@ -436,13 +480,19 @@ def _team_page(
 ) -> Any:
     session = db()
     now = runtime().now()
+    shifts = svc.shifts(session, team.id, now)
+    ahead = coverage(
+        [Shift(s.level, name, s.starts_at, s.ends_at) for s, name in shifts], now, now + COVERAGE_AHEAD
+    )
     return (
         render_template(
             "admin/team.html",
             team=team,
             members=svc.team_members(session, team.id),
             all_staff=[s for s in svc.staff_list(session) if s.active],
-            shifts=svc.shifts(session, team.id, now),
+            shifts=shifts,
+            coverage=ahead,
+            coverage_days=COVERAGE_AHEAD.days,
             error=error,
             confirm_shift=confirm_shift,
             confirm_remove=confirm_remove,
@@ -824,7 +874,7 @@ def _audit_filter() -> tuple[svc.AuditFilter, dict[str, str]]:
     return (
         svc.AuditFilter(
             patient_ids=svc.find_patients(session, form["patient"]) if form["patient"] else None,
-            actor=svc.resolve_actor(session, form["actor"]) if form["actor"] else None,
+            actors=svc.resolve_actors(session, form["actor"]) if form["actor"] else None,
             action=form["action"] or None,
             since=since,
             until=until + timedelta(days=1) if until is not None else None,

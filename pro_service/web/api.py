@@ -44,7 +44,7 @@ from pro_service.scheduling import ScheduleError, validate_rrule
 from pro_service.services import access, clinical_profile, labs, patients, tokens
 from pro_service.services import staff as staff_service
 from pro_service.services.admin import AdminError, acute_oncology_number
-from pro_service.services.alert_lifecycle import AlertActionError, acknowledge, add_note, resolve
+from pro_service.services.alert_lifecycle import AlertActionError, acknowledge, add_note, assign, resolve
 from pro_service.services.audit import record
 from pro_service.services.check_ins import CheckInError, start_now
 from pro_service.services.patients import (
@@ -1090,6 +1090,34 @@ def resolve_alert(alert_id: int, data: s.ResolveIn) -> s.AlertOut:
     except AlertActionError as exc:
         raise ApiError(409, "conflict", str(exc)) from None
     audit("resolve_alert", ("alert", alert.id), alert.patient_id, outcome=data.outcome, rag=data.rag)
+    return serialize.alert(alert, with_events=True)
+
+
+@route(
+    "POST",
+    "/alerts/<int:alert_id>/assign",
+    summary="Assign to a staff member (who may act on the patient)",
+    tag="alerts",
+    body=s.AssignIn,
+    response=s.AlertOut,
+    idempotent=True,
+    errors=(400, 401, 403, 404, 409),
+)
+def assign_alert(alert_id: int, data: s.AssignIn) -> s.AlertOut:
+    alert = _alert(alert_id, lock=True)
+    to_staff = db().get(StaffUser, data.staff_id)
+    if to_staff is None:
+        raise _invalid("staff_id", f"no staff member {data.staff_id}")
+    try:
+        changed = assign(db(), alert, to_staff, by_staff_id=None, actor=actor(), now=runtime().now())
+    except AlertActionError as exc:
+        if alert.status == AlertStatus.RESOLVED:
+            raise ApiError(409, "conflict", str(exc)) from None
+        raise _invalid("staff_id", str(exc)) from None
+    if changed:
+        audit("assign_alert", ("alert", alert.id), alert.patient_id, to_staff_id=to_staff.id)
+    db().flush()
+    db().refresh(alert, ["events"])
     return serialize.alert(alert, with_events=True)
 
 

@@ -20,16 +20,20 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from pro_service.db import ROW_LOCK
-from pro_service.models import Alert, AlertEvent, AlertStatus, CareTeam, Patient
+from pro_service.models import Alert, AlertEvent, AlertStatus, CareTeam, Patient, StaffUser
 from pro_service.services import access, clinical_profile
 from pro_service.services import dashboard_queries as dq
 from pro_service.services.alert_lifecycle import (
     OUTCOMES,
     RAG_OUTCOMES,
+    REOPEN_MIN_REASON,
     AlertActionError,
     acknowledge,
     add_note,
+    assign,
+    eligible_assignees,
     manual_escalation_wait,
+    reopen,
     resolve,
 )
 from pro_service.services.check_ins import CheckInError, start_now
@@ -125,10 +129,14 @@ def _int(value: str | None) -> int | None:
 def _filters() -> dq.QueueFilters:
     urgency = request.args.get("urgency")
     status = request.args.get("status")
+    sort = request.args.get("sort") or ""
     return dq.QueueFilters(
         team_id=_int(request.args.get("team")),
         urgency=urgency if urgency in dq.URGENCIES else None,
         status=status if status in ("open", "acknowledged") else None,
+        # "My alerts" narrows the nurse's scope; it never widens it ("my care teams" is the scope itself).
+        assigned_to=current_staff().id if request.args.get("owner") == "me" else None,
+        sort=sort if sort.removeprefix("-") in dq.SORTS else None,
     )
 
 
@@ -140,6 +148,10 @@ def _filter_args(filters: dq.QueueFilters) -> dict[str, Any]:
         args["urgency"] = filters.urgency
     if filters.status:
         args["status"] = filters.status
+    if filters.assigned_to is not None:
+        args["owner"] = "me"
+    if filters.sort:
+        args["sort"] = filters.sort
     return args
 
 
@@ -326,6 +338,10 @@ def alert_page(alert_id: int) -> ResponseReturnValue:
         continence_labels=clinical_profile.CONTINENCE_LABELS,
         rag_outcomes=RAG_OUTCOMES,
         break_glass_until=_break_glass_until(patient.id, view.team.id),
+        assignees=eligible_assignees(session, view.alert, now)
+        if view.alert.status != AlertStatus.RESOLVED
+        else [],
+        reopen_min=REOPEN_MIN_REASON,
     )
 
 
@@ -429,6 +445,73 @@ def resolve_alert(alert_id: int) -> ResponseReturnValue:
     session.commit()
     flash(f"Alert {alert.ref} resolved: {OUTCOMES[outcome]} ({rag}).", "success")
     return redirect(url_for("dashboard.queue"))
+
+
+@bp.post("/alerts/<int:alert_id>/assign")
+def assign_alert(alert_id: int) -> ResponseReturnValue:
+    """ "Assign to me" (`staff=me`) or to a colleague (`staff=<id>`): the service checks the new owner may
+    act on the patient; the nurse assigning must be able to act on the alert (as for every action)."""
+    session = db()
+    alert, team_id, refused = _acting_on(alert_id)
+    if refused is not None:
+        return refused
+    staff = current_staff()
+    wanted = request.form.get("staff") or ""
+    to_id = staff.id if wanted == "me" else _int(wanted)
+    to_staff = session.get(StaffUser, to_id) if to_id is not None else None
+    if to_staff is None:
+        session.rollback()
+        flash("Choose who to assign the alert to.", "warning")
+        return _back(alert_id)
+    try:
+        changed = assign(session, alert, to_staff, by_staff_id=staff.id, actor=actor(), now=runtime().now())
+    except AlertActionError as exc:
+        session.rollback()
+        flash(f"Not assigned: {exc}.", "warning")
+        return _back(alert_id)
+    if not changed:
+        session.rollback()
+        flash(f"Alert {alert.ref} is already assigned to {to_staff.name}.", "info")
+        return _back(alert_id)
+    _audit("assign_alert", ("alert", alert.id), alert.patient_id, team_id, to_staff_id=to_staff.id)
+    session.commit()
+    who = "you" if to_staff.id == staff.id else to_staff.name
+    flash(f"Alert {alert.ref} assigned to {who}.", "success")
+    return _back(alert_id)
+
+
+@bp.post("/alerts/<int:alert_id>/reopen")
+def reopen_alert(alert_id: int) -> ResponseReturnValue:
+    session = db()
+    alert, team_id, refused = _acting_on(alert_id)
+    if refused is not None:
+        return refused
+    reason = (request.form.get("reason") or "").strip()[:1000]
+    staff = current_staff()
+    try:
+        reopen(session, alert, staff_id=staff.id, actor=actor(), now=runtime().now(), reason=reason)
+    except AlertActionError as exc:
+        session.rollback()
+        flash(f"Not reopened: {exc}.", "warning")
+        return _back(alert_id)
+    _audit("reopen_alert", ("alert", alert.id), alert.patient_id, team_id, reason=" ".join(reason.split()))
+    session.commit()
+    flash(f"Alert {alert.ref} reopened and acknowledged by you.", "success")
+    return _back(alert_id)
+
+
+@bp.get("/handover")
+def handover() -> ResponseReturnValue:
+    """Open and acknowledged alerts per care team with their last note, to hand over a shift (printable).
+    Shows names, so it is audited: one row listing the patients disclosed (as the queue writes one row)."""
+    session = db()
+    teams, truncated = dq.handover(session, _scope())
+    patient_ids = sorted({h.row.patient_id for t in teams for h in t.rows})
+    audit(
+        "view_handover", ("alert", None), None, shown=sum(len(t.rows) for t in teams), patient_ids=patient_ids
+    )
+    session.commit()
+    return render_template("dashboard/handover.html", teams=teams, truncated=truncated)
 
 
 @bp.post("/alerts/<int:alert_id>/escalate")

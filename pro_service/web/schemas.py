@@ -145,6 +145,12 @@ class ResolveIn(In):
     note: str | None = Field(default=None, max_length=4000)
 
 
+class AssignIn(In):
+    staff_id: int = Field(
+        ge=1, le=MAX_ID, description="an active nurse of the patient's care team, on call for it, or an admin"
+    )
+
+
 class NoteIn(In):
     note: str = Field(
         min_length=1, max_length=4000, pattern=NONBLANK, examples=["Called, advised ED attendance"]
@@ -406,6 +412,8 @@ class AlertOut(Out):
     outcome_rag: RagCode | None
     outcome_note: str | None
     escalation_level: int
+    assigned_to: int | None = Field(default=None, description="the staff id who owns the alert now")
+    assigned_at: datetime | None = None
     events: list[EventOut] | None = None
     call: CallOut | None = Field(default=None, description="for the nurse's call (single-alert reads only)")
 

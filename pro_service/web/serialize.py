@@ -132,6 +132,8 @@ def alert(a: Alert, *, with_events: bool = False, call_out: s.CallOut | None = N
         outcome_rag=a.outcome_rag,
         outcome_note=a.outcome_note,
         escalation_level=a.escalation_level,
+        assigned_to=a.assigned_to_id,
+        assigned_at=a.assigned_at,
         events=events,
         call=call_out,
     )

@@ -12,6 +12,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, g
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from markupsafe import Markup
 
 from alerts.labs import (
@@ -119,6 +121,8 @@ EVENT_LABELS = {
     "resolved": "Resolved",
     "note": "Note",
     "escalated": "Escalated by staff",
+    "assigned": "Assigned",
+    "reopened": "Reopened",
 }
 
 
@@ -386,6 +390,28 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
     return text if text in ("", "just now") else f"{text} ago"
 
 
+@pass_context
+def invalid(context: Context, field: str, hint: str | None = None) -> Markup:
+    """Attributes marking a form field invalid when the page's `field_errors` name it (WCAG 3.3.1): the
+    message below the field describes it, before the field's own `hint` (an element id), if any."""
+    errors = context.get("field_errors") or {}
+    if field in errors:
+        described = f"{field}-error {hint}" if hint else f"{field}-error"
+        return Markup(' aria-invalid="true" aria-describedby="{0}"').format(described)
+    if hint:
+        return Markup(' aria-describedby="{0}"').format(hint)
+    return Markup("")
+
+
+@pass_context
+def field_error(context: Context, field: str) -> Markup:
+    """The message under an invalid field (empty when the field is fine)."""
+    message = (context.get("field_errors") or {}).get(field)
+    if not message:
+        return Markup("")
+    return Markup('<p class="field-error" id="{0}-error">{1}</p>').format(field, message)
+
+
 def install(app: Flask) -> None:
     app.jinja_env.filters.update(
         urgency_label=urgency_label,
@@ -424,6 +450,8 @@ def install(app: Flask) -> None:
         DERIVED_NOTE=DERIVED_NOTE,
         is_lab_result=is_lab_result,
         is_lab_missing=is_lab_missing,
+        invalid=invalid,
+        field_error=field_error,
     )
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -67,6 +67,11 @@ def test_a_past_shift_is_refused_and_unusual_ones_need_confirming(
     month = _shift(client, team, team["nurse"], _local(rt, timedelta(days=2)), _local(rt, timedelta(days=30)))
     assert month.status_code == 409 and "lasts 672 hours" in month.get_data(as_text=True)
 
+    # The rota page shows the coverage ahead: the overlap just confirmed, and the gaps around the shift.
+    rota = client.get(f"/admin/teams/{team['id']}").get_data(as_text=True)
+    assert "Coverage, next 14 days" in rota and "Overlap</strong> Nurse Kim and Nurse Lee" in rota
+    assert rota.count("<strong>Gap</strong>") == 2  # before the shift starts, and after it ends
+
 
 def test_removing_a_member_on_the_rota_asks_then_takes_them_off_it(
     client: Any, rt: Any, team: dict[str, Any]
@@ -133,9 +138,14 @@ def test_the_audit_browser_finds_by_mrn_name_action_and_date_and_exports_csv(
     page = by_mrn.get_data(as_text=True)
     assert by_mrn.status_code == 200 and "MRN-ANA Ana Lopez" in page and "MRN-BOB" not in page
     assert "Ada Admin" in page  # who, by name
+    assert "UTC</time>" in page and "data-local>" in page  # UTC without script; the reader's zone with it
     today = rt.now().date().isoformat()
     dated = client.get("/admin/audit", query_string={"from": today, "to": today, "actor": "boss@example.org"})
     assert "MRN-BOB" in dated.get_data(as_text=True)
+    by_name = client.get("/admin/audit", query_string={"actor": "ada", "action": "view_patient"})
+    assert "MRN-ANA" in by_name.get_data(as_text=True)  # staff found by part of their name
+    nobody_named = client.get("/admin/audit", query_string={"actor": "100%_no such"}).get_data(as_text=True)
+    assert "Nothing recorded for this filter" in nobody_named  # % and _ are literal, not wildcards
     past = client.get("/admin/audit", query_string={"to": "2000-01-01"}).get_data(as_text=True)
     assert "Nothing recorded for this filter" in past
     nobody = client.get("/admin/audit", query_string={"patient": "no such patient"}).get_data(as_text=True)
@@ -167,3 +177,29 @@ def test_the_audit_export_never_hands_a_spreadsheet_a_formula(
     export.close()  # a streamed response: closing it ends the request (and returns its connection)
     row = next(line for line in lines if "HYPERLINK" in line)
     assert ',"\'=HYPERLINK(""http://x"")",' in row and ",'@1," in row
+
+
+def test_the_patient_form_names_every_problem_at_once_at_its_field(
+    client: Any, rt: Any, team: dict[str, Any]
+) -> None:
+    make_patient(rt, team["id"], mrn="DEMO-001")
+    form = {
+        "csrf_token": csrf_token(client, "/admin/patients/new"),
+        "mrn": "demo-001",
+        "given_name": " ",
+        "family_name": "Diaz",
+        "phone": "12",
+        "timezone": "Mars/Olympus",
+        "language": "es",
+        "care_team_id": str(team["id"]),
+        "usual_pain": "11",
+    }
+    page = client.post("/admin/patients/new", data=form)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 400 and "Not saved: 5 things need fixing." in html
+    for field in ("mrn", "given_name", "phone", "timezone", "usual_pain"):
+        assert f'href="#{field}"' in html, field  # the summary links to the field
+        assert f'id="{field}-error"' in html, field  # the message under it
+    assert 'id="phone" name="phone"' in html and 'aria-describedby="phone-error phone-hint"' in html
+    assert html.count('aria-invalid="true"') == 5
+    assert 'id="family_name-error"' not in html  # a good field is not marked

@@ -13,6 +13,30 @@
     if (message && !window.confirm(message)) { event.preventDefault(); }
   });
 
+  /* Times marked data-local (the audit log, stored in UTC) are shown in the reader's own time zone; the
+     UTC text stays as the title, and is what shows without this file. */
+  var stamps = document.querySelectorAll("time[data-local]");
+  if (stamps.length && window.Intl) {
+    var format = new Intl.DateTimeFormat(undefined, {
+      year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit"
+    });
+    Array.prototype.forEach.call(stamps, function (stamp) {
+      var when = new Date(stamp.getAttribute("datetime"));
+      if (isNaN(when)) { return; }
+      stamp.title = stamp.textContent;
+      stamp.textContent = format.format(when);
+    });
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    Array.prototype.forEach.call(document.querySelectorAll("[data-local-zone]"), function (label) {
+      label.textContent = "(" + zone + ")";
+    });
+  }
+
+  /* A form that came back with problems: focus their summary, so a screen reader reads it first and the
+     links inside lead to each field (WCAG 3.3.1). */
+  var summary = document.getElementById("error-summary");
+  if (summary) { summary.focus(); }
+
   /* The queue's filters apply with their button, not on change: a select changes on the first arrow key,
      and reloading the page under a keyboard user is a change of context (WCAG 3.2.2). */
 
