@@ -56,3 +56,47 @@ def sign_in(page: Any, email: str, password: str) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def site(request: pytest.FixtureRequest, browser: Any) -> Iterator[tuple[Any, Any]]:
+    """A browser page and the runtime of the app it talks to, on PostgreSQL (the suite's app) and on SQLite
+    with the outbox gateway and no Redis: the embedded default `make run` starts, what users try first."""
+    if request.param == "postgresql":
+        live_server, rt = request.getfixturevalue("live_server"), request.getfixturevalue("rt")
+        context, page = new_page(browser, live_server)
+        yield page, rt
+        context.close()
+        return
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from config.settings import Settings
+    from pro_service import create_app, runtime_of
+    from pro_service.migrate import upgrade
+    from tests.conftest import free_port
+
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+    url = f"sqlite:///{tmp_path / 'pro.sqlite3'}"
+    upgrade(url)
+    port = free_port()
+    settings = Settings(
+        SECRET_KEY="test-secret-key-" + "s" * 16,  # type: ignore[arg-type]
+        DATABASE_URL=url,
+        REDIS_URL=None,
+        SMS_BACKEND="outbox",
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+    )
+    app = create_app(settings)
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    context, page = new_page(browser, f"http://127.0.0.1:{port}")
+    try:
+        yield page, runtime_of(app)
+    finally:
+        context.close()
+        server.shutdown()
+        thread.join(5)
+        runtime_of(app).dispose()

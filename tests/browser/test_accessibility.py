@@ -1,4 +1,5 @@
-"""axe-core over every page a nurse or an administrator uses (issue 14, item 5), in a real Chromium.
+"""axe-core over every page a nurse or an administrator uses (issue 14, item 5), in a real Chromium, on
+PostgreSQL and on the embedded SQLite default (the `site` fixture).
 
 Each page is loaded signed in, with data on it (a patient, an open alert, a schedule, a shift), and axe's
 WCAG 2.x A/AA rules must find nothing. A failure lists the rule, its impact and the elements."""
@@ -34,7 +35,8 @@ def _violations(page: Any, path: str) -> list[str]:
     ]
 
 
-def test_every_staff_page_has_no_axe_violations(page: Any, rt: Any) -> None:
+def test_every_staff_page_has_no_axe_violations(site: tuple[Any, Any]) -> None:
+    page, rt = site
     team = make_team(rt)
     patient = make_patient(rt, team)
     alert = insert_alert(rt, patient)
@@ -66,7 +68,8 @@ def test_every_staff_page_has_no_axe_violations(page: Any, rt: Any) -> None:
     assert found == [], "\n".join(found)
 
 
-def test_the_nurse_pages_reflow_at_320_css_pixels(page: Any, rt: Any) -> None:
+def test_the_nurse_pages_reflow_at_320_css_pixels(site: tuple[Any, Any]) -> None:
+    page, rt = site
     # WCAG 1.4.10: at 320 px wide (400 % zoom of a 1280 px screen) nothing scrolls sideways.
     team = make_team(rt)
     patient = make_patient(rt, team)
@@ -91,7 +94,8 @@ def test_the_nurse_pages_reflow_at_320_css_pixels(page: Any, rt: Any) -> None:
     assert wide == []
 
 
-def test_a_nurse_triages_an_alert_with_the_keyboard_alone(page: Any, rt: Any) -> None:
+def test_a_nurse_triages_an_alert_with_the_keyboard_alone(site: tuple[Any, Any]) -> None:
+    page, rt = site
     import re
 
     from playwright.sync_api import expect
