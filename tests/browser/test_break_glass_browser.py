@@ -17,7 +17,8 @@ from tests.integration.helpers import make_patient, make_team
 pytestmark = pytest.mark.integration
 
 
-def test_a_nurse_breaks_the_glass_with_a_reason_and_sees_the_banner(page: Any, rt: Any) -> None:
+def test_a_nurse_breaks_the_glass_with_a_reason_and_sees_the_banner(site: tuple[Any, Any]) -> None:
+    page, rt = site  # on PostgreSQL and on the embedded SQLite default
     own_team = make_team(rt)
     other_team = make_team(rt, name="Palliative care", timezone="America/Chicago")
     patient = make_patient(rt, other_team, mrn="MRN-B1")

@@ -110,7 +110,8 @@ def test_nurse_triages_an_urgent_alert_that_arrives_live(
     assert actors["acknowledged"] == actors["resolved"] == f"staff:{nurse}"
 
 
-def test_a_nurse_cannot_open_the_admin_pages(page: Any, rt: Any) -> None:
+def test_a_nurse_cannot_open_the_admin_pages(site: tuple[Any, Any]) -> None:
+    page, rt = site  # on PostgreSQL and on the embedded SQLite default
     make_staff(rt, email="kim@example.org")
     sign_in(page, "kim@example.org", PASSWORD)
     expect(page.get_by_role("link", name="Administration")).to_have_count(0)
@@ -120,7 +121,8 @@ def test_a_nurse_cannot_open_the_admin_pages(page: Any, rt: Any) -> None:
     expect(page.get_by_text("This page is for administrators.")).to_be_visible()
 
 
-def test_admin_enrols_a_patient_and_schedules_check_ins(page: Any, rt: Any) -> None:
+def test_admin_enrols_a_patient_and_schedules_check_ins(site: tuple[Any, Any]) -> None:
+    page, rt = site  # on PostgreSQL and on the embedded SQLite default
     make_team(rt)
     make_staff(rt, email="boss@example.org", role=StaffRole.ADMIN, name="Ada Admin")
     sign_in(page, "boss@example.org", PASSWORD)

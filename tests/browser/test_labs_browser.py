@@ -19,8 +19,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_nurse_reads_the_labs_on_an_alert_raised_on_a_calcium_result(
-    page: Any, rt: Any, tmp_path: Path
+    site: tuple[Any, Any], tmp_path: Path
 ) -> None:
+    page, rt = site  # on PostgreSQL and on the embedded SQLite default
     rt.clock = lambda: NOW  # the live server shares this runtime; reset after the test
     team = make_team(rt)
     patient = make_patient(rt, team)

@@ -81,7 +81,8 @@ def _alert_with_context(rt: Any) -> int:
     return alert_id
 
 
-def test_the_call_section_then_resolving_with_a_rag_grade(page: Any, rt: Any) -> None:
+def test_the_call_section_then_resolving_with_a_rag_grade(site: tuple[Any, Any]) -> None:
+    page, rt = site  # on PostgreSQL and on the embedded SQLite default
     alert_id = _alert_with_context(rt)
     sign_in(page, "kim@example.org", PASSWORD)
     page.goto(f"/alerts/{alert_id}")

@@ -15,7 +15,8 @@ from tests.integration.helpers import make_patient, make_team
 pytestmark = pytest.mark.integration
 
 
-def test_assign_to_me_then_print_the_handover(page: Any, rt: Any) -> None:
+def test_assign_to_me_then_print_the_handover(site: tuple[Any, Any]) -> None:
+    page, rt = site  # on PostgreSQL and on the embedded SQLite default
     team = make_team(rt)
     patient_id = make_patient(rt, team)
     make_staff(rt, email="kim@example.org", team_id=team)
@@ -65,7 +66,8 @@ def test_assign_to_me_then_print_the_handover(page: Any, rt: Any) -> None:
     expect(page.get_by_role("button", name="Acknowledge – I'm on it")).to_be_visible()
 
 
-def test_keyboard_shortcuts_on_the_alert_page_not_while_typing(page: Any, rt: Any) -> None:
+def test_keyboard_shortcuts_on_the_alert_page_not_while_typing(site: tuple[Any, Any]) -> None:
+    page, rt = site  # on PostgreSQL and on the embedded SQLite default
     team = make_team(rt)
     patient_id = make_patient(rt, team)
     make_staff(rt, email="kim@example.org", team_id=team)
