@@ -1,7 +1,8 @@
 """Browser tests: Playwright driving Debian's Chromium against the app on a real port (root conftest's
-live_server), with the real worker where the page depends on it. A test that takes `site` runs twice: on that
-PostgreSQL app and on the embedded SQLite default (outbox, no Redis) that `make run` starts. No `playwright install`: the system
-browser is used; `make test` installs it (scripts/ensure-services) and a missing browser fails loudly."""
+live_server), with the real worker where the page depends on it. A test that takes `site` runs twice: on
+that PostgreSQL app and on the embedded SQLite default (outbox, no Redis) that `make run` starts.
+No `playwright install`: the system browser is used; `make test` installs it (scripts/ensure-services)
+and a missing browser fails loudly."""
 
 from __future__ import annotations
 

@@ -116,14 +116,18 @@ def test_a_nurse_triages_an_alert_with_the_keyboard_alone(site: tuple[Any, Any])
         pytest.fail("the alert's link is not reachable with Tab")
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(rf"/alerts/{alert}$"))
+    # The shortcuts' script is deferred: a key pressed before the page has loaded would go nowhere.
+    page.wait_for_load_state("load")
 
     page.keyboard.press("a")  # acknowledge
     expect(page.get_by_text("Acknowledged").first).to_be_visible()
+    page.wait_for_load_state("load")
     page.keyboard.press("n")  # to the note
     page.keyboard.type("Called: advised to come in now")
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
     expect(page.get_by_text("Called: advised to come in now").first).to_be_visible()
+    page.wait_for_load_state("load")
 
     page.keyboard.press("r")  # to the resolve form: the first outcome
     page.keyboard.press("Space")
