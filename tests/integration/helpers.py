@@ -80,3 +80,16 @@ def call_wsgi(app: Any, environ: dict[str, Any]) -> tuple[str, bytes]:
     statuses: list[str] = []
     body = b"".join(app.wsgi_app(environ, lambda status, _headers: statuses.append(status)))
     return statuses[0], body
+
+
+def make_ward(rt: Any) -> dict[str, int]:
+    """Two care teams with a patient each: `team`, `other_team`, `p1` (of team), `p2` (of other_team). The
+    dashboard tests add the staff they need."""
+    team = make_team(rt)
+    other_team = make_team(rt, name="Palliative care", timezone="America/Chicago")
+    return {
+        "team": team,
+        "other_team": other_team,
+        "p1": make_patient(rt, team, phone="+15551230001", mrn="MRN001"),
+        "p2": make_patient(rt, other_team, phone="+15551230002", mrn="MRN002"),
+    }

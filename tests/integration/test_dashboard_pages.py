@@ -23,20 +23,17 @@ from pro_service.models import (
     StaffUser,
 )
 from tests.browser.support import csrf_token, insert_alert, login, make_staff
-from tests.integration.helpers import make_patient, make_team
+from tests.integration.helpers import make_ward
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def ward(rt: Any) -> dict[str, int]:
-    team = make_team(rt)
-    other_team = make_team(rt, name="Palliative care", timezone="America/Chicago")
+    ward = make_ward(rt)
+    team = ward["team"]
     return {
-        "team": team,
-        "other_team": other_team,
-        "p1": make_patient(rt, team, phone="+15551230001", mrn="MRN001"),
-        "p2": make_patient(rt, other_team, phone="+15551230002", mrn="MRN002"),
+        **ward,
         "nurse": make_staff(rt, email="kim@example.org", team_id=team),
     }
 

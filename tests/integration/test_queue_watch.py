@@ -14,20 +14,17 @@ from sqlalchemy import select
 from pro_service.models import Alert, AlertStatus, AuditLog, CareTeamMember
 from pro_service.services.alert_lifecycle import acknowledge
 from tests.browser.support import csrf_token, insert_alert, login, make_staff
-from tests.integration.helpers import make_patient, make_team
+from tests.integration.helpers import make_ward
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def ward(rt: Any) -> dict[str, int]:
-    team = make_team(rt)
-    other_team = make_team(rt, name="Palliative care", timezone="America/Chicago")
+    ward = make_ward(rt)
+    team, other_team = ward["team"], ward["other_team"]
     return {
-        "team": team,
-        "other_team": other_team,
-        "p1": make_patient(rt, team, phone="+15551230001", mrn="MRN001"),
-        "p2": make_patient(rt, other_team, phone="+15551230002", mrn="MRN002"),
+        **ward,
         "nurse": _member_of_both(rt, team, other_team),
     }
 
