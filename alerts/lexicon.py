@@ -173,6 +173,7 @@ def load_lexicon(path: Path, *, known_words: frozenset[str] = frozenset()) -> Le
 
     negation: dict[str, Negation] = {}
     idioms: list[re.Pattern[str]] = []
+    softeners: list[re.Pattern[str]] = []
     clean_phrases: list[re.Pattern[str]] = []
     hedges: list[re.Pattern[str]] = []
     apart: list[re.Pattern[str]] = []
@@ -219,6 +220,12 @@ def load_lexicon(path: Path, *, known_words: frozenset[str] = frozenset()) -> Le
         idiom_compiler = _Compiler(_sets(data.get("sets"), language, path), f"{path.name}: idioms.{language}")
         for source in _list((data.get("idioms") or {}).get(language, []), f"{path.name}: idioms.{language}"):
             idioms.append(re.compile("(?<= )" + idiom_compiler.body(source)))
+        soft_spec: dict[str, Any] = data["softeners"] if isinstance(data.get("softeners"), dict) else {}
+        soft_compiler = _Compiler(
+            _sets(data.get("sets"), language, path), f"{path.name}: softeners.{language}"
+        )
+        for source in _list(soft_spec.get(language, []), f"{path.name}: softeners.{language}"):
+            softeners.append(re.compile("(?<= )" + soft_compiler.body(source)))
 
     breaks_single: set[str] = set()
     breaks_multi: list[tuple[str, ...]] = []
@@ -284,11 +291,26 @@ def load_lexicon(path: Path, *, known_words: frozenset[str] = frozenset()) -> Le
         known_words=known_words,
         shorthand=shorthand,
         net=net,
+        softeners=tuple(softeners),
+        soften_to=_soften_to(data.get("softeners"), path, concepts),
     )
 
 
+def _soften_to(spec: object, path: Path, concepts: Mapping[str, Concept]) -> str | None:
+    """`softeners: {to: <concept>, en: [...], es: [...]}`: the concept a softened crisis finding becomes."""
+    if spec is None:
+        return None
+    where = f"{path.name}: softeners"
+    if not isinstance(spec, dict) or "to" not in spec:
+        raise LexiconError(f"{where}: needs `to` (the concept a softened finding becomes)")
+    target = spec["to"]
+    if target not in concepts or concepts[target].crisis:
+        raise LexiconError(f"{where}: `to` must be a defined concept without the crisis text, not {target!r}")
+    return str(target)
+
+
 def _model_net(spec: object, path: Path, concepts: Mapping[str, Concept]) -> ModelNet | None:
-    """`model: {file, threshold, concept}`: the text model beside this vocabulary (reading_model.py)."""
+    """`model: {file, threshold, concept[, beside_warnings]}`: the text model beside this vocabulary."""
     if spec is None:
         return None
     where = f"{path.name}: model"
@@ -303,21 +325,35 @@ def _model_net(spec: object, path: Path, concepts: Mapping[str, Concept]) -> Mod
         model = load_reading_model(path.parent / str(spec["file"]))
     except ReadingModelError as exc:
         raise LexiconError(f"{where}: {exc}") from None
-    return ModelNet(model, float(threshold), str(spec["concept"]))
+    beside = spec.get("beside_warnings", False)
+    if not isinstance(beside, bool):
+        raise LexiconError(f"{where}: beside_warnings must be true or false")
+    return ModelNet(model, float(threshold), str(spec["concept"]), beside_warnings=beside)
 
 
 @cache
 def dictionary_words() -> frozenset[str]:
-    """English and Spanish dictionary words (pyspellchecker's lists, shipped in the package), folded.
+    """English and Spanish dictionary words, folded: pyspellchecker's lists, and the Spanish words wordfreq
+    counts at least once per million words of real use (both ship their data; nothing is downloaded).
 
-    A word in them is never "corrected": "felt" must not become "fell". Loaded once per process (~0.5 s).
+    A word in them is never "corrected": "felt" must not become "fell". pyspellchecker's Spanish list lacks
+    most verb forms, so "quiso" was corrected to "quito" (it went away, negating the symptom before it) and
+    "busqué" to a word for vomiting; wordfreq's frequency lists hold the forms people write, and Spanish
+    misspellings are rare enough to stay out ("ormigueo"). Not for English: its list is complete, and
+    wordfreq's counts include text-speak ("throwin", "nothin") that must still be corrected.
+    Loaded once per process (~1 s).
     """
     from spellchecker import SpellChecker
+    from wordfreq import get_frequency_dict
 
     words: set[str] = set()
     for language in LANGUAGES:
         words.update(fold(w) for w in SpellChecker(language=language, distance=1).word_frequency.dictionary)
+    words.update(fold(w) for w, share in get_frequency_dict("es").items() if share >= COMMON_SHARE)
     return frozenset(words)
+
+
+COMMON_SHARE = 1e-6  # once per million words (Zipf 3)
 
 
 def load_lexicons(folder: Path, *, with_dictionary: bool = True) -> dict[tuple[str, int], Lexicon]:

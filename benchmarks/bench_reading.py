@@ -33,18 +33,23 @@ CORPUS = ROOT / "tests" / "corpus" / "patient_texts.yaml"
 # Seven corpora by seven authors, none of whom saw the vocabulary. Development corpora are for tuning (their
 # misses may be listed and read). `final` was never tuned on, but its misses were read once (2026-12-03);
 # `final-2` is blind: never tuned on and its texts never read by whoever tunes the vocabulary, so its figures
-# are the honest ones for wording nobody has seen. `--misses` never lists a blind corpus. Once you tune on it,
-# it stops being blind: move it to development and write a new one.
+# are the honest ones for wording nobody has seen. `final-3` (2026-12-04, an eighth author) is blind in the
+# same way. `--misses` never lists a blind corpus. Once you tune on it, it stops being blind: move it to
+# development and write a new one.
 CORPORA = {
     "development": CORPUS,
     "development-2": ROOT / "tests" / "corpus" / "patient_texts_heldout.yaml",
     "development-3": ROOT / "tests" / "corpus" / "patient_texts_dev3.yaml",
     "development-4": ROOT / "tests" / "corpus" / "patient_texts_dev4.yaml",
     "development-5": ROOT / "tests" / "corpus" / "patient_texts_dev5.yaml",
+    # Self-harm told obliquely against ordinary talk of death (2026-12-04, a ninth author): the class every
+    # blind corpus still missed; measured blind (67.8 % / 63.3 %), then tuned on.
+    "development-6": ROOT / "tests" / "corpus" / "patient_texts_dev6.yaml",
     "final": ROOT / "tests" / "corpus" / "patient_texts_final.yaml",
     "final-2 (blind)": ROOT / "tests" / "corpus" / "patient_texts_final2.yaml",
+    "final-3 (blind)": ROOT / "tests" / "corpus" / "patient_texts_final3.yaml",
 }
-BLIND = {"final-2 (blind)"}
+BLIND = {"final-2 (blind)", "final-3 (blind)"}
 TIERS = ("emergency", "warning", "quiet")
 _RANK = {"quiet": 0, "warning": 1, "emergency": 2}
 

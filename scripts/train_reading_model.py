@@ -3,9 +3,9 @@
     python scripts/train_reading_model.py            # writes config/reading/model-v<VERSION>.json
     python scripts/train_reading_model.py --check    # exit 1 if the file is not what training gives now
 
-Only development corpora are used: `final` and `final-2 (blind)` stay out, so their figures remain those of
-unseen wording. Deterministic: the same corpora always give the same file. Needs scikit-learn (a dev
-dependency); the service itself only reads the JSON.
+Only development corpora are used: `final`, `final-2 (blind)` and `final-3 (blind)` stay out, so their
+figures remain those of unseen wording. Deterministic: the same corpora always give the same file. Needs
+scikit-learn (a dev dependency); the service itself only reads the JSON.
 """
 
 from __future__ import annotations
@@ -24,9 +24,16 @@ from alerts.lexicon import load_lexicons  # noqa: E402
 from alerts.reading import Lexicon, model_text  # noqa: E402
 from benchmarks.bench_reading import CORPORA, load_corpus  # noqa: E402
 
-NAME, VERSION = "reading-model", 2
+NAME, VERSION = "reading-model", 3
 OUTPUT = ROOT / "config" / "reading" / f"model-v{VERSION}.json"
-TRAINING = ("development", "development-2", "development-3", "development-4", "development-5")
+TRAINING = (
+    "development",
+    "development-2",
+    "development-3",
+    "development-4",
+    "development-5",
+    "development-6",
+)
 CHAR: dict[str, Any] = {"analyzer": "char_wb", "ngram_range": (3, 5), "min_df": 2}
 WORD: dict[str, Any] = {"analyzer": "word", "ngram_range": (1, 2), "min_df": 1}
 C = 16.0  # chosen by leave-one-corpus-out (docs/benchmarks.md); class_weight balanced
@@ -34,7 +41,7 @@ C = 16.0  # chosen by leave-one-corpus-out (docs/benchmarks.md); class_weight ba
 
 def reading_lexicon() -> Lexicon:
     """The vocabulary whose normalised words the model reads (alerts.reading.model_text)."""
-    return load_lexicons(ROOT / "config" / "reading")[("symptoms", 2)]
+    return load_lexicons(ROOT / "config" / "reading")[("symptoms", VERSION)]
 
 
 def training_texts() -> tuple[list[str], list[bool], list[dict[str, Any]]]:
@@ -89,7 +96,7 @@ def export(pipeline: Any, provenance: list[dict[str, Any]]) -> dict[str, Any]:
         "name": NAME,
         "version": VERSION,
         "about": "Logistic regression on tf-idf character (3-5, word-bounded) and word (1-2) n-grams of "
-        "the reader's normalised words (alerts.reading.model_text, symptoms-v2); P(emergency). Written by "
+        "the reader's normalised words (alerts.reading.model_text, symptoms-v3); P(emergency). Written by "
         "scripts/train_reading_model.py; do not edit by hand.",
         "params": {"C": C, "class_weight": "balanced", "sublinear_tf": True, "char_min_df": 2},
         "trained_on": provenance,

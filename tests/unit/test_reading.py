@@ -548,3 +548,113 @@ def test_a_yes_to_a_red_flag_question_never_adds_an_unsure_alert(lexicon: Lexico
     message = read_message(text, lexicon, item=item)
     found = findings_of(message, lexicon, text=text, item=item, question=None)
     assert [f.category for f in found] == []  # the ruleset's urgent rule on the yes is the one alert
+
+
+# --- symptoms-v3: self-harm told obliquely, and ordinary talk of death (held-out wording) ----------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        # asking what amount would kill, or be quick
+        "would a whole strip of my zopiclone be painless do you think",
+        "how much oramorph would it take to not wake up",
+        "¿cuántos parches de fentanilo serían suficientes para no despertar?",
+        "una caja completa de clonazepam sería rápido?",
+        # looked it up: the internet is not the one at risk
+        "I googled on the internet how many of my morphine tablets would be fatal",
+        "miré en internet qué dosis de tramadol es mortal",
+        # a farewell with no more bother to come
+        "thank you all, truly. I won't be troubling anyone much longer",
+        "les agradezco todo. ya no los voy a molestar más",
+        # asking to be taken, or not to wake
+        "every night I beg the Lord to take me",
+        "le pido a diosito que me recoja pronto",
+        "rezo para no despertar mañana",
+        # hoping for an accident
+        "honestly I keep hoping a bus hits me on the way to chemo",
+        "ojalá me atropelle un camión cuando cruzo",
+        # ending it before the illness does, stepping out of the way
+        "going to sort it myself before the cancer gets me",
+        "lo voy a hacer por mi cuenta antes de que esto me gane",
+        "soy un peso muerto para mis hijos",
+        # stopping food on purpose, hurting oneself, keeping tablets back
+        "stopped eating on purpose so it comes sooner",
+        "dejé de tomar las pastillas a propósito para que acabe antes",
+        "I scratch my arms till they bleed when it gets bad",
+        "tengo escondidas las pastillas de morfina en el ropero",
+        # a carer, and a Spanish verb form the typo corrector once rewrote
+        "mi mamá dice que se va a matar",
+    ],
+)
+def test_self_harm_told_obliquely_is_an_emergency_with_the_crisis_text(lexicon: Lexicon, text: str) -> None:
+    found = [f for f in read(text, lexicon).findings if f.concept == "self_harm"]
+    assert found, text
+    assert lexicon.concepts["self_harm"].crisis
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "am I going to die from this? be honest with me",
+        "we had to have the old dog put down yesterday, I'm gutted",
+        "bored to death in the waiting room, any idea how long?",
+        "we nearly died laughing at the photos",
+        "nos morimos de la risa con los nietos",
+        "I don't want any more chemo. Can we talk about what happens next?",
+        "ya no quiero más quimio, lo hablé con mis hijos",
+        "made a living will and a lasting power of attorney this week",
+    ],
+)
+def test_ordinary_talk_of_death_never_reads_as_self_harm(lexicon: Lexicon, text: str) -> None:
+    assert [f.concept for f in read(text, lexicon).findings if f.tier is Tier.EMERGENCY] == [], text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "dad wants to die in his own bed, can the district nurses help",
+        "mi mamá quiere morir en su casa tranquila",
+        "¿me voy a morir de esto?",
+        "I want to die at home, tonight",  # the same frame; only a person can tell which it is
+    ],
+)
+def test_where_someone_wants_to_die_is_for_a_nurse_now_never_silence_nor_the_crisis_text(
+    lexicon: Lexicon, text: str
+) -> None:
+    """Said in the very words of a wish to die: urgent for a nurse (unsure, the gentler text)."""
+    concepts = [f.concept for f in read(text, lexicon).findings]
+    assert concepts == ["unsure"], (text, concepts)
+    assert lexicon.concepts["unsure"].tier is Tier.EMERGENCY and not lexicon.concepts["unsure"].crisis
+
+
+@pytest.mark.parametrize(
+    ("text", "concept"),
+    [
+        # a frame never hides what is said outside it, nor a wish said without one
+        ("I want to die at home and I have the pills saved up", "self_harm"),
+        ("I just want to die in peace, I have had enough", "self_harm"),
+        ("I pray I die in my sleep tonight", "self_harm"),
+        ("I'd rather be put to sleep than go on like this", "self_harm"),
+        ("I'm going to die from this pain", "self_harm"),
+        ("quiero morirme ya, en mi casa o donde sea", "self_harm"),
+        ("mum wants to die at home and she can't feel her legs", "neuro"),
+    ],
+)
+def test_a_talk_of_death_frame_never_hides_a_wish_said_outside_it(
+    lexicon: Lexicon, text: str, concept: str
+) -> None:
+    assert concept in [f.concept for f in read(text, lexicon).findings], text
+
+
+@pytest.mark.parametrize(
+    ("text", "concept"),
+    [
+        # real Spanish verb forms are words, not typos: "quiso" is not "quitó" (it went away)
+        ("se quiso levantar y no siente las piernas", "neuro"),
+        ("busqué mis lentes y me caí, no puedo apoyar el pie", "fracture"),
+        ("hice la cena y ahora no puedo caminar", "neuro"),
+    ],
+)
+def test_spanish_verb_forms_are_never_corrected_into_other_words(
+    lexicon: Lexicon, text: str, concept: str
+) -> None:
+    assert concept in [f.concept for f in read(text, lexicon).findings], text

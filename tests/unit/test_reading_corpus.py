@@ -86,8 +86,8 @@ def test_reading_meets_its_floor_on_the_third_corpus(outcomes_3: list, tier: str
 # lowered once, on purpose: after the review the model also reads the clauses beside a denied symptom
 # ("no numbness. I just want to stop existing"), which costs a few quiet texts.
 FLOORS_45 = {
-    ("development-4", "emergency", "en"): 0.97,
-    ("development-4", "emergency", "es"): 0.98,
+    ("development-4", "emergency", "en"): 1.0,
+    ("development-4", "emergency", "es"): 1.0,
     ("development-4", "quiet", "en"): 0.88,
     ("development-4", "quiet", "es"): 0.95,
     ("development-4", "warning", "en"): 0.8,
@@ -119,3 +119,44 @@ def test_reading_meets_its_floor_on_the_fourth_and_fifth_corpora(
 ) -> None:
     hits, total = rates(outcomes_45[corpus], tier, lang)
     assert hits / total >= FLOORS_45[(corpus, tier, lang)], f"{corpus}: {hits}/{total}; see --misses"
+
+
+# Development-6 (a ninth author): self-harm told obliquely against ordinary talk of death and dying, the
+# class every blind corpus still missed. Measured blind with symptoms-v2 + model-v2 (67.8 % emergency
+# sensitivity, 63.3 % quiet specificity), then tuned on (symptoms-v3) and added to model-v3's training. Quiet
+# texts here are hard on purpose (funerals, hospice, a pet put to sleep) and mostly cost a same-day
+# "died or admitted" read, not a crisis text.
+FLOORS_6 = {(tier, lang): 1.0 for tier in ("emergency", "warning") for lang in ("en", "es")}
+# Where someone wants to die ("mum wants to die at home") is read as an urgent unsure for a nurse, on
+# purpose (a review found guards that silenced "I want to die at home, tonight"): it costs quiet texts here.
+FLOORS_6 |= {("quiet", "en"): 0.82, ("quiet", "es"): 0.77}
+
+
+@pytest.fixture(scope="module")
+def outcomes_6() -> list:  # type: ignore[type-arg]
+    lexicon, instruments = runtime_parts()
+    return evaluate(load_corpus(CORPORA["development-6"]), lexicon, instruments)
+
+
+@pytest.mark.parametrize(("tier", "lang"), sorted(FLOORS_6))
+def test_reading_meets_its_floor_on_self_harm_against_talk_of_death(
+    outcomes_6: list,  # type: ignore[type-arg]
+    tier: str,
+    lang: str,
+) -> None:
+    hits, total = rates(outcomes_6, tier, lang)
+    assert hits / total >= FLOORS_6[(tier, lang)], f"{hits}/{total}; see bench_reading --misses"
+
+
+def test_no_quiet_talk_of_death_gets_the_crisis_text(outcomes_6: list) -> None:  # type: ignore[type-arg]
+    """A crisis text to someone planning where to die, or grieving, is harm too: none may read as one."""
+    lexicon, _ = runtime_parts()
+    from pro_service.message_reading import read_message
+
+    crisis = [
+        case.text
+        for case in (o.case for o in outcomes_6)
+        if case.tier == "quiet"
+        and any(lexicon.concepts[f.concept].crisis for f in read_message(case.text, lexicon).reading.findings)
+    ]
+    assert crisis == []

@@ -1,13 +1,15 @@
 """The reader's text model: plain-Python scoring equals scikit-learn's, and the weights are current.
 
-scripts/train_reading_model.py fits the model with scikit-learn and writes config/reading/model-v2.json;
+scripts/train_reading_model.py fits the model with scikit-learn and writes config/reading/model-v3.json;
 alerts/reading_model.py scores with no machine-learning library. These tests fit the same pipeline here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 import train_reading_model as training  # noqa: E402
 
-STORED = ROOT / "config" / "reading" / "model-v2.json"
+STORED = ROOT / "config" / "reading" / "model-v3.json"
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +68,13 @@ def test_the_stored_weights_are_what_training_on_the_current_corpora_gives(
         assert stored.emergency_probability(text) == pytest.approx(want, abs=1e-3)
 
 
-def test_the_model_reads_only_what_the_vocabulary_did_not(lexicon_v2: Any) -> None:
-    net = lexicon_v2.net
+def test_the_model_reads_only_what_the_vocabulary_did_not(lexicon_v3: Any) -> None:
+    net = lexicon_v3.net
     assert net is not None and net.concept == "unsure"
-    named = read("I can't feel my legs", lexicon_v2)
+    named = read("I can't feel my legs", lexicon_v3)
     assert [f.concept for f in named.findings] == ["neuro"]  # the vocabulary's reading stands alone
-    assert read("no", lexicon_v2).findings == ()  # answers are never second-guessed
-    assert read("thanks see you tuesday", lexicon_v2).findings == ()
+    assert read("no", lexicon_v3).findings == ()  # answers are never second-guessed
+    assert read("thanks see you tuesday", lexicon_v3).findings == ()
 
 
 # Held-out wording (written for this test, in no corpus) that no pattern of the vocabulary reads.
@@ -86,26 +88,28 @@ OBLIQUE = [
 
 @pytest.mark.parametrize("text", OBLIQUE)
 def test_a_message_only_the_model_flags_is_an_urgent_unsure_naming_the_model(
-    lexicon_v2: Any, text: str
+    lexicon_v3: Any, text: str
 ) -> None:
-    import dataclasses
-
-    assert read(text, dataclasses.replace(lexicon_v2, net=None)).findings == ()  # the vocabulary alone
-    (finding,) = read(text, lexicon_v2).findings
+    assert read(text, dataclasses.replace(lexicon_v3, net=None)).findings == ()  # the vocabulary alone
+    (finding,) = read(text, lexicon_v3).findings
     assert finding.concept == "unsure" and finding.tier is Tier.EMERGENCY
-    assert finding.pattern.startswith("reading-model-v2 p=")
+    assert finding.pattern.startswith("reading-model-v3 p=")
 
 
 @pytest.fixture(scope="module")
-def lexicon_v2() -> Any:
-    return load_lexicon(ROOT / "config" / "reading" / "symptoms-v2.yaml")
+def lexicon_v3() -> Any:
+    return load_lexicon(ROOT / "config" / "reading" / "symptoms-v3.yaml")
 
 
 @pytest.mark.parametrize(
     ("model", "message"),
     [
-        ({"file": "model-v2.json", "threshold": 1.5, "concept": "unsure"}, "threshold"),
-        ({"file": "model-v2.json", "threshold": 0.6, "concept": "nonesuch"}, "not defined"),
+        ({"file": "model-v3.json", "threshold": 1.5, "concept": "unsure"}, "threshold"),
+        ({"file": "model-v3.json", "threshold": 0.6, "concept": "nonesuch"}, "not defined"),
+        (
+            {"file": "model-v3.json", "threshold": 0.6, "concept": "unsure", "beside_warnings": "yes"},
+            "beside_warnings must be true or false",
+        ),
         ({"file": "missing.json", "threshold": 0.6, "concept": "unsure"}, "not a reading model"),
         ({"threshold": 0.6}, "needs file"),
     ],
@@ -115,11 +119,35 @@ def test_a_bad_model_section_stops_loading_naming_the_problem(
 ) -> None:
     import yaml
 
-    source = ROOT / "config" / "reading" / "symptoms-v2.yaml"
+    source = ROOT / "config" / "reading" / "symptoms-v3.yaml"
     data = yaml.safe_load(source.read_text(encoding="utf-8"))
     data["model"] = model
-    (tmp_path / "model-v2.json").write_bytes(STORED.read_bytes())
-    bad = tmp_path / "symptoms-v2.yaml"
+    (tmp_path / "model-v3.json").write_bytes(STORED.read_bytes())
+    bad = tmp_path / "symptoms-v3.yaml"
     bad.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(LexiconError, match=message):
         load_lexicon(bad)
+
+
+@dataclass(frozen=True)
+class _Sure:
+    """A stand-in model that is always sure: the test is about when the net runs, not what it thinks."""
+
+    label: str = "always-sure"
+
+    def emergency_probability(self, words: str) -> float:
+        return 0.99
+
+
+def test_the_model_also_reads_a_message_whose_findings_are_all_warnings(lexicon_v3: Any) -> None:
+    # A warning (a funeral) beside words no pattern knows: symptoms-v3 lets the model read the rest.
+    text = "sorted the funeral and gave the rings away, tomorrow is as good a day as any"
+    assert lexicon_v3.net.beside_warnings
+    sure = dataclasses.replace(lexicon_v3, net=dataclasses.replace(lexicon_v3.net, model=_Sure()))
+    concepts = [f.concept for f in read(text, sure).findings]
+    assert concepts == ["unsure", "death_or_admission"]
+    # Without it (symptoms-v2's behaviour) the warning stands alone, whatever the model would say.
+    off = dataclasses.replace(sure, net=dataclasses.replace(sure.net, beside_warnings=False))
+    assert [f.concept for f in read(text, off).findings] == ["death_or_admission"]
+    # An emergency the vocabulary named is never second-guessed.
+    assert [f.concept for f in read("I can't feel my legs", sure).findings] == ["neuro"]
