@@ -401,6 +401,7 @@ def service_env(pg_url: str, redis_url: str, twilio_url: str, web_port: int, **e
         "CLINIC_PHONE": "+1 555 0100",
         "BEAT_TICK_SECONDS": "3600",
         "ENROL_RULESET_VERSION": "2",  # the benchmarks' patients answer questionnaire v1
+        "MFA_REQUIRED_ROLES": "",  # password sign-in only (the second factor has its own tests)
         **extra,
     }
 

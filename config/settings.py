@@ -7,6 +7,7 @@ Tests build `Settings(...)` directly instead of editing `os.environ`.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from datetime import time
 from pathlib import Path
@@ -20,6 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = f"sqlite:///{ROOT / 'var' / 'pro-service.sqlite3'}"
 _EMERGENCY_NUMBER = re.compile(r"[0-9]{2,6}")
 _PHONE = re.compile(r"[0-9+\- ]{2,20}")
+_METRICS_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]{16,200}=*")  # an RFC 6750 bearer token
+# The staff roles a person can hold (pro_service.models.StaffRole, without the API-only "integration").
+STAFF_ROLES = ("admin", "nurse")
 
 
 class SettingsError(RuntimeError):
@@ -93,10 +97,32 @@ class Settings(BaseSettings):
     # only, and nurses too when this is true. Unset: true on the embedded default that `pro-service run`
     # starts (SQLite, outbox, no Redis), false everywhere else.
     SIMULATOR_FOR_NURSES: bool | None = None
+    # How many reverse proxies in front of the web append to X-Forwarded-For / X-Forwarded-Proto (werkzeug's
+    # ProxyFix). 0: the headers are ignored (anyone can write them). Set it to the number of proxies you run
+    # (1 for one nginx or load balancer), so the sign-in throttle and the audit see the client, not the proxy.
+    TRUSTED_PROXY_HOPS: int = Field(default=0, ge=0, le=5)
+    # The Prometheus scrape: /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` (16+ characters);
+    # unset, /metrics is off (404).
+    METRICS_TOKEN: str | None = None
+    # Lists, searches, polls and exports write one audit row per patient shown, at most once per this many
+    # minutes for the same person (or token) and screen (services/disclosure.py): the watch screen polls
+    # every second. 1 to 1440; shorter is finer "when", longer is fewer rows.
+    AUDIT_DISCLOSURE_WINDOW_MINUTES: int = Field(default=15, ge=1, le=1440)
     # The red-flag ruleset version new patients are enrolled on (it names the questionnaire version they
     # are asked). Unset: the newest installed. A clinical lead holds a new version back here until its
     # backtest is signed off; patients already enrolled stay on theirs until an administrator moves them.
     ENROL_RULESET_VERSION: int | None = Field(default=None, ge=1)
+    # Roles whose local (password) accounts must use a second factor (TOTP), comma-separated: "admin",
+    # "admin,nurse", or empty for none. Unset: "admin", except on the embedded default (`pro-service run`:
+    # SQLite, outbox, no Redis) whose printed demo logins would otherwise need an authenticator app first.
+    MFA_REQUIRED_ROLES: str | None = None
+    # Single sign-on (OpenID Connect) with the hospital's identity provider: all of the four, or none.
+    # OIDC_GROUP_MAP (JSON) maps the provider's `groups` claim to a role and care teams (by name), e.g.
+    # {"onc-nurses": {"role": "nurse", "teams": ["Oncology A"]}, "pro-admins": {"role": "admin"}}.
+    OIDC_ISSUER: str | None = None
+    OIDC_CLIENT_ID: str | None = None
+    OIDC_CLIENT_SECRET: str | None = None
+    OIDC_GROUP_MAP: str | None = None
     CONFIG_DIR: Path = ROOT / "config"
     LOG_LEVEL: str = "INFO"
 
@@ -143,6 +169,49 @@ class Settings(BaseSettings):
     def _unset_when_empty(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("MFA_REQUIRED_ROLES")
+    @classmethod
+    def _mfa_roles(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        roles = [part.strip().lower() for part in value.split(",") if part.strip()]
+        unknown = [role for role in roles if role not in STAFF_ROLES]
+        if unknown:
+            raise ValueError(f"unknown role {unknown[0]!r}: a comma-separated list of admin, nurse, or empty")
+        return ",".join(roles)
+
+    @field_validator("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET", "OIDC_GROUP_MAP")
+    @classmethod
+    def _oidc_unset_when_empty(cls, value: str | None) -> str | None:
+        return None if value is None or not value.strip() else value.strip()
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        names = ("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET", "OIDC_GROUP_MAP")
+        given = [name for name in names if getattr(self, name)]
+        if not given:
+            return self
+        missing = [name for name in names if name not in given]
+        if missing:
+            raise ValueError(f"{missing[0]} is required with {given[0]} (single sign-on needs all four)")
+        problem = event_webhook_url_problem(self.OIDC_ISSUER or "", development=self.development)
+        if problem or (self.OIDC_ISSUER or "").endswith("/"):
+            raise ValueError(f"OIDC_ISSUER {problem or 'must not end with /'}")
+        try:
+            parse_group_map(self.OIDC_GROUP_MAP or "")
+        except ValueError as exc:
+            raise ValueError(f"OIDC_GROUP_MAP {exc}") from None
+        return self
+
+    @field_validator("METRICS_TOKEN")
+    @classmethod
+    def _metrics_token(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None  # an empty variable (docker compose's ${X:-}) means unset: /metrics is off
+        if not _METRICS_TOKEN.fullmatch(value):
+            raise ValueError("must be 16+ letters, digits or - . _ ~ + / (e.g. `openssl rand -hex 32`)")
+        return value
+
     @field_validator("PUBLIC_BASE_URL", "TWILIO_API_BASE_URL")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -188,11 +257,32 @@ class Settings(BaseSettings):
         return self.SMS_BACKEND == "outbox"
 
     @property
+    def embedded_default(self) -> bool:
+        """The all-in-one demo that `pro-service run` starts with no settings: SQLite, outbox, no Redis. Only
+        here are the demo accounts seeded without asking, and nurses may use the simulator by default."""
+        return self.is_sqlite and self.SMS_BACKEND == "outbox" and self.REDIS_URL is None
+
+    @property
     def simulator_for_nurses(self) -> bool:
         """Whether nurses (not only administrators) may use the patient-phone simulator."""
         if self.SIMULATOR_FOR_NURSES is not None:
             return self.SIMULATOR_FOR_NURSES
-        return self.is_sqlite and self.SMS_BACKEND == "outbox" and self.REDIS_URL is None
+        return self.embedded_default
+
+    @property
+    def mfa_required_roles(self) -> frozenset[str]:
+        """The roles ("admin", "nurse") whose password sign-in needs a confirmed second factor."""
+        if self.MFA_REQUIRED_ROLES is None:
+            return frozenset() if self.embedded_default else frozenset({"admin"})
+        return frozenset(role for role in self.MFA_REQUIRED_ROLES.split(",") if role)
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return self.OIDC_ISSUER is not None
+
+    @property
+    def oidc_group_map(self) -> dict[str, tuple[str, tuple[str, ...]]]:
+        return parse_group_map(self.OIDC_GROUP_MAP) if self.OIDC_GROUP_MAP else {}
 
     @property
     def webhook_auth_token(self) -> str:
@@ -219,6 +309,27 @@ def event_webhook_url_problem(url: str, *, development: bool) -> str | None:
     if parts.scheme == "https" or development or _loopback(host):
         return None
     return "must start with https:// (http only to this machine, or with SMS_BACKEND=outbox)"
+
+
+def parse_group_map(text: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """OIDC_GROUP_MAP's JSON → {group: (role, (care team name, ...))}; ValueError says what is wrong."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError('must be JSON like {"onc-nurses": {"role": "nurse", "teams": ["Team A"]}}') from None
+    if not isinstance(raw, dict) or not raw:
+        raise ValueError("must be a JSON object of group names")
+    found: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for group, entry in raw.items():
+        if not isinstance(entry, dict) or entry.get("role") not in STAFF_ROLES:
+            raise ValueError(f"group {group!r}: needs a role, one of {', '.join(STAFF_ROLES)}")
+        teams = entry.get("teams", [])
+        if not isinstance(teams, list) or not all(isinstance(t, str) and t.strip() for t in teams):
+            raise ValueError(f"group {group!r}: teams must be a list of care team names")
+        if set(entry) - {"role", "teams"}:
+            raise ValueError(f"group {group!r}: only role and teams may be given")
+        found[str(group)] = (entry["role"], tuple(t.strip() for t in teams))
+    return found
 
 
 def _loopback(host: str) -> bool:

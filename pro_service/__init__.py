@@ -58,6 +58,13 @@ def create_app(settings: Settings | None = None, *, gateway: SmsGateway | None =
 
     # POST /twilio/sms is answered before Flask (its hot path); every other request goes through Flask.
     app.wsgi_app = InboundSmsHandler(app.wsgi_app, runtime)  # type: ignore[method-assign]
+    if settings.TRUSTED_PROXY_HOPS:
+        # Outermost, so every layer (the sign-in throttle, the audit, the webhook's handler) sees the client
+        # the trusted proxies name, not the proxy; with no proxy trusted X-Forwarded-* is ignored.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = settings.TRUSTED_PROXY_HOPS
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:

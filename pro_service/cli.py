@@ -42,17 +42,35 @@ def db_upgrade(revision: str) -> None:
 
 
 @main.command("create-token")
-@click.option("--name", required=True, help="Who uses it, e.g. 'ehr-integration'.")
-@click.option("--role", type=click.Choice([r.value for r in StaffRole]), required=True)
-def create_token_command(name: str, role: str) -> None:
-    """Create an API token; the token is printed once, as the last line."""
+@click.option("--name", required=True, help="What it is for, e.g. 'ehr-integration' or 'ward laptop'.")
+@click.option("--staff", default=None, help="The staff member it acts for (id or email): their role, teams.")
+@click.option("--client", default=None, help="Or the integration client it acts for, e.g. 'EHR-interface'.")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(["read", "labs:write", "enrolment", "admin"]),
+    help="A client's scope (repeat for several).",
+)
+def create_token_command(name: str, staff: str | None, client: str | None, scopes: tuple[str, ...]) -> None:
+    """Create an API token for a staff member or a client; the token is printed once, as the last line."""
+    from pro_service.models import ApiToken
     from pro_service.runtime import Role, build_runtime
-    from pro_service.services.tokens import create_token
+    from pro_service.services.tokens import TokenError, actor_label, create_token
 
     rt = build_runtime(_settings(), Role.CLI)
-    with rt.sessions() as session, session.begin():
-        new = create_token(session, name=name, role=StaffRole(role))
-    click.echo(f"token {new.id} for {name} ({role}); store it now, it is not shown again:")
+    try:
+        with rt.sessions() as session, session.begin():
+            new = create_token(
+                session, name=name, staff=staff, client=client, scopes=scopes, requested_by="operator"
+            )
+            row = session.get(ApiToken, new.id)
+            owner = actor_label(row) if row is not None else ""
+    except TokenError as exc:
+        raise click.UsageError(exc.message) from None
+    finally:
+        rt.dispose()
+    click.echo(f"token {new.id} '{name}' for {owner}; store it now, it is not shown again:")
     click.echo(new.token)
 
 
@@ -78,15 +96,49 @@ def create_user_command(email: str, name: str | None, role: str, phone: str | No
     click.echo(f"created {role} {staff.email} (id {staff.id})")
 
 
+@main.command("turn-off-second-factor")
+@click.option("--email", required=True, help="The staff member who lost their authenticator.")
+def turn_off_second_factor_command(email: str) -> None:
+    """Turn off a colleague's second factor (a lost phone, or the only administrator locked out)."""
+    from sqlalchemy import func, select
+
+    from pro_service.models import StaffUser, utcnow
+    from pro_service.runtime import Role, build_runtime
+    from pro_service.services.staff import turn_off_second_factor
+
+    rt = build_runtime(_settings(), Role.CLI)
+    try:
+        with rt.sessions() as session:
+            wanted = email.strip().lower()
+            found = session.scalar(select(StaffUser.id).where(func.lower(StaffUser.email) == wanted))
+            if found is None:
+                raise click.ClickException(f"no staff member with the email {email}")
+            person, ended = turn_off_second_factor(session, found, actor="cli", ip=None, now=utcnow())
+    finally:
+        rt.dispose()
+    click.echo(f"second factor off for {person.email}; {ended} session(s) ended; they enrol again at sign-in")
+
+
 @main.command("demo")
-def demo_command() -> None:
+@click.option("--yes", is_flag=True, help="Seed without asking (a database other than the embedded default).")
+def demo_command(yes: bool) -> None:
     """Seed demo staff, a care team and patients with some history (idempotent)."""
     from pro_service.demo import seed
     from pro_service.runtime import Role, build_runtime
 
-    rt = build_runtime(_settings(), Role.CLI)
-    for line in seed(rt):
-        click.echo(line)
+    settings = _settings()
+    if not (settings.embedded_default or yes):
+        click.confirm(
+            "This is not the embedded default (SQLite, outbox, no Redis): add demo accounts with a published "
+            "password, an admin among them, and demo patients to this database?",
+            abort=True,
+        )
+    rt = build_runtime(settings, Role.CLI)
+    try:
+        for line in seed(rt):
+            click.echo(line)
+    finally:
+        rt.dispose()
 
 
 @main.command("tick")
@@ -149,11 +201,16 @@ def rules_backtest(
 @main.command("run")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
-def run_command(host: str, port: int) -> None:
+@click.option(
+    "--demo/--no-demo",
+    default=None,
+    help="Seed the demo accounts and patients (default: only on SQLite with the outbox and no Redis).",
+)
+def run_command(host: str, port: int, demo: bool | None) -> None:
     """The embedded default on one machine: schema, demo data, web, worker and beat."""
     from pro_service.embedded import run_all
 
-    sys.exit(run_all(_settings(), host, port))
+    sys.exit(run_all(_settings(), host, port, demo=demo))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ nothing to a patient who already has history (it only tops up the rota when it r
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -15,7 +18,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from alerts.rules import AnswerView, Finding, History, callback_request, evaluate, evaluate_message
@@ -25,6 +28,7 @@ from pro_service.models import (
     AlertStatus,
     Answer,
     AnswerStatus,
+    ApiToken,
     CareTeam,
     CareTeamMember,
     CheckIn,
@@ -38,6 +42,7 @@ from pro_service.models import (
     Schedule,
     StaffRole,
     StaffUser,
+    utcnow,
 )
 from pro_service.replies import Parsed, parse_reply
 from pro_service.runtime import Runtime
@@ -45,7 +50,7 @@ from pro_service.scheduling import next_occurrence
 from pro_service.services.outbound import sender_number
 from pro_service.services.patients import create_care_team, enrol_patient
 from pro_service.services.staff import create_staff
-from pro_service.services.tokens import create_token
+from pro_service.services.tokens import PREFIX, create_token
 
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105  (printed for the local demo; never a real account)
 DEMO_TEAMS = (
@@ -212,11 +217,47 @@ def seed(rt: Runtime) -> Iterator[str]:
             has_history = session.scalar(select(CheckIn.id).where(CheckIn.patient_id == patient.id).limit(1))
             if story is not None and has_history is None:
                 _History(session, rt, patient, schedule, story, staff, now).write()
-        token = create_token(session, name="demo", role=StaffRole.ADMIN)
+        token = _demo_token(session, rt.settings.SECRET_KEY, staff["admin@demo.local"])
     yield "demo data ready:"
     yield f"  nurse: nurse@demo.local / {DEMO_PASSWORD}"
     yield f"  admin: admin@demo.local / {DEMO_PASSWORD}"
-    yield f"  demo API token (admin): {token.token}"
+    if token is None:
+        yield "  demo API token: revoked (make one with `pro-service create-token`)"
+    else:
+        yield f"  demo API token (admin): {token}"
+
+
+def demo_token_value(secret_key: str) -> str:
+    """The demo's one API token, derived from SECRET_KEY: every start prints the same token without storing
+    it (the table keeps only its hash), and a new SECRET_KEY gives a new one."""
+    digest = hmac.new(secret_key.encode("utf-8"), b"pro-service demo API token", hashlib.sha256).digest()
+    return PREFIX + base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def _demo_token(session: Session, secret_key: str, admin: StaffUser) -> str | None:
+    """The demo admin's token, created on the first seed only; None once an administrator revoked it.
+    The demo tokens earlier versions minted at every start (clients named "demo" since tokens have owners)
+    are revoked: the demo has one."""
+    value = demo_token_value(secret_key)
+    digest = hashlib.sha256(value.encode("utf-8")).hexdigest()  # as services/tokens.py stores it
+    older = select(ApiToken).where(
+        ApiToken.name == "demo",
+        ApiToken.revoked_at.is_(None),
+        ApiToken.token_hash != digest,
+        or_(ApiToken.client_name == "demo", ApiToken.staff_id == admin.id),
+    )
+    for earlier in session.scalars(older):
+        earlier.revoked_at = utcnow()
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+    if row is None:
+        # create_token mints a random value; the demo's is the derived one, so the row is given its hash.
+        row = session.get(
+            ApiToken, create_token(session, name="demo", staff=admin.id, requested_by="operator").id
+        )
+        assert row is not None
+        row.token_hash, row.prefix = digest, value[:10]
+        session.flush()
+    return None if row.revoked_at is not None else value
 
 
 def _rota(session: Session, team: CareTeam, staff: dict[str, StaffUser], now: datetime) -> None:

@@ -17,20 +17,41 @@ from werkzeug.serving import make_server
 from config.settings import ROOT, Settings
 
 
-def run_all(settings: Settings, host: str, port: int) -> int:
-    from pro_service import create_app
+def seeds_demo(settings: Settings, demo: bool | None) -> bool:
+    """Whether `pro-service run` seeds the demo accounts (a published admin password, a demo token):
+    `--demo` / `--no-demo` when given, otherwise only on the embedded default (SQLite, outbox, no Redis)."""
+    return settings.embedded_default if demo is None else demo
+
+
+def prepare(settings: Settings, demo: bool | None) -> list[str]:
+    """Before serving: the schema at head, and the demo seeded when `seeds_demo` says so. Returns what to
+    print (the demo's logins and token, or why there are none)."""
     from pro_service.demo import seed
     from pro_service.migrate import upgrade
-    from pro_service.queue import embedded_data_dir
     from pro_service.runtime import Role, build_runtime
+
+    upgrade(settings.DATABASE_URL)
+    if not seeds_demo(settings, demo):
+        return [
+            "no demo data seeded: this is not the embedded default (SQLite, outbox, no Redis); "
+            "`pro-service run --demo` seeds it"
+        ]
+    rt = build_runtime(settings, Role.CLI)
+    try:
+        return list(seed(rt))
+    finally:
+        rt.dispose()
+
+
+def run_all(settings: Settings, host: str, port: int, *, demo: bool | None = None) -> int:
+    from pro_service import create_app
+    from pro_service.queue import embedded_data_dir
 
     data_dir = embedded_data_dir(settings)
     data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.DATABASE_URL)
-    rt = build_runtime(settings, Role.CLI)
-    for line in seed(rt):
+    for line in prepare(settings, demo):
         print(line)
-    rt.dispose()
+    seeded = seeds_demo(settings, demo)
 
     env = {**os.environ, "PUBLIC_BASE_URL": settings.PUBLIC_BASE_URL}
     env.setdefault("BEAT_TICK_SECONDS", "10")
@@ -54,10 +75,13 @@ def run_all(settings: Settings, host: str, port: int) -> int:
     app = create_app(settings)
     server = make_server(host, port, app, threaded=True)
     print(f"\npro-service is running at http://{host}:{port}/  (Ctrl-C to stop)")
-    print(f"  triage queue (sign in as the nurse above): http://{host}:{port}/")
-    print(f"  patient-phone simulator:                   http://{host}:{port}/simulator/")
+    if seeded:
+        print(f"  triage queue (sign in as the nurse above): http://{host}:{port}/")
+        print(f"  patient-phone simulator:                   http://{host}:{port}/simulator/")
     print(f"  health:   http://{host}:{port}/healthz")
-    print(f"  API:      http://{host}:{port}/api/v1/instruments  (Authorization: Bearer <token above>)\n")
+    if seeded:
+        print(f"  API:      http://{host}:{port}/api/v1/instruments  (Authorization: Bearer <token above>)")
+    print()
 
     def _stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt

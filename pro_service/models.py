@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     Enum,
@@ -75,8 +76,8 @@ def _enum(cls: type[enum.Enum]) -> Enum:
 class StaffRole(enum.StrEnum):
     NURSE = "nurse"
     ADMIN = "admin"
-    # API tokens only (never a staff account): a hospital system that sends lab results and may do nothing
-    # else, not even read a patient (services/staff.py refuses it for an account).
+    # Never a staff account (services/staff.py refuses it). Tokens had roles until issue 15; an integration
+    # is now a token's client with scopes (services/tokens.py). Kept so old values still read.
     INTEGRATION = "integration"
 
 
@@ -247,6 +248,7 @@ class CareTeam(Base):
 
 class StaffUser(Base):
     __tablename__ = "staff_users"
+    __table_args__ = (UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_staff_users_oidc_identity"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
@@ -258,6 +260,15 @@ class StaffUser(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Set by an administrator's create or reset (a temporary password): sign-in leads only to the change page.
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # Second factor (services/mfa.py): secrets encrypted with a key derived from SECRET_KEY, never shown again
+    # after enrolment; `totp_last_step` is the time step of the last accepted code (no code works twice).
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
+    totp_pending_secret: Mapped[str | None] = mapped_column(String(255))
+    totp_confirmed_at: Mapped[datetime | None]
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    # Single sign-on (services/sso.py): the identity provider's account this person signs in as.
+    oidc_issuer: Mapped[str | None] = mapped_column(String(255))
+    oidc_subject: Mapped[str | None] = mapped_column(String(255))
 
 
 class StaffSession(Base):
@@ -522,7 +533,8 @@ class AuditLog(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
-    actor: Mapped[str] = mapped_column(String(160))  # "staff:12", "token:3 (ehr)", "system"
+    # "staff:12", "system", or through an API token "staff:12 (token 7)", "client:EHR (token 7)"
+    actor: Mapped[str] = mapped_column(String(160))
     action: Mapped[str] = mapped_column(String(64))  # view_patient, create_patient, acknowledge_alert, ...
     subject_type: Mapped[str] = mapped_column(String(32))
     subject_id: Mapped[str | None] = mapped_column(String(64))
@@ -532,16 +544,24 @@ class AuditLog(Base):
 
 
 class ApiToken(Base):
+    """A bearer token with exactly one owner (issue 15): a staff member, whose current role and care teams it
+    acts with, or a named integration client limited to `scopes` (services/tokens.py names them)."""
+
     __tablename__ = "api_tokens"
+    __table_args__ = (CheckConstraint("(staff_id IS NULL) <> (client_name IS NULL)", name="one_owner"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
-    role: Mapped[StaffRole] = mapped_column(_enum(StaffRole))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"), index=True)
+    client_name: Mapped[str | None] = mapped_column(String(60))
+    scopes: Mapped[str] = mapped_column(String(200), default="", server_default="")  # space-separated
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex; the token is never stored
     prefix: Mapped[str] = mapped_column(String(12))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+
+    staff: Mapped[StaffUser | None] = relationship()
 
 
 class OnCallShift(Base):

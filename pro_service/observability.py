@@ -9,6 +9,7 @@ PROMETHEUS_MULTIPROC_DIR so every process contributes (prometheus_client's multi
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
+from werkzeug.datastructures import Authorization
 
 from pro_service.metrics import REQUEST_LATENCY
 
@@ -125,6 +127,19 @@ class DatabaseGauges(Collector):
         yield alerts
 
 
+def scrape_refusal(configured: str | None, given: Authorization | None) -> Response | None:
+    """None when the scrape may go on. /metrics is off (404) without METRICS_TOKEN and otherwise answers only
+    `Authorization: Bearer <METRICS_TOKEN>` (401): it is reachable without a staff session (issue 15)."""
+    if configured is None:
+        return Response("Not Found\n", status=404, mimetype="text/plain")
+    offered = given.token if given is not None and given.type == "bearer" else None
+    if offered is None or not hmac.compare_digest(offered.encode("utf-8"), configured.encode("utf-8")):
+        return Response(
+            "Unauthorized\n", status=401, mimetype="text/plain", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return None
+
+
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -153,6 +168,9 @@ def init_app(app: Flask) -> None:
 
     @app.get("/metrics")
     def metrics() -> Response:
+        refused = scrape_refusal(app.extensions["pro"].settings.METRICS_TOKEN, request.authorization)
+        if refused is not None:
+            return refused
         registry = CollectorRegistry()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             multiprocess.MultiProcessCollector(registry)

@@ -35,6 +35,7 @@ REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 FROM_NUMBER = "+15005550006"
+METRICS_TOKEN = "test-metrics-token-0123456789"  # Prometheus' bearer token for /metrics
 
 
 def free_port() -> int:
@@ -149,6 +150,9 @@ def settings_env(pg_url: str, redis_url: str, twilio_server: Any, web_port: int)
         # Most end-to-end tests speak questionnaire v1 (ruleset 2), which stays supported for patients not
         # yet moved; tests of v2 / ruleset 3 enrol on it explicitly (tests/integration/test_ruleset_v3.py).
         "ENROL_RULESET_VERSION": "2",
+        # Sign-in helpers use a password only; tests/integration/test_totp.py turns the second factor on.
+        "MFA_REQUIRED_ROLES": "",
+        "METRICS_TOKEN": METRICS_TOKEN,
     }
 
 
@@ -292,20 +296,27 @@ def sms(client: Any, signer: Signer) -> Callable[..., Any]:
 
 @pytest.fixture
 def admin_token(rt: Any) -> str:
-    from pro_service.models import StaffRole
-    from pro_service.services.tokens import create_token
+    """An integration client with every scope: what an administrator's token could do before tokens had
+    owners (issue 15), audited as `client:test-admin (token N)`."""
+    from pro_service.services.tokens import SCOPES, create_token
 
     with rt.sessions() as session, session.begin():
-        return create_token(session, name="test-admin", role=StaffRole.ADMIN).token
+        return create_token(
+            session, requested_by="operator", name="test-admin", client="test-admin", scopes=SCOPES
+        ).token
 
 
 @pytest.fixture
 def nurse_token(rt: Any) -> str:
-    from pro_service.models import StaffRole
+    """The token of a nurse who belongs to no care team: nurse-role routes, no patient."""
+    from pro_service.models import StaffRole, StaffUser
     from pro_service.services.tokens import create_token
 
     with rt.sessions() as session, session.begin():
-        return create_token(session, name="test-nurse", role=StaffRole.NURSE).token
+        nurse = StaffUser(email="token-nurse@test.local", name="Token Nurse", role=StaffRole.NURSE)
+        session.add(nurse)
+        session.flush()
+        return create_token(session, requested_by="operator", name="test-nurse", staff=nurse.id).token
 
 
 @pytest.fixture

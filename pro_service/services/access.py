@@ -5,9 +5,10 @@ right now (lists and records); and opens the record of a patient whose active al
 the page's link leads there). Anything else needs a break-glass: a typed reason, written to the audit log,
 that opens one patient for `BREAK_GLASS_MINUTES`. Administrators see everything.
 
-API tokens do not belong to a person yet: an admin token sees everything; an integration token keeps the
-narrow routes it already had (it never reads a patient); a nurse token has no person and so no care team,
-and is refused patient data (`scope_for_token` returns None) rather than silently given everything.
+API tokens (services/tokens.py) follow the same rule: a staff member's token sees what that person sees now
+(their current role and teams; break-glass is a dashboard act and never reaches a token), and an integration
+client's token sees every patient, within the scopes its routes require (a client is an integration serving
+the hospital, not a nurse).
 """
 
 from __future__ import annotations
@@ -68,13 +69,12 @@ class Scope:
 EVERYTHING = Scope(team_ids=None)
 
 
-def visible_team_ids(session: Session, actor: StaffUser | ApiToken, now: datetime) -> frozenset[int] | None:
-    """The care teams whose patients `actor` sees; None for all (administrators; admin and integration
-    tokens, which only reach the routes their role already allows). One query."""
+def visible_team_ids(session: Session, actor: StaffUser, now: datetime) -> frozenset[int] | None:
+    """The care teams whose patients `actor` sees; None for all (administrators). One query."""
     if actor.role in (StaffRole.ADMIN, StaffRole.INTEGRATION):
         return None
-    if isinstance(actor, ApiToken) or not actor.active:
-        return frozenset()  # a nurse token has no person behind it, so no team
+    if not actor.active:
+        return frozenset()
     members = select(CareTeamMember.care_team_id).where(CareTeamMember.staff_id == actor.id)
     on_call = select(OnCallShift.care_team_id).where(
         OnCallShift.staff_id == actor.id, OnCallShift.starts_at <= now, OnCallShift.ends_at > now
@@ -109,12 +109,12 @@ def scope_for_staff(
     return Scope(teams, frozenset(active_grants(break_glass or {}, now)))
 
 
-def scope_for_token(token: ApiToken) -> Scope | None:
-    """An admin or integration token sees what its role's routes allow (integration routes never read a
-    patient); a nurse token gets None: refuse patient data until tokens belong to people."""
-    if token.role in (StaffRole.ADMIN, StaffRole.INTEGRATION):
-        return EVERYTHING
-    return None
+def scope_for_token(session: Session, token: ApiToken, now: datetime) -> Scope:
+    """A person's token: the person's scope now (no break-glass). A client's token: every patient (its
+    scopes, checked per route, say what it may do with them)."""
+    if token.staff is not None:
+        return scope_for_staff(session, token.staff, now)
+    return EVERYTHING
 
 
 def can_see_patient(session: Session, staff: StaffUser | None, scope: Scope, patient: Patient) -> bool:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from pro_service.models import (
@@ -23,6 +23,7 @@ from pro_service.models import (
     StaffUser,
 )
 from pro_service.scheduling import ScheduleError, validate_rrule
+from pro_service.services import tokens
 from pro_service.services.patients import EnrolmentError, check_timezone, normalise_phone
 
 WEEKDAYS = (
@@ -367,7 +368,9 @@ class AuditFilter:
     matched nobody (so nothing is shown, never everything)."""
 
     patient_ids: tuple[int, ...] | None = None
-    actors: tuple[str, ...] | None = None  # as stored ("staff:3", "token:2", "system"); empty: matched nobody
+    # "staff:3", "client:EHR", "token:2", "system" or a whole stored actor; empty: matched nobody. A person or
+    # client also matches what they did through their API tokens ("staff:3 (token 7)"): `actor_clause`.
+    actors: tuple[str, ...] | None = None
     action: str | None = None
     since: datetime | None = None  # inclusive
     until: datetime | None = None  # exclusive
@@ -403,11 +406,14 @@ def find_patients(session: Session, text: str, limit: int = 50) -> tuple[int, ..
 
 
 def resolve_actors(session: Session, text: str, limit: int = 50) -> tuple[str, ...]:
-    """Who an audit search names: `staff:3`, `token:2` or `system` as stored; a staff member's email; or
-    part of staff members' names ("kim" → every Kim)."""
+    """Who an audit search names: `staff:3`, `client:EHR-interface`, `token:2`, `system` or a whole stored
+    actor (`staff:3 (token 7)`); a staff member's email; or part of staff members' names ("kim" → every
+    Kim)."""
     text = " ".join(text.split())[:160]
     kind, _, number = text.partition(":")
     if text == "system" or (kind in ("staff", "token") and number.isascii() and number.isdigit()):
+        return (text,)
+    if (kind == "client" and number) or tokens.actor_token_id(text) is not None:
         return (text,)
     if "@" in text:
         match = func.lower(StaffUser.email) == text.lower()
@@ -421,12 +427,26 @@ def audit_actions(session: Session) -> list[str]:
     return list(session.scalars(select(AuditLog.action).distinct().order_by(AuditLog.action)))
 
 
+def actor_clause(actors: tuple[str, ...]) -> ColumnElement[bool]:
+    """Rows written by any of `actors`: exactly as stored, plus, for a person or client, what they did
+    through a token (`staff:3` → `staff:3 (token …)`), and for `token:7` every row written through token 7
+    (the legacy `token:7` and `… (token 7)`)."""
+    conditions: list[ColumnElement[bool]] = [AuditLog.actor.in_(actors)] if actors else [false()]
+    for actor in actors:
+        token_id = tokens.actor_token_id(actor)
+        if actor.startswith("token:") and token_id is not None:
+            conditions.append(AuditLog.actor.like(f"% (token {token_id})"))
+        elif token_id is None and actor.startswith(("staff:", "client:")):
+            conditions.append(AuditLog.actor.like(f"{_like_escape(actor)} (token %", escape="\\"))
+    return or_(*conditions)
+
+
 def _audit_query(audit: AuditFilter) -> Select[tuple[AuditLog]]:
     stmt = select(AuditLog)
     if audit.patient_ids is not None:
         stmt = stmt.where(AuditLog.patient_id.in_(audit.patient_ids))
     if audit.actors is not None:
-        stmt = stmt.where(AuditLog.actor.in_(audit.actors))
+        stmt = stmt.where(actor_clause(audit.actors))
     if audit.action:
         stmt = stmt.where(AuditLog.action == audit.action)
     if audit.since is not None:

@@ -340,6 +340,7 @@ class UrgentAlert:
     team_name: str
     opened_at: datetime
     in_scope: bool = True
+    patient_id: int | None = None  # never shown: for the disclosure audit of the in-scope ones
 
 
 def open_urgent(session: Session, scope: Scope, limit: int = 50) -> list[UrgentAlert]:
@@ -356,9 +357,17 @@ def open_urgent(session: Session, scope: Scope, limit: int = 50) -> list[UrgentA
         .limit(limit)
     ).all()
     return [
-        UrgentAlert(int(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4], scope.in_scope(int(r[5]), int(r[6])))
+        UrgentAlert(
+            int(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4], scope.in_scope(int(r[5]), int(r[6])), int(r[5])
+        )
         for r in rows
     ]
+
+
+def shown_patients(queue: Queue, urgent: Sequence[UrgentAlert]) -> set[int]:
+    """The patients the queue screen discloses: its rows, and the urgent banner's alerts the nurse may open
+    (reference and symptom; another team's are announced by team only). For the disclosure audit."""
+    return {r.patient_id for r in queue.rows} | {u.patient_id for u in urgent if u.in_scope and u.patient_id}
 
 
 def queue_version(session: Session, now: datetime) -> str:

@@ -20,7 +20,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pro_service.models import StaffRole, StaffUser
-from pro_service.services import sessions
+from pro_service.services import mfa, sessions
+from pro_service.services.audit import record
 from pro_service.services.patients import EnrolmentError, normalise_phone
 
 _hasher = PasswordHasher()
@@ -133,6 +134,31 @@ def set_active(session: Session, staff: StaffUser, active: bool, *, now: datetim
     """Activate or deactivate an account; deactivating ends every session of it (how many ended)."""
     staff.active = active
     return 0 if active else sessions.end_all(session, staff.id, "deactivated", now)
+
+
+def turn_off_second_factor(
+    session: Session, staff_id: int, *, actor: str, ip: str | None, now: datetime
+) -> tuple[StaffUser, int]:
+    """An administrator turns a colleague's second factor off (a lost or replaced phone), in one recorded
+    transaction: every session of the account ends, and if their role requires a second factor they enrol
+    a new one at their next sign-in. Returns the person and how many sessions ended."""
+    person = session.get(StaffUser, staff_id, with_for_update=True)
+    if person is None:
+        raise StaffError(f"staff: no staff member {staff_id}")
+    had_one = mfa.enrolled(person)
+    mfa.reset(person)
+    ended = sessions.end_all(session, person.id, "second_factor_reset", now)
+    record(
+        session,
+        actor=actor,
+        action="reset_second_factor",
+        subject=("staff", person.id),
+        detail={"had_second_factor": had_one, "sessions_ended": ended},
+        ip=ip,
+        at=now,
+    )
+    session.commit()
+    return person, ended
 
 
 def end_sessions(session: Session, staff: StaffUser, *, now: datetime) -> int:

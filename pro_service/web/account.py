@@ -1,5 +1,6 @@
-"""A staff member's own account: change the password (required after a temporary one) and the signed-in
-devices, with "sign out everywhere else". Thin views over services/staff.py and services/sessions.py."""
+"""A staff member's own account: change the password (required after a temporary one), the signed-in
+devices with "sign out everywhere else", and the second factor (an authenticator app: enrol, replace,
+remove). Thin views over services/staff.py, services/sessions.py and services/mfa.py."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from datetime import timedelta
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from pro_service.models import utcnow
-from pro_service.services import sessions
+from pro_service.models import StaffUser, utcnow
+from pro_service.services import mfa, sessions, sign_in
 from pro_service.services.staff import StaffError, change_password
 from pro_service.web.auth import audit, current_session, current_staff, limiter, max_age_seconds
-from pro_service.web.common import db
+from pro_service.web.common import db, runtime
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -84,3 +85,90 @@ def end_one(session_id: int) -> ResponseReturnValue:
         db().commit()
         flash("That device is signed out.", "success")
     return redirect(url_for("account.devices"))
+
+
+# --- second factor ------------------------------------------------------------------------------------
+
+
+def _mfa_page(staff: StaffUser, *, status: int = 200, **context: object) -> ResponseReturnValue:
+    required = mfa.required(staff, runtime().settings.mfa_required_roles)
+    page = render_template(
+        "auth/mfa.html",
+        enrolled=mfa.enrolled(staff),
+        pending=staff.totp_pending_secret is not None,
+        required=required,
+        **{"secret": None, "uri": None, "error": None, **context},
+    )
+    return page, status, {"Cache-Control": "no-store"}
+
+
+def _password_refused(staff: StaffUser) -> ResponseReturnValue | None:
+    """The current password, asked again before the second factor is replaced or removed (throttled):
+    None when it is right, otherwise the page to answer with."""
+    ip = request.remote_addr or "unknown"
+    wait = limiter().retry_after(staff.email, ip)
+    if wait:
+        error = f"Too many wrong passwords. Please wait {max(1, round(wait / 60))} minute(s) and try again."
+        return _mfa_page(staff, status=429, error=error)
+    if not sign_in.password_matches(staff, request.form.get("current_password") or ""):
+        limiter().failed(staff.email, ip)
+        return _mfa_page(staff, status=400, error="current_password: this is not your current password")
+    return None
+
+
+@bp.get("/mfa", endpoint="mfa")
+def mfa_status() -> ResponseReturnValue:
+    return _mfa_page(current_staff())
+
+
+@bp.post("/mfa/start")
+def mfa_start() -> ResponseReturnValue:
+    """A new secret, shown on this page only (as text and as an otpauth:// link for the app). The password
+    is asked first, every time: a copied session cookie alone must not bind someone else's authenticator to
+    the account (and lock its owner out)."""
+    staff = current_staff()
+    refusal = _password_refused(staff)
+    if refusal is not None:
+        return refusal
+    secret = mfa.start_enrolment(staff, runtime().settings.SECRET_KEY)
+    audit("mfa_enrolment_started", ("staff", staff.id), None)
+    db().commit()
+    return _mfa_page(staff, secret=secret, uri=mfa.provisioning_uri(secret, staff.email))
+
+
+@bp.post("/mfa/confirm")
+def mfa_confirm() -> ResponseReturnValue:
+    staff = current_staff()
+    ip = request.remote_addr or "unknown"
+    wait = limiter().retry_after(staff.email, ip)
+    if wait:
+        error = f"Too many wrong codes. Please wait {max(1, round(wait / 60))} minute(s) and try again."
+        return _mfa_page(staff, status=429, error=error)
+    code = request.form.get("code") or ""
+    if not mfa.confirm_enrolment(db(), staff, code, runtime().settings.SECRET_KEY, utcnow()):
+        db().rollback()
+        limiter().failed(staff.email, ip)
+        error = "code: that is not the code the app shows for this set-up. Type the current code."
+        return _mfa_page(staff, status=400, error=error)
+    limiter().succeeded(staff.email, ip)
+    # Sessions elsewhere never passed this code: they end (a copied cookie does not outlive the new factor).
+    ended = sessions.end_all(db(), staff.id, "second_factor_set", utcnow(), except_id=current_session().id)
+    audit("mfa_enrolled", ("staff", staff.id), None, sessions_ended=ended)
+    db().commit()
+    flash("Your authenticator app is set up: sign-in will ask for its code.", "success")
+    return redirect(url_for("dashboard.queue"))
+
+
+@bp.post("/mfa/remove")
+def mfa_remove() -> ResponseReturnValue:
+    staff = current_staff()
+    if mfa.required(staff, runtime().settings.mfa_required_roles):
+        return _mfa_page(staff, status=400, error="Your role needs a second factor: replace it instead.")
+    refusal = _password_refused(staff)
+    if refusal is not None:
+        return refusal
+    mfa.reset(staff)
+    audit("mfa_removed", ("staff", staff.id), None)
+    db().commit()
+    flash("Second factor removed: sign-in asks for your password only.", "success")
+    return redirect(url_for("account.mfa"))

@@ -29,6 +29,7 @@ from sqlalchemy import select
 
 from pro_service.instruments import LANGUAGES
 from pro_service.models import (
+    ApiToken,
     CareTeam,
     OnCallShift,
     Patient,
@@ -41,7 +42,7 @@ from pro_service.models import (
 from pro_service.rota import Shift, coverage
 from pro_service.scheduling import validate_timezone
 from pro_service.services import admin as svc
-from pro_service.services import backtest, clinical_profile, protocol
+from pro_service.services import backtest, clinical_profile, disclosure, protocol, tokens
 from pro_service.services import dashboard_queries as dq
 from pro_service.services import sessions as staff_sessions
 from pro_service.services import staff as staff_svc
@@ -56,6 +57,7 @@ from pro_service.services.patients import (
 from pro_service.services.staff import StaffError, create_staff
 from pro_service.web.auth import actor, audit, current_staff, max_age_seconds, require_admin
 from pro_service.web.common import db, runtime
+from pro_service.web.disclosure import disclosed
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 MAX_ID = 2**31 - 1
@@ -400,6 +402,8 @@ def schedules(patient_id: int) -> ResponseReturnValue:
     patient: Patient = _get(Patient, patient_id)
     if request.method == "POST":
         return _save_schedule(patient, None)
+    audit("view_patient", ("patient", patient.id), patient.id, page="admin_schedules")
+    db().commit()
     return _schedule_page(patient, None, None, 200)
 
 
@@ -416,6 +420,8 @@ def schedule_edit(patient_id: int, schedule_id: int) -> ResponseReturnValue:
     schedule = _schedule_of(patient, schedule_id)
     if request.method == "POST":
         return _save_schedule(patient, schedule)
+    audit("view_patient", ("patient", patient.id), patient.id, page="admin_schedules", schedule=schedule.id)
+    db().commit()
     return _schedule_page(patient, schedule, None, 200)
 
 
@@ -717,6 +723,20 @@ def staff_password(staff_id: int) -> ResponseReturnValue:
     return _staff_page(person, new_password=password)
 
 
+@bp.post("/staff/<int:staff_id>/second-factor/off")
+def staff_second_factor_off(staff_id: int) -> ResponseReturnValue:
+    """A lost phone: the colleague's second factor is turned off and they are signed out everywhere."""
+    person, ended = staff_svc.turn_off_second_factor(
+        db(), _get(StaffUser, staff_id).id, actor=actor(), ip=request.remote_addr, now=utcnow()
+    )
+    flash(
+        f"Second factor turned off for {person.name}; signed out everywhere ({ended} session"
+        f"{'s' * (ended != 1)} ended). They set up a new one at their next sign-in.",
+        "success",
+    )
+    return redirect(url_for("admin.staff_edit", staff_id=person.id))
+
+
 @bp.post("/staff/<int:staff_id>/sessions/end")
 def staff_end_sessions(staff_id: int) -> ResponseReturnValue:
     """Sign a colleague out everywhere (a lost phone, a ward computer left signed in); ending one's own
@@ -728,6 +748,59 @@ def staff_end_sessions(staff_id: int) -> ResponseReturnValue:
     session.commit()
     flash(f"Signed {person.name} out everywhere ({ended} session{'s' * (ended != 1)} ended).", "success")
     return redirect(url_for("admin.staff_edit", staff_id=person.id))
+
+
+# --- API tokens (issue 15: each belongs to a person or a named integration client) ----------------------
+
+
+@bp.route("/tokens", methods=["GET", "POST"])
+def api_tokens() -> ResponseReturnValue:
+    """The tokens and their owners; a new one's secret is shown on this response only (never redirected)."""
+    session = db()
+    error: tokens.TokenError | None = None
+    created: tokens.NewToken | None = None
+    if request.method == "POST":
+        kind = request.form.get("owner")
+        try:
+            created = tokens.create_token(
+                session,
+                name=_form("name", 120),
+                staff=(_form("staff", 254) or None) if kind == "staff" else None,
+                client=(_form("client", 120) or None) if kind == "client" else None,
+                scopes=request.form.getlist("scopes")[:8] if kind == "client" else (),
+                requested_by=current_staff().id,
+            )
+        except tokens.TokenError as exc:
+            session.rollback()
+            error = exc
+        else:
+            row: ApiToken = _get(ApiToken, created.id)
+            audit("create_token", ("token", created.id), None, owner=tokens.actor_label(row))
+            session.commit()
+    return (
+        render_template(
+            "admin/tokens.html",
+            token_rows=tokens.list_tokens(session),
+            staff_rows=[current_staff()],  # a person's token only for oneself (services/tokens.create_token)
+            scopes=tokens.SCOPES,
+            owner_label=tokens.owner_label,
+            created=created,
+            error=error,
+            values=request.form if request.method == "POST" and error else None,
+        ),
+        400 if error else 200,
+    )
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+def api_token_revoke(token_id: int) -> ResponseReturnValue:
+    session = db()
+    row: ApiToken = _get(ApiToken, token_id)
+    if tokens.revoke(session, row.id):
+        audit("revoke_token", ("token", row.id), None, owner=tokens.actor_label(row))
+        session.commit()
+        flash(f"Token {row.id} ({row.name}) revoked: it stops working at once.", "success")
+    return redirect(url_for("admin.api_tokens"))
 
 
 # --- configuration and audit -----------------------------------------------------------------------
@@ -798,20 +871,27 @@ def audit_log() -> ResponseReturnValue:
     before = request.args.get("before", "")
     before_id = int(before) if before.isascii() and before.isdigit() and int(before) <= MAX_ID else None
     page = svc.audit_page(session, audit_filter, before_id=before_id)
-    staff_ids = [
-        int(r.actor[6:]) for r in page.rows if r.actor.startswith("staff:") and r.actor[6:].isdigit()
-    ]
-    names, patients = (
-        dq.staff_names(session, staff_ids),
-        svc.patient_labels(session, [r.patient_id for r in page.rows]),
-    )
-    # Reading the audit log discloses who saw whom: it is audited too, with the filter used.
+    # "Who saw this patient": every person or token who saw the patients searched for, over the dates.
+    since, until = audit_filter.since, audit_filter.until
+    who = disclosure.who_saw(session, audit_filter.patient_ids or (), since=since, until=until)
+    actors = [r.actor for r in page.rows] + [w.actor for w in who]
+    by_actor = {a: tokens.actor_staff_id(a) for a in actors}  # "staff:3" and "staff:3 (token 7)" name Kim
+    shown = [r.patient_id for r in page.rows] + [w.patient_id for w in who]
+    names = dq.staff_names(session, [i for i in by_actor.values() if i is not None])
+    patients = svc.patient_labels(session, shown)
+    actor_names = {a: names[i] for a, i in by_actor.items() if i is not None and i in names}
+    # Reading the audit log discloses who saw whom: it is audited too, with the filter used, and the
+    # patients it showed get their disclosure rows.
     audit("view_audit_log", ("audit_log", None), None, filters=_audited_filters(audit_filter, form))
+    disclosed(actor(), "audit_log", shown)
     session.commit()
     return render_template(
         "admin/audit.html",
         page=page,
+        who=who,
+        window_minutes=runtime().settings.AUDIT_DISCLOSURE_WINDOW_MINUTES,
         names=names,
+        actor_names=actor_names,
         patients=patients,
         form=form,
         filtered=audit_filter.active,
@@ -827,6 +907,7 @@ def audit_export() -> ResponseReturnValue:
     audit_filter, form = _audit_filter()
     audit("export_audit_log", ("audit_log", None), None, filters=_audited_filters(audit_filter, form))
     session.commit()
+    who = actor()
 
     def lines() -> Iterator[str]:
         out = io.StringIO()
@@ -834,14 +915,21 @@ def audit_export() -> ResponseReturnValue:
         writer.writerow(
             ["id", "at_utc", "actor", "action", "subject_type", "subject_id", "patient_id", "ip", "detail"]
         )
-        for row in svc.audit_rows(session, audit_filter):
-            detail = json.dumps(row.detail, sort_keys=True, default=str)
-            cells = [row.id, row.at.isoformat(), row.actor, row.action, row.subject_type,
-                     row.subject_id or "", row.patient_id or "", row.ip or "", detail]  # fmt: skip
-            writer.writerow([_csv_safe(cell) for cell in cells])
-            yield out.getvalue()
-            out.seek(0)
-            out.truncate()
+        shown: set[int] = set()
+        try:
+            for row in svc.audit_rows(session, audit_filter):
+                detail = json.dumps(row.detail, sort_keys=True, default=str)
+                cells = [row.id, row.at.isoformat(), row.actor, row.action, row.subject_type,
+                         row.subject_id or "", row.patient_id or "", row.ip or "", detail]  # fmt: skip
+                writer.writerow([_csv_safe(cell) for cell in cells])
+                if row.patient_id is not None:
+                    shown.add(row.patient_id)
+                yield out.getvalue()
+                out.seek(0)
+                out.truncate()
+        finally:  # the patients the file named (as far as it was sent), even if the download stopped
+            disclosed(who, "audit_export", shown, session=session)
+            session.commit()
 
     return Response(
         stream_with_context(lines()),

@@ -41,7 +41,7 @@ from pro_service.models import (
     utcnow,
 )
 from pro_service.scheduling import ScheduleError, validate_rrule
-from pro_service.services import access, clinical_profile, labs, patients, tokens
+from pro_service.services import access, clinical_profile, disclosure, labs, patients, tokens
 from pro_service.services import staff as staff_service
 from pro_service.services.admin import AdminError, acute_oncology_number
 from pro_service.services.alert_lifecycle import AlertActionError, acknowledge, add_note, assign, resolve
@@ -58,14 +58,15 @@ from pro_service.services.staff import StaffError, create_staff
 from pro_service.web import openapi, serialize
 from pro_service.web import schemas as s
 from pro_service.web.common import db, json_error, runtime
+from pro_service.web.disclosure import disclosed
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 M = TypeVar("M", bound=BaseModel)
 ANY_STAFF = (StaffRole.NURSE, StaffRole.ADMIN)
 ADMIN = (StaffRole.ADMIN,)
-# Who may send lab results (/fhir Observation, /hl7/oru): the integration role, which may do nothing else,
-# and admin, which may do everything (a go-live backfill, a test by the integration lead). Not nurses: a
-# result comes from the lab's system, not from a person at the dashboard.
+# Who may send lab results (/fhir Observation, /hl7/oru): a client with the `labs:write` scope, or an
+# administrator's own token (a go-live backfill, a test by the integration lead). Not nurses: a result comes
+# from the lab's system, not from a person at the dashboard.
 LAB_WRITERS = (StaffRole.INTEGRATION, StaffRole.ADMIN)
 
 
@@ -89,28 +90,37 @@ def _lab_error(exc: labs.LabError) -> ResponseReturnValue:
     return json_error(400, "validation_failed", [{"field": exc.where or "query", "message": exc.message}])
 
 
-def _authenticate(roles: Sequence[StaffRole]) -> ApiToken:
+def _authenticate(roles: Sequence[StaffRole], scope: str) -> ApiToken:
+    """The request's token: a person's token needs one of `roles` (the person's current role), a client's
+    token the scope `scope` (services/tokens.py)."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <token>")
-    row = tokens.authenticate(db(), token.strip())
-    if row is None:
-        raise ApiError(401, "unauthorized", "unknown or revoked token")
-    if row.role not in roles:
-        raise ApiError(403, "forbidden", f"this needs the role {' or '.join(r.value for r in roles)}")
+    try:
+        row = tokens.authenticate(db(), token.strip())
+    except tokens.TokenRefused as exc:
+        raise ApiError(401, "unauthorized", exc.message) from None
+    refused = tokens.refusal(row, roles, scope)
+    if refused is not None:
+        raise ApiError(403, "forbidden", refused)
     g.api_token = row
     return row
 
 
+def default_scope(method: str, roles: Sequence[StaffRole]) -> str:
+    """The client scope a route needs unless it names one: `read` for what nurses may read, else `admin`."""
+    return tokens.READ if method == "GET" and StaffRole.NURSE in roles else tokens.ADMIN
+
+
 def requires(
-    *roles: StaffRole,
+    *roles: StaffRole, scope: str
 ) -> Callable[[Callable[..., ResponseReturnValue]], Callable[..., ResponseReturnValue]]:
-    """Bearer-token guard for views outside this module (e.g. /fhir)."""
+    """Bearer-token guard for views outside this module (e.g. /fhir): staff `roles`, or a client's `scope`."""
 
     def decorate(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
-            _authenticate(roles)
+            _authenticate(roles, scope)
             return view(*args, **kwargs)
 
         return wrapper
@@ -158,6 +168,9 @@ def _replay(token: ApiToken, key: str, fingerprint: str) -> ResponseReturnValue 
         return None
     if stored.request_hash != fingerprint:
         raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request")
+    shown = disclosure.replayed_patients(stored.path, stored.response)
+    disclosed(actor(), "api_replay", shown, path=stored.path)
+    db().commit()
     return (jsonify(stored.response), stored.status_code) if stored.response is not None else ("", 204)
 
 
@@ -167,6 +180,7 @@ def route(
     *,
     summary: str,
     roles: Sequence[StaffRole] = ANY_STAFF,
+    scope: str | None = None,
     tag: str,
     body: type[BaseModel] | None = None,
     query: type[BaseModel] | None = None,
@@ -175,12 +189,14 @@ def route(
     idempotent: bool = False,
     errors: tuple[int, ...] = (400, 401, 403, 404),
 ) -> Callable[[Callable[..., BaseModel | None]], Callable[..., ResponseReturnValue]]:
+    needed = scope or default_scope(method, roles)
     openapi.REGISTRY.append(
         openapi.Operation(
             method=method,
             rule=rule,
             summary=summary,
             roles=tuple(r.value for r in roles),
+            scope=needed,
             tag=tag,
             body=body,
             query=query,
@@ -197,7 +213,7 @@ def route(
             for name, value in path.items():
                 if isinstance(value, int) and value > s.MAX_ID:
                     raise ApiError(404, "not_found", f"no {name.removesuffix('_id')} {value}")
-            token = _authenticate(roles)
+            token = _authenticate(roles, needed)
             kwargs: dict[str, Any] = dict(path)
             if body is not None:
                 kwargs["data"] = _body(body)
@@ -245,8 +261,15 @@ def route(
 
 
 def actor() -> str:
+    """`staff:12 (token 7)` or `client:EHR-interface (token 7)`: the person or client behind the request."""
     token: ApiToken = g.api_token
-    return f"token:{token.id}"
+    return tokens.actor_label(token)
+
+
+def acting_staff_id() -> int | None:
+    """The person behind the request's token (alert events name them); None for a client."""
+    token: ApiToken = g.api_token
+    return token.staff_id
 
 
 def audit(action: str, subject: tuple[str, object], patient_id: int | None, **detail: Any) -> None:
@@ -262,31 +285,25 @@ def audit(action: str, subject: tuple[str, object], patient_id: int | None, **de
     )
 
 
-# Issue 15: a token has no person behind it yet, so a nurse-role token has no care team to be scoped to.
-# Rather than let it read every patient (the hole) or answer empty lists that look like missing data, patient
-# routes refuse it; it may still read care teams, rotas, instruments and rulesets.
-NO_PERSON = (
-    "a nurse-role token belongs to no person and so to no care team: it may not read or change patient data. "
-    "Use an admin token until API tokens belong to people."
-)
-
-
 def patient_scope() -> access.Scope:
-    """The patients this request's token may see (services/access.py); 403 for a nurse-role token."""
+    """The patients this request's token may see (services/access.py): a person's token, what the person
+    sees on the dashboard now; a client's token, every patient."""
     token: ApiToken = g.api_token
-    found = access.scope_for_token(token)
-    if found is None:
-        raise ApiError(403, "forbidden", NO_PERSON)
-    return found
+    return access.scope_for_token(db(), token, runtime().now())
 
 
 def check_patient(scope: access.Scope, patient_id: int | None) -> None:
-    """403 when `patient_id` is outside `scope` (nothing is read when the scope is everything)."""
+    """403 when `patient_id` is outside `scope` (nothing is read when the scope is everything). As on the
+    dashboard, a nurse also opens the record of a patient whose active alert paged them."""
     if scope.everything or patient_id is None:
         return
     team_id = db().scalar(select(Patient.care_team_id).where(Patient.id == patient_id))
-    if team_id is not None and not scope.allows(patient_id, team_id):
-        raise ApiError(403, "forbidden", f"patient {patient_id} is outside this token's care teams")
+    if team_id is None or scope.allows(patient_id, team_id):
+        return
+    token: ApiToken = g.api_token
+    if token.staff is not None and access.paged_for_patient(db(), token.staff, patient_id):
+        return
+    raise ApiError(403, "forbidden", f"patient {patient_id} is outside the care teams of this token's owner")
 
 
 def _patient(patient_id: int, *, lock: bool = False) -> Patient:
@@ -325,7 +342,7 @@ def _save_profile(patient_id: int, data: s.ProfileIn | None) -> list[str]:
             patient_id,
             data.model_dump(exclude_unset=True),
             actor=actor(),
-            staff_id=None,
+            staff_id=acting_staff_id(),
             now=runtime().now(),
             ip=request.remote_addr,
         )
@@ -603,9 +620,7 @@ def update_staff(staff_id: int, data: s.StaffPatch) -> s.StaffOut:
     errors=(401, 403),
 )
 def list_tokens() -> s.TokenList:
-    return s.TokenList(
-        tokens=[serialize.token(t) for t in db().scalars(select(ApiToken).order_by(ApiToken.id))]
-    )
+    return s.TokenList(tokens=[serialize.token(t) for t in tokens.list_tokens(db())])
 
 
 @route(
@@ -617,12 +632,26 @@ def list_tokens() -> s.TokenList:
     body=s.TokenIn,
     response=s.NewTokenOut,
     status=201,
-    errors=(401, 403),
+    errors=(400, 401, 403),
 )
 def create_api_token(data: s.TokenIn) -> s.NewTokenOut:
-    new = tokens.create_token(db(), name=data.name, role=StaffRole(data.role))
-    audit("create_token", ("token", new.id), None)
+    """For a staff member (`staff_id` or `staff_email`) or a client (`client` and `scopes`)."""
+    if data.staff_id is not None and data.staff_email is not None:
+        raise _invalid("staff_email", "give staff_id or staff_email, not both")
+    staff = data.staff_id if data.staff_id is not None else data.staff_email
+    try:
+        new = tokens.create_token(
+            db(),
+            name=data.name,
+            staff=staff,
+            client=data.client,
+            scopes=data.scopes or (),
+            requested_by=g.api_token.staff_id,
+        )
+    except tokens.TokenError as exc:
+        raise _invalid(exc.field, exc.message) from None
     row: ApiToken = _get(ApiToken, new.id, "token")
+    audit("create_token", ("token", new.id), None, owner=tokens.actor_label(row))
     return s.NewTokenOut(**serialize.token(row).model_dump(), token=new.token)
 
 
@@ -630,9 +659,9 @@ def create_api_token(data: s.TokenIn) -> s.NewTokenOut:
     "DELETE", "/tokens/<int:token_id>", summary="Revoke an API token", roles=ADMIN, tag="tokens", status=204
 )
 def revoke_token(token_id: int) -> None:
-    _get(ApiToken, token_id, "token")
+    row: ApiToken = _get(ApiToken, token_id, "token")
     tokens.revoke(db(), token_id)
-    audit("revoke_token", ("token", token_id), None)
+    audit("revoke_token", ("token", token_id), None, owner=tokens.actor_label(row))
 
 
 # ---- patients --------
@@ -642,6 +671,7 @@ def revoke_token(token_id: int) -> None:
     "POST",
     "/patients",
     summary="Enrol a patient",
+    scope=tokens.ENROLMENT,
     roles=ADMIN,
     tag="patients",
     body=s.PatientIn,
@@ -693,6 +723,7 @@ def list_patients(query: s.PatientQuery) -> s.PatientList:
         )
     }
     audit("list_patients", ("patient", None), None, count=len(rows))
+    disclosed(actor(), "api_patients", (p.id for p in rows))
     return s.PatientList(
         patients=[serialize.patient(p, profiles.get(p.id)) for p in rows],
         page=query.page,
@@ -714,6 +745,7 @@ def get_patient(patient_id: int) -> s.PatientOut:
     "PATCH",
     "/patients/<int:patient_id>",
     summary="Edit, pause or discharge a patient",
+    scope=tokens.ENROLMENT,
     roles=ADMIN,
     tag="patients",
     body=s.PatientPatch,
@@ -753,6 +785,7 @@ def get_profile(patient_id: int) -> s.ProfileOut:
     "PATCH",
     "/patients/<int:patient_id>/profile",
     summary="Record a patient's baseline and call information (nurses and admins)",
+    scope=tokens.ENROLMENT,
     tag="patients",
     body=s.ProfileIn,
     response=s.ProfileOut,
@@ -768,6 +801,7 @@ def update_profile(patient_id: int, data: s.ProfileIn) -> s.ProfileOut:
     "POST",
     "/patients/<int:patient_id>/check-ins",
     summary="Start a check-in now",
+    scope=tokens.ENROLMENT,
     tag="check-ins",
     body=s.CheckInIn,
     response=s.CheckInOut,
@@ -804,6 +838,7 @@ def list_check_ins(query: s.CheckInQuery) -> s.CheckInList:
         stmt = stmt.where(CheckIn.status == query.status)
     rows, more = _page(stmt, query)
     audit("list_check_ins", ("check_in", None), query.patient_id)
+    disclosed(actor(), "api_check_ins", (c.patient_id for c in rows))
     return s.CheckInList(
         check_ins=[serialize.check_in(c) for c in rows],
         page=query.page,
@@ -925,6 +960,7 @@ def _check_schedule(rrule: str | None, instrument: str | None, start: Any, end: 
     "POST",
     "/patients/<int:patient_id>/schedules",
     summary="Add a schedule",
+    scope=tokens.ENROLMENT,
     roles=ADMIN,
     tag="schedules",
     body=s.ScheduleIn,
@@ -963,6 +999,7 @@ def _schedule_of(patient_id: int, schedule_id: int) -> tuple[Patient, Schedule]:
     "PATCH",
     "/patients/<int:patient_id>/schedules/<int:schedule_id>",
     summary="Change or pause a schedule",
+    scope=tokens.ENROLMENT,
     roles=ADMIN,
     tag="schedules",
     body=s.SchedulePatch,
@@ -987,6 +1024,7 @@ def update_schedule(patient_id: int, schedule_id: int, data: s.SchedulePatch) ->
     "DELETE",
     "/patients/<int:patient_id>/schedules/<int:schedule_id>",
     summary="Delete a schedule",
+    scope=tokens.ENROLMENT,
     roles=ADMIN,
     tag="schedules",
     status=204,
@@ -1023,6 +1061,7 @@ def list_alerts(query: s.AlertQuery) -> s.AlertList:
         stmt = stmt.where(Alert.category == query.category)
     rows, more = _page(stmt, query)
     audit("list_alerts", ("alert", None), query.patient_id, status=query.status)
+    disclosed(actor(), "api_alerts", (a.patient_id for a in rows))
     return s.AlertList(
         alerts=[serialize.alert(a) for a in rows], page=query.page, page_size=query.page_size, has_more=more
     )
@@ -1059,7 +1098,7 @@ def acknowledge_alert(alert_id: int) -> s.AlertOut:
     alert = _alert(alert_id, lock=True)
     if alert.status == AlertStatus.RESOLVED:
         raise ApiError(409, "conflict", "the alert is resolved")
-    acknowledge(db(), alert, staff_id=None, actor=actor(), now=runtime().now(), via="api")
+    acknowledge(db(), alert, staff_id=acting_staff_id(), actor=actor(), now=runtime().now(), via="api")
     audit("acknowledge_alert", ("alert", alert.id), alert.patient_id)
     return serialize.alert(alert, with_events=True)
 
@@ -1080,7 +1119,7 @@ def resolve_alert(alert_id: int, data: s.ResolveIn) -> s.AlertOut:
         resolve(
             db(),
             alert,
-            staff_id=None,
+            staff_id=acting_staff_id(),
             actor=actor(),
             now=runtime().now(),
             outcome=data.outcome,
@@ -1109,7 +1148,9 @@ def assign_alert(alert_id: int, data: s.AssignIn) -> s.AlertOut:
     if to_staff is None:
         raise _invalid("staff_id", f"no staff member {data.staff_id}")
     try:
-        changed = assign(db(), alert, to_staff, by_staff_id=None, actor=actor(), now=runtime().now())
+        changed = assign(
+            db(), alert, to_staff, by_staff_id=acting_staff_id(), actor=actor(), now=runtime().now()
+        )
     except AlertActionError as exc:
         if alert.status == AlertStatus.RESOLVED:
             raise ApiError(409, "conflict", str(exc)) from None
@@ -1134,7 +1175,7 @@ def assign_alert(alert_id: int, data: s.AssignIn) -> s.AlertOut:
 def note_alert(alert_id: int, data: s.NoteIn) -> s.AlertOut:
     alert = _alert(alert_id, lock=True)
     try:
-        add_note(db(), alert, staff_id=None, actor=actor(), now=runtime().now(), note=data.note)
+        add_note(db(), alert, staff_id=acting_staff_id(), actor=actor(), now=runtime().now(), note=data.note)
     except AlertActionError as exc:
         raise _invalid("note", str(exc)) from None
     audit("note_alert", ("alert", alert.id), alert.patient_id)
@@ -1187,6 +1228,7 @@ def list_audit(query: s.AuditQuery) -> s.AuditList:
     if query.action:
         stmt = stmt.where(AuditLog.action == query.action)
     rows, more = _page(stmt, query)
+    disclosed(actor(), "api_audit", (r.patient_id for r in rows))  # who saw whom is itself disclosed
     return s.AuditList(
         entries=[s.AuditOut.model_validate(r) for r in rows],
         page=query.page,

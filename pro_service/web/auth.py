@@ -9,6 +9,18 @@ the account at once. People see and end their own sessions at /account/sessions 
 A temporary password (an administrator created the account or reset it: `must_change_password`) allows
 nothing but the change-password page and sign-out until it is changed.
 
+Second factor (services/mfa.py): an account with a confirmed authenticator is asked for its code after the
+password (/login/code; the half-signed-in state is a short-lived mark in the signed cookie, no session row
+yet); wrong codes count towards the sign-in throttle like wrong passwords, and a code is never accepted
+twice. A password sign-in of a role in MFA_REQUIRED_ROLES (default: administrators) without a confirmed
+authenticator allows nothing but enrolment (/account/mfa) and sign-out until it is confirmed.
+
+Single sign-on (services/sso.py, Authlib's Flask client): "Sign in with your hospital account" when
+OIDC_ISSUER is set; the provider is trusted for the second factor.
+
+Equal time (services/sign_in.py): every refusal of the password form costs one argon2 verification, so its
+time does not tell an unknown email from a deactivated or throttled account.
+
 Idle expiry: `app.config["SESSION_IDLE_MINUTES"]` (15). Every page view or form post counts as activity;
 the queue's poll does not (an unattended screen must not stay signed in forever). The pages' script
 reports real activity (keys, pointer, scroll) to POST /session/ping at most once a minute, so a nurse
@@ -35,7 +47,8 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from argon2 import PasswordHasher
+from authlib.integrations.base_client import OAuthError
+from authlib.integrations.flask_client import OAuth
 from flask import (
     Blueprint,
     Flask,
@@ -50,13 +63,13 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from joserfc.errors import JoseError
 from sqlalchemy import func, select
-from werkzeug.exceptions import Forbidden
+from werkzeug.exceptions import Forbidden, NotFound
 
 from pro_service.models import StaffRole, StaffSession, StaffUser, utcnow
-from pro_service.services import sessions
+from pro_service.services import mfa, sessions, sign_in, sso
 from pro_service.services.audit import record
-from pro_service.services.staff import check_password
 from pro_service.web.common import db, refuse_odd_input, runtime
 from pro_service.web.login_limit import LoginLimiter
 
@@ -66,7 +79,9 @@ bp = Blueprint("auth", __name__)
 # Reachable without a staff session: sign-in, static files, the Prometheus scrape (/metrics, meant to be
 # reachable only from the monitoring network), and blueprints that authenticate otherwise: Twilio webhooks
 # (signatures), the REST and FHIR APIs (bearer tokens), health probes. Everything else needs a session.
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "metrics"})
+PUBLIC_ENDPOINTS = frozenset(
+    {"auth.login", "auth.login_code", "auth.sso_start", "auth.sso_callback", "static", "metrics"}
+)
 SESSIONLESS_BLUEPRINTS = frozenset({"twilio", "api", "fhir", "health"})
 # Requests that do not count as activity (they run on a timer, not because somebody is there).
 PASSIVE_ENDPOINTS = frozenset({"dashboard.queue_poll", "simulator.thread_poll", "auth.ping"})
@@ -74,8 +89,14 @@ PASSIVE_ENDPOINTS = frozenset({"dashboard.queue_poll", "simulator.thread_poll", 
 WATCH_ENDPOINTS = frozenset({"dashboard.queue_poll"})
 # All that a temporary password allows (the ping keeps the change page from idling out under a typist).
 PASSWORD_CHANGE_ENDPOINTS = frozenset({"account.password", "auth.logout", "auth.ping"})
+# All that a password sign-in allows a role that must use a second factor until one is confirmed.
+MFA_ENROL_ENDPOINTS = frozenset(
+    {"account.mfa", "account.mfa_start", "account.mfa_confirm", "auth.logout", "auth.ping"}
+)
 IDLE_REASON = "You were signed out after {} without activity, to protect patient data."
-_dummy_hash = PasswordHasher().hash("not a real password, equalises timing")
+# How long the code step may follow the password step.
+CODE_STEP_SECONDS = 300
+OIDC_CLIENT = "hospital"
 
 
 def idle_seconds() -> float:
@@ -246,6 +267,8 @@ def _guard() -> ResponseReturnValue | None:
     g.privacy_screen = watch and is_idle(now)
     if staff.must_change_password and endpoint not in PASSWORD_CHANGE_ENDPOINTS:
         return _change_password_first()
+    if needs_mfa_enrolment(staff) and endpoint not in MFA_ENROL_ENDPOINTS:
+        return _enrol_first()
     if endpoint not in PASSIVE_ENDPOINTS:
         touch()
     return None
@@ -259,10 +282,38 @@ def _change_password_first() -> ResponseReturnValue:
     return redirect(url_for("account.password"))
 
 
+def needs_mfa_enrolment(staff: StaffUser) -> bool:
+    """A password sign-in of a role that must use a second factor, without one confirmed yet."""
+    roles = runtime().settings.mfa_required_roles
+    return session.get("via") != "sso" and mfa.required(staff, roles) and not mfa.enrolled(staff)
+
+
+def _enrol_first() -> ResponseReturnValue:
+    reason = "Set up your authenticator app to continue: your role needs a second factor."
+    if _wants_json():
+        return jsonify({"error": "mfa_enrolment_required", "detail": reason}), 403
+    flash(reason, "warning")
+    return redirect(url_for("account.mfa"))
+
+
 def install(app: Flask) -> None:
     app.config.setdefault("SESSION_IDLE_MINUTES", 15)
     app.config.setdefault("SESSION_MAX_HOURS", 12)
-    app.extensions["pro_login_limiter"] = LoginLimiter(app.extensions["pro"].settings.REDIS_URL)
+    settings = app.extensions["pro"].settings
+    app.extensions["pro_login_limiter"] = LoginLimiter(settings.REDIS_URL)
+    if settings.oidc_enabled:
+        # Discovery is lazy (the first sign-in reads the provider's metadata, then it is cached): a provider
+        # that is down does not stop the web starting, and password sign-in goes on working.
+        oauth = OAuth(app)
+        oauth.register(
+            OIDC_CLIENT,
+            client_id=settings.OIDC_CLIENT_ID,
+            client_secret=settings.OIDC_CLIENT_SECRET,
+            server_metadata_url=f"{settings.OIDC_ISSUER}/.well-known/openid-configuration",
+            client_kwargs={"scope": "openid email profile", "default_timeout": 10},
+        )
+        app.extensions["pro_oidc"] = oauth
+    app.context_processor(lambda: {"sso_enabled": settings.oidc_enabled})
     app.before_request(_guard)
     app.before_request(refuse_odd_input)  # after the session check: who is asking comes first
 
@@ -286,26 +337,11 @@ def login() -> ResponseReturnValue:
     ip = request.remote_addr or "unknown"
     wait = limiter().retry_after(email, ip)
     if wait:
-        minutes = max(1, round(wait / 60))
+        sign_in.spend_equal_time()  # a throttled answer takes as long as any other refusal
         log.warning("sign-in throttled")
-        return (
-            render_template(
-                "auth/login.html",
-                next=request.form.get("next", ""),
-                email=email,
-                error=f"Too many sign-in attempts. Please wait {minutes} minute{'s' * (minutes != 1)} "
-                "and try again, or ask an administrator to reset your password.",
-            ),
-            429,
-            {"Retry-After": str(wait)},
-        )
+        return _throttled("auth/login.html", wait, next=request.form.get("next", ""), email=email)
     staff = db().scalar(select(StaffUser).where(func.lower(StaffUser.email) == email)) if email else None
-    if staff is None:
-        PasswordHasher().verify(_dummy_hash, "not a real password, equalises timing")  # same cost as a miss
-        ok = False
-    else:
-        ok = check_password(staff, password)
-    if not ok or staff is None:
+    if not sign_in.password_matches(staff, password) or staff is None:
         limiter().failed(email, ip)
         record(
             db(),
@@ -325,11 +361,42 @@ def login() -> ResponseReturnValue:
             ),
             401,
         )
+    if mfa.enrolled(staff):
+        # The password was right; the session starts only after the code. The throttle is not cleared
+        # yet: wrong codes go on counting with the wrong passwords.
+        session["mfa_pending"] = {
+            "staff": staff.id,
+            "stamp": sessions.password_stamp(staff),
+            "until": time.time() + CODE_STEP_SECONDS,
+            "next": target,
+        }
+        return redirect(url_for("auth.login_code"))
     limiter().succeeded(email, ip)
-    _end_cookie_session("replaced")  # a fresh session (and CSRF secret) for the signed-in person
+    _start_session(staff, ip, via="password")
+    if staff.must_change_password:
+        flash("Your password is a temporary one: choose your own to continue.", "warning")
+        return redirect(url_for("account.password"))
+    if needs_mfa_enrolment(staff):
+        flash("Your role needs a second factor: set up your authenticator app to continue.", "warning")
+        return redirect(url_for("account.mfa"))
+    return redirect(target)
+
+
+def _throttled(template: str, wait: int, **context: Any) -> ResponseReturnValue:
+    minutes = max(1, round(wait / 60))
+    error = (
+        f"Too many sign-in attempts. Please wait {minutes} minute{'s' * (minutes != 1)} "
+        "and try again, or ask an administrator to reset your password."
+    )
+    return render_template(template, error=error, **context), 429, {"Retry-After": str(wait)}
+
+
+def _start_session(staff: StaffUser, ip: str, *, via: str, **detail: Any) -> None:
+    """A fresh session (and CSRF secret) for the signed-in person; audited (the caller redirects)."""
+    _end_cookie_session("replaced")
     now = time.time()
     live, token = sessions.start(db(), staff, user_agent=request.user_agent.string, ip=ip, now=utcnow())
-    session.update(sid=token, at=now, seen=now)
+    session.update(sid=token, at=now, seen=now, via=via)
     g.staff = staff
     record(
         db(),
@@ -337,9 +404,144 @@ def login() -> ResponseReturnValue:
         action="sign_in",
         subject=("staff", staff.id),
         ip=ip,
-        detail={"session": live.id},
+        detail={"session": live.id, "via": via, **detail},
     )
     db().commit()
+
+
+def _pending_code_step() -> tuple[StaffUser, dict[str, Any]] | None:
+    """The account whose password was right and whose code is awaited (still valid), or None."""
+    pending = session.get("mfa_pending")
+    if not isinstance(pending, dict) or float(pending.get("until", 0)) < time.time():
+        return None
+    staff = db().get(StaffUser, int(pending.get("staff", 0)))
+    if staff is None or not staff.active or pending.get("stamp") != sessions.password_stamp(staff):
+        return None
+    return staff, pending
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+def login_code() -> ResponseReturnValue:
+    """The second step of a password sign-in for an account with an authenticator app."""
+    found = _pending_code_step()
+    if found is None:
+        session.pop("mfa_pending", None)
+        flash("Please sign in again.", "info")
+        return redirect(url_for("auth.login"))
+    staff, pending = found
+    if request.method == "GET":
+        return render_template("auth/code.html", error=None)
+    ip = request.remote_addr or "unknown"
+    wait = limiter().retry_after(staff.email, ip)
+    if wait:
+        log.warning("sign-in code throttled")
+        return _throttled("auth/code.html", wait)
+    if not mfa.verify(db(), staff, request.form.get("code") or "", runtime().settings.SECRET_KEY):
+        db().rollback()
+        limiter().failed(staff.email, ip)
+        record(
+            db(),
+            actor="anonymous",
+            action="sign_in_failed",
+            subject=("staff", staff.id),
+            ip=ip,
+            at=runtime().now(),
+            detail={"factor": "totp"},
+        )
+        db().commit()
+        error = "That code is not right, or was already used. Type the code your app shows now."
+        return render_template("auth/code.html", error=error), 401
+    db().commit()  # the code's time step is used up
+    limiter().succeeded(staff.email, ip)
+    session.pop("mfa_pending", None)
+    _start_session(staff, ip, via="password", factor="totp")
+    if staff.must_change_password:
+        flash("Your password is a temporary one: choose your own to continue.", "warning")
+        return redirect(url_for("account.password"))
+    return redirect(_safe_next(str(pending.get("next") or "")))
+
+
+def _oidc_client() -> Any:
+    oauth = current_app.extensions.get("pro_oidc")
+    if oauth is None:
+        raise NotFound()
+    return oauth.create_client(OIDC_CLIENT)
+
+
+@bp.get("/login/sso")
+def sso_start() -> ResponseReturnValue:
+    """Off to the hospital's identity provider; it comes back to /login/sso/callback."""
+    client = _oidc_client()
+    session["sso_next"] = _safe_next(request.args.get("next"))
+    callback = runtime().settings.PUBLIC_BASE_URL + url_for("auth.sso_callback")
+    try:
+        return client.authorize_redirect(callback)
+    except (OAuthError, OSError, ValueError) as exc:
+        log.warning("identity provider unavailable: %s", type(exc).__name__)
+        return _sso_refused("provider_unavailable", "The hospital sign-in is not reachable. Try again.", 503)
+
+
+def _sso_refused(
+    reason: str, message: str, status: int = 403, staff_id: int | None = None
+) -> ResponseReturnValue:
+    record(
+        db(),
+        actor="anonymous",
+        action="sign_in_failed",
+        subject=("staff", None),
+        ip=request.remote_addr,
+        at=runtime().now(),
+        detail={"via": "sso", "reason": reason},
+    )
+    db().commit()
+    return render_template("auth/sso_refused.html", message=message), status
+
+
+@bp.get("/login/sso/callback")
+def sso_callback() -> ResponseReturnValue:
+    """The provider sent the person back: Authlib checks state, nonce and the ID token; services/sso.py
+    maps the groups to a role and care teams and finds, links or creates the account."""
+    client = _oidc_client()
+    settings = runtime().settings
+    try:
+        token = client.authorize_access_token()
+        claims = dict(token.get("userinfo") or {})
+        if "groups" not in claims:
+            claims.update({k: v for k, v in client.userinfo(token=token).items() if k != "sub"})
+        issuer = client.load_server_metadata().get("issuer")
+    except (OAuthError, JoseError, OSError, ValueError, KeyError) as exc:
+        # JoseError: a bad ID token (signature, expiry, audience, nonce) as Authlib's joserfc reports it
+        log.warning("single sign-on failed: %s", type(exc).__name__)
+        return _sso_refused("provider_error", "The hospital sign-in did not complete. Please try again.", 400)
+    if issuer != settings.OIDC_ISSUER:
+        log.error("OIDC_ISSUER does not match the provider's metadata issuer")
+        return _sso_refused(
+            "issuer_mismatch", "The hospital sign-in is misconfigured. Tell an administrator.", 502
+        )
+    try:
+        identity = sso.identity_from_claims(issuer, claims)
+        staff, changes = sso.sign_in(db(), identity, settings.oidc_group_map)
+    except sso.LostAccess as exc:
+        db().rollback()
+        sso.end_access(db(), exc.staff, ip=request.remote_addr, now=runtime().now())
+        return _sso_refused(exc.reason, str(exc))
+    except sso.SsoRefused as exc:
+        db().rollback()
+        return _sso_refused(exc.reason, str(exc))
+    ip = request.remote_addr or "unknown"
+    if changes:
+        action = "staff_provisioned" if changes.get("created") else "staff_updated_by_sso"
+        record(
+            db(),
+            actor=f"sso:{identity.subject}"[:64],
+            action=action,
+            subject=("staff", staff.id),
+            ip=ip,
+            at=runtime().now(),
+            detail={"groups": list(identity.groups)[:20], "role": str(staff.role), **changes},
+        )
+    target = _safe_next(session.pop("sso_next", None))
+    _start_session(staff, ip, via="sso")
     if staff.must_change_password:
         flash("Your password is a temporary one: choose your own to continue.", "warning")
         return redirect(url_for("account.password"))

@@ -66,6 +66,8 @@ def refuse_odd_input() -> None:
     if request.mimetype in FORM_TYPES:
         for name, value in request.form.items(multi=True):
             _check(name, value, "form")
+    if "\x00" in request.path:  # a path value (/a/<ref>) reaches a query too (found by the fuzz run)
+        abort(404)
     ids = [value for value in (request.view_args or {}).values() if isinstance(value, int)]
     if ids and (max(ids) > MAX_ID or any(ch.isdigit() and not ch.isascii() for ch in request.path)):
         abort(404)  # werkzeug's int converter reads "٣" as 3 and takes any length

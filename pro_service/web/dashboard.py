@@ -41,6 +41,7 @@ from pro_service.services.notify import page_next_level
 from pro_service.web import charts
 from pro_service.web.auth import actor, audit, current_staff, privacy_screen
 from pro_service.web.common import db, runtime
+from pro_service.web.disclosure import disclosed
 from pro_service.web.ui import category_label
 
 bp = Blueprint("dashboard", __name__)
@@ -163,6 +164,7 @@ def queue() -> ResponseReturnValue:
     result = dq.queue(session, filters, _scope())
     urgent = dq.open_urgent(session, _scope())
     audit("view_queue", ("alert", None), None, shown=len(result.rows))
+    disclosed(actor(), "queue", dq.shown_patients(result, urgent))
     session.commit()
     return render_template(
         "dashboard/queue.html",
@@ -214,6 +216,8 @@ def queue_poll() -> ResponseReturnValue:
         ],
     }
     if not hidden:
+        disclosed(actor(), "queue", dq.shown_patients(result, urgent))
+        session.commit()
         body["rows"] = render_template(
             "dashboard/_queue_rows.html", queue=result, filters=filters, filter_args=_filter_args(filters)
         )
@@ -510,6 +514,7 @@ def handover() -> ResponseReturnValue:
     audit(
         "view_handover", ("alert", None), None, shown=sum(len(t.rows) for t in teams), patient_ids=patient_ids
     )
+    disclosed(actor(), "handover", patient_ids)
     session.commit()
     return render_template("dashboard/handover.html", teams=teams, truncated=truncated)
 
@@ -565,6 +570,7 @@ def patients() -> ResponseReturnValue:
     outside = dq.outside_scope_by_mrn(db(), query, _scope()) if query else None
     if query:
         audit("search_patients", ("patient", None), None, results=len(found))
+        disclosed(actor(), "patient_search", (p.id for p in found))
         db().commit()
     return render_template("dashboard/patients.html", query=query, patients=found, outside_id=outside)
 

@@ -2,12 +2,12 @@
 /metadata; lab results in as Observation (POST /fhir/Observation, or a transaction Bundle POSTed to /fhir).
 
 Thin: parse the search, load rows, map them with `pro_service.fhir`, audit, answer application/fhir+json.
-Same bearer tokens as /api: nurse or admin to read; integration or admin to write lab results (an
-integration token reads nothing). /metadata is public, as FHIR clients expect. Every error is an
-OperationOutcome with a 4xx status (5xx only when the database or the code fails, never for input).
-Unknown search parameters are refused rather than ignored: a silently dropped filter returns other
-patients' data. Writes parse with `pro_service.fhir_intake` and record through `services.labs`, all of a
-request or nothing.
+Same bearer tokens as /api: a nurse's or administrator's token, or a client's with the scope `read`, to read;
+an administrator's token or a client's with `labs:write` to write lab results. /metadata is public, as FHIR
+clients expect. Every error is an OperationOutcome with a 4xx status (5xx only when the database or the
+code fails, never for input). Unknown search parameters are refused rather than ignored: a silently dropped
+filter returns other patients' data. Writes parse with `pro_service.fhir_intake` and record through
+`services.labs`, all of a request or nothing.
 """
 
 from __future__ import annotations
@@ -33,17 +33,19 @@ from pro_service import fhir, fhir_intake
 from pro_service.fhir import SearchError
 from pro_service.instruments import Instrument
 from pro_service.models import Alert, AlertStatus, CheckIn, CheckInStatus, LabResult, LabStatus, Patient
-from pro_service.services import access, lab_alerts, labs
+from pro_service.services import access, lab_alerts, labs, tokens
 from pro_service.web.api import (
     ANY_STAFF,
     LAB_WRITERS,
     ApiError,
+    actor,
     audit,
     check_patient,
     patient_scope,
     requires,
 )
 from pro_service.web.common import db, parse_int, runtime
+from pro_service.web.disclosure import disclosed
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
 log = logging.getLogger(__name__)
@@ -281,14 +283,14 @@ def _page(query: Select[Any], params: MultiDict[str, str]) -> tuple[list[Any], i
 
 
 def _audit_search(resource_type: str, patient_ids: Iterable[int], asked: list[int] | None) -> None:
-    detail = {"query": urlencode(list(_params().items(multi=True)))[:500], "via": "fhir"}
-    action = f"fhir_search_{resource_type}"
+    """One row for the search as asked (its query, the one patient it names if it names one: nothing found
+    is still a look-up of somebody's record), and a `seen_fhir_<type>` row per patient in the bundle, at
+    most once per disclosure window (services/disclosure.py)."""
     seen = sorted(set(patient_ids))
-    for patient_id in seen:
-        audit(action, ("patient", patient_id), patient_id, **detail)
-    if not seen:  # nothing found is still a look-up of somebody's record
-        only = asked[0] if asked and len(asked) == 1 else None
-        audit(action, ("patient", only), only, **detail)
+    only = asked[0] if asked and len(asked) == 1 else None
+    query = urlencode(list(_params().items(multi=True)))[:500]
+    audit(f"fhir_search_{resource_type}", ("patient", only), only, query=query, via="fhir", found=len(seen))
+    disclosed(actor(), f"fhir_{resource_type}", seen, via="fhir")
     db().commit()
 
 
@@ -297,7 +299,7 @@ def _route(rule: str) -> Callable[[Callable[..., ResponseReturnValue]], Callable
     with a form body (FHIR servers SHALL accept both)."""
 
     def decorate(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
-        guarded = requires(*ANY_STAFF)(view)
+        guarded = requires(*ANY_STAFF, scope=tokens.READ)(view)
         bp.add_url_rule(rule, endpoint=view.__name__, view_func=guarded, methods=["GET"])
         if "<" not in rule:
             bp.add_url_rule(
@@ -335,8 +337,8 @@ _Row = TypeVar("_Row", Patient, CheckIn, Alert, LabResult)
 
 
 def _audited_read(model: type[_Row], ident: str, kind: str, entity: str, action: str) -> _Row:
-    """One row by its FHIR id, 404 when unknown, 403 outside the token's scope (a nurse-role token: always,
-    services/access.py); the view of the patient's record is audited and committed."""
+    """One row by its FHIR id, 404 when unknown, 403 outside the token's scope (a nurse's token: the
+    nurse's care teams, services/access.py); the view of the patient's record is audited and committed."""
     scope = patient_scope()
     row = db().get(model, _row_id(ident, kind))
     if row is None:
@@ -560,7 +562,7 @@ def _record(items: list[labs.IncomingResult]) -> list[labs.RecordOutcome]:
 
 
 @bp.post("/Observation")
-@requires(*LAB_WRITERS)
+@requires(*LAB_WRITERS, scope=tokens.LABS_WRITE)
 def create_observation() -> ResponseReturnValue:
     """Record one lab result. 201 with the stored Observation (a new version, or one kept as history);
     200 with the one already stored when the same result was sent before."""
@@ -574,7 +576,7 @@ def create_observation() -> ResponseReturnValue:
 
 
 @bp.post("", strict_slashes=False)
-@requires(*LAB_WRITERS)
+@requires(*LAB_WRITERS, scope=tokens.LABS_WRITE)
 def transaction() -> ResponseReturnValue:
     """A transaction Bundle of Observations: every entry is recorded, or none (the first problem is named
     by its entry in the OperationOutcome)."""

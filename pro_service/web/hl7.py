@@ -8,8 +8,9 @@ The answer is an HL7 ACK (x-application/hl7-v2+er7), as in the HAPI "HL7 over HT
   again will not help.
 A failure of ours (the database down) is HTTP 503 with an AE: send again later, nothing was stored.
 
-Bearer tokens as for /api, role integration (or admin); a refused token gets the API's JSON error (401/403).
-The view is thin: decode, parse (pro_service.hl7v2, pure), record (services.labs), audit, commit, ACK.
+Bearer tokens as for /api: a client with the scope `labs:write` (or an administrator's own token); a refused
+token gets the API's JSON error (401/403). The view is thin: decode, parse (pro_service.hl7v2, pure), record
+(services.labs), audit, commit, ACK.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from pro_service import hl7v2
-from pro_service.services import lab_alerts, labs
+from pro_service.services import lab_alerts, labs, tokens
 from pro_service.web.api import LAB_WRITERS, ApiError, audit, requires
 from pro_service.web.common import db, json_error, runtime
 
@@ -89,7 +90,7 @@ def _text() -> str:
 
 
 @bp.post("/oru")
-@requires(*LAB_WRITERS)
+@requires(*LAB_WRITERS, scope=tokens.LABS_WRITE)
 def oru() -> ResponseReturnValue:
     try:
         message = hl7v2.parse_message(_text())

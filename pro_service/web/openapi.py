@@ -33,6 +33,7 @@ class Operation:
     summary: str
     roles: tuple[str, ...]
     tag: str
+    scope: str = ""  # what an integration client's token needs (services/tokens.py)
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
@@ -81,7 +82,8 @@ def build(base_path: str = "") -> dict[str, Any]:
             "summary": op.summary,
             "operationId": f"{op.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', path.lower()).strip('_')}",
             "tags": [op.tag],
-            "description": f"Roles: {', '.join(op.roles)}.",
+            "description": f"Roles: {', '.join(op.roles)}."
+            + (f" Integration clients: scope `{op.scope}`." if op.scope else ""),
             "parameters": list(params),
             "responses": {},
         }

@@ -182,12 +182,24 @@ class ShiftIn(In):
     ends_at: datetime
 
 
-TokenRole = Literal["nurse", "admin", "integration"]  # integration: writes lab results, reads nothing
+TokenRole = Literal["nurse", "admin", "integration"]
+# What an integration client's token may do (services/tokens.py): read: every read of the API and FHIR;
+# labs:write: lab results in (FHIR, HL7); enrolment: patients, their schedules and profiles, check-ins;
+# admin: staff, care teams, rotas, tokens, audit, and acting on alerts.
+TokenScope = Literal["read", "labs:write", "enrolment", "admin"]
 
 
 class TokenIn(In):
-    name: str = Field(min_length=1, max_length=120, pattern=NONBLANK)
-    role: TokenRole
+    """Exactly one owner: a staff member (`staff_id` or `staff_email`; the token acts with their current
+    role and care teams) or an integration client (`client` and `scopes`)."""
+
+    name: str = Field(min_length=1, max_length=120, pattern=NONBLANK, examples=["ward laptop"])
+    staff_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    staff_email: str | None = Field(default=None, min_length=3, max_length=254, examples=["kim@example.org"])
+    client: str | None = Field(default=None, min_length=1, max_length=60, examples=["EHR-interface"])
+    scopes: list[TokenScope] | None = Field(
+        default=None, max_length=4, description="a client's scopes (not for a staff member's token)"
+    )
 
 
 # ---- query strings ----------------------------------------------------------------------------------------
@@ -466,7 +478,11 @@ class ShiftOut(Out):
 class TokenOut(Out):
     id: int
     name: str
-    role: TokenRole
+    owner: Literal["staff", "client"]
+    staff_id: int | None = Field(description="the person the token acts for")
+    client: str | None = Field(description="the integration client the token acts for")
+    role: TokenRole | None = Field(description="a person's token: the person's current role")
+    scopes: list[TokenScope] = Field(description="a client's token: what it may do")
     prefix: str
     created_at: datetime
     revoked_at: datetime | None

@@ -23,6 +23,7 @@ from pro_service.models import (
     StaffUser,
 )
 from pro_service.scheduling import ScheduleError, next_occurrence
+from pro_service.services import tokens
 from pro_service.services.clinical_profile import PROFILE_FIELDS, CallInfo
 from pro_service.web import schemas as s
 
@@ -186,7 +187,11 @@ def token(t: ApiToken) -> s.TokenOut:
     return s.TokenOut(
         id=t.id,
         name=t.name,
-        role=t.role.value,
+        owner="staff" if t.staff_id is not None else "client",
+        staff_id=t.staff_id,
+        client=t.client_name,
+        role=t.staff.role.value if t.staff is not None else None,
+        scopes=sorted(tokens.scopes_of(t), key=tokens.SCOPES.index),
         prefix=t.prefix,
         created_at=t.created_at,
         revoked_at=t.revoked_at,

@@ -3,7 +3,8 @@
 Replying as any patient is not a nurse's job: the simulator is for administrators, and for nurses only when
 SIMULATOR_FOR_NURSES is on (unset, it is on for the embedded default that `pro-service run` starts: SQLite,
 outbox, no Redis; see config/settings.py), so a staging or training deployment does not let every nurse
-speak in patients' names.
+speak in patients' names. A nurse lists, reads and speaks for only the patients of their own care teams
+(services/access.py); another team's patient is a 404.
 
 A reply takes the same road as a real one: the form is signed as Twilio signs
 (RequestValidator(webhook_auth_token) over PUBLIC_BASE_URL + "/twilio/sms") and posted, with a fresh
@@ -39,9 +40,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
 from pro_service.models import Message, Patient, PatientStatus, StaffRole
+from pro_service.services import access
 from pro_service.services.outbound import sender_number
-from pro_service.web.auth import audit, current_staff, is_admin
+from pro_service.web.auth import actor, audit, current_staff, is_admin
 from pro_service.web.common import db, runtime
+from pro_service.web.disclosure import disclosed
 
 log = logging.getLogger(__name__)
 bp = Blueprint("simulator", __name__, url_prefix="/simulator")
@@ -65,16 +68,24 @@ def allowed() -> bool:
     return current_staff().role == StaffRole.NURSE and runtime().settings.simulator_for_nurses
 
 
+def _scope() -> access.Scope:
+    """The patients this person may speak for: a nurse, those of their care teams (services/access.py, no
+    break-glass: speaking as a patient is never an emergency); an administrator, all."""
+    return access.scope_for_staff(db(), current_staff(), runtime().now())
+
+
 def _patients() -> list[Patient]:
     demo_first = case((Patient.mrn.startswith("DEMO-"), 0), else_=1)
-    return list(
-        db().scalars(
-            select(Patient)
-            .where(Patient.status != PatientStatus.DISCHARGED)
-            .order_by(demo_first, Patient.id)
-            .limit(50)
-        )
-    )
+    listed = select(Patient).where(Patient.status != PatientStatus.DISCHARGED)
+    listed = access.scoped(listed, _scope(), Patient.id, Patient.care_team_id)
+    return list(db().scalars(listed.order_by(demo_first, Patient.id).limit(50)))
+
+
+def _patient_or_404(patient_id: int) -> Patient:
+    patient = db().get(Patient, patient_id) if patient_id <= 2**31 - 1 else None
+    if patient is None or not _scope().in_scope(patient.id, patient.care_team_id):
+        abort(404)
+    return patient
 
 
 def _thread(patient_id: int) -> list[Message]:
@@ -96,7 +107,8 @@ def index() -> ResponseReturnValue:
     messages = _thread(selected.id) if selected else []
     if selected is not None:
         audit("view_messages", ("patient", selected.id), selected.id, page="simulator")
-        db().commit()
+    disclosed(actor(), "simulator", (p.id for p in patients))  # the picker names them all
+    db().commit()
     return render_template(
         "simulator/index.html",
         patients=patients,
@@ -117,10 +129,10 @@ def _refused_status(patient_id: int) -> int | None:
 
 @bp.get("/<int:patient_id>/thread")
 def thread_poll(patient_id: int) -> ResponseReturnValue:
-    patient = db().get(Patient, patient_id) if patient_id <= 2**31 - 1 else None
-    if patient is None:
-        abort(404)
+    patient = _patient_or_404(patient_id)
     messages = _thread(patient.id)
+    disclosed(actor(), "simulator_thread", [patient.id])  # polled every few seconds: once per window
+    db().commit()
     html = render_template("simulator/_thread.html", messages=messages, selected=patient)
     return jsonify({"html": html, "last_id": messages[-1].id if messages else 0})
 
@@ -152,9 +164,7 @@ def post_as_patient(phone: str, body: str) -> int:
 
 @bp.post("/<int:patient_id>/reply")
 def reply(patient_id: int) -> ResponseReturnValue:
-    patient = db().get(Patient, patient_id) if patient_id <= 2**31 - 1 else None
-    if patient is None:
-        abort(404)
+    patient = _patient_or_404(patient_id)
     phone = patient.phone
     # End the request's transaction (the sign-in check and this read opened it) before posting: on SQLite
     # it holds the write lock the webhook needs. Nothing is pending, so this commit writes nothing.

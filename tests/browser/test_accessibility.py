@@ -58,11 +58,13 @@ def test_every_staff_page_has_no_axe_violations(site: tuple[Any, Any]) -> None:
         "/admin/teams",
         f"/admin/teams/{team}",
         "/admin/staff",
+        "/admin/tokens",
         "/admin/config",
         "/admin/audit",
         "/admin/escalation",
         "/account/sessions",
         "/account/password",
+        "/account/mfa",
     ]
     found = [problem for path in paths for problem in _violations(page, path)]
     assert found == [], "\n".join(found)

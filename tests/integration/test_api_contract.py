@@ -125,7 +125,7 @@ def test_rulesets_and_instruments_are_listed_with_versions(api: Any) -> None:
 
 
 def test_tokens_can_be_revoked(api: Any, client: Any) -> None:
-    created = api("POST", "/api/v1/tokens", {"name": "ehr", "role": "nurse"})
+    created = api("POST", "/api/v1/tokens", {"name": "ehr", "client": "EHR", "scopes": ["read"]})
     assert created.status_code == 201
     token = created.json["token"]
     assert client.get("/api/v1/instruments", headers={"Authorization": f"Bearer {token}"}).status_code == 200

@@ -67,7 +67,9 @@ def test_an_api_request_behind_a_held_lock_answers_503_within_the_timeout(
 ) -> None:
     patient = make_patient(rt, make_team(rt))
     with rt.sessions() as session, session.begin():
-        token = create_token(session, name="test-admin", role=StaffRole.ADMIN).token
+        token = create_token(
+            session, requested_by="operator", name="admin", client="test-admin", scopes=("read", "enrolment")
+        ).token
     client = impatient_app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
     with LockHolder(rt, "SELECT id FROM patients WHERE id = :id FOR UPDATE", id=patient):

@@ -236,7 +236,7 @@ def test_api_enrols_reads_and_edits_the_profile(api: Any, nurse_token: str, ward
     )
 
     change = {"chronic_neuropathy": True, "carer_phone": "+1 555 123 0904", "usual_pain": None}
-    # A nurse-role token has no person, so no care team, behind it: refused until tokens belong to people.
+    # A nurse's token acts within the nurse's care teams; this nurse belongs to none.
     refused = api("PATCH", f"/api/v1/patients/{patient_id}/profile", change, token=nurse_token)
     assert refused.status_code == 403 and refused.json["error"] == "forbidden"
     patched = api("PATCH", f"/api/v1/patients/{patient_id}/profile", change)

@@ -14,7 +14,8 @@ from tests.integration.helpers import make_patient, make_team
 
 pytestmark = pytest.mark.integration
 
-SESSIONLESS = ("static", "auth.login", "metrics")
+# Sign-in's own steps: the code after the password, the single sign-on redirect and its return.
+SESSIONLESS = ("static", "auth.login", "auth.login_code", "auth.sso_start", "auth.sso_callback", "metrics")
 SESSIONLESS_PREFIXES = ("api.", "twilio.", "health.", "fhir.")
 
 

@@ -206,7 +206,7 @@ def test_every_resource_kind_reads_validates_and_is_audited(
     resolved = _ok(fhir_client, f"/fhir/Flag/{scenario.alerts[scenario.resolved]}", admin_token, "Flag")
     assert resolved["status"] == "inactive" and "end" in resolved["period"]
 
-    actor = f"token:{_token_id(rt, admin_token)}"
+    actor = f"client:test-admin (token {_token_id(rt, admin_token)})"
     rows = [(r.actor, r.action, r.subject_type, r.subject_id, r.patient_id) for r in _audit(rt)]
     assert rows == [
         (actor, "fhir_read_patient", "patient", str(scenario.patient_id), scenario.patient_id),
@@ -239,8 +239,13 @@ def test_patient_search_by_identifier_and_id(
     _outcome(_get(fhir_client, "/fhir/Patient", admin_token), 400, "invalid")
 
     searches = [r for r in _audit(rt) if r.action == "fhir_search_patient"]
-    assert {r.patient_id for r in searches} == {scenario.patient_id, scenario.other_patient_id, None}
-    assert all(r.actor == f"token:{_token_id(rt, admin_token)}" for r in searches)
+    assert len(searches) == 9 and {r.patient_id for r in searches} == {None}  # one per search, as asked
+    with rt.sessions() as session:  # and one per patient in a bundle, once per disclosure window
+        seen = session.scalars(
+            select(AuditLog.patient_id).where(AuditLog.action == "seen_fhir_patient")
+        ).all()
+    assert sorted(seen) == sorted([scenario.patient_id, scenario.other_patient_id])
+    assert all(r.actor == f"client:test-admin (token {_token_id(rt, admin_token)})" for r in searches)
 
 
 def test_questionnaire_list_and_search(fhir_client: Any, nurse_token: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from pro_service.models import Alert, AlertEvent, AlertStatus, Message, MessageKind, Patient, StaffRole
+from pro_service.models import Alert, AlertEvent, AlertStatus, Message, MessageKind, Patient
 from pro_service.services import alert_lifecycle
 from pro_service.services.tokens import create_token
 from tests.conftest import wait_for
@@ -35,7 +35,9 @@ def patient_id(rt: Any) -> int:
 @pytest.fixture
 def integration_token(rt: Any) -> str:
     with rt.sessions() as session, session.begin():
-        return create_token(session, name="lab-interface", role=StaffRole.INTEGRATION).token
+        return create_token(
+            session, requested_by="operator", name="lab-interface", client="lab", scopes=["labs:write"]
+        ).token
 
 
 def _recent(hours: float = 1) -> str:

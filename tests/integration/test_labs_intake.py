@@ -14,7 +14,7 @@ from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import func, select
 
 from pro_service.lab_units import ANALYTES
-from pro_service.models import AuditLog, LabResult, LabSource, LabStatus, StaffRole
+from pro_service.models import AuditLog, LabResult, LabSource, LabStatus
 from pro_service.services import labs
 from pro_service.services.tokens import create_token
 from tests.conftest import run_concurrently
@@ -186,7 +186,9 @@ def patient_id(rt: Any) -> int:
 @pytest.fixture
 def integration_token(rt: Any) -> str:
     with rt.sessions() as session, session.begin():
-        return create_token(session, name="lab-interface", role=StaffRole.INTEGRATION).token
+        return create_token(
+            session, requested_by="operator", name="lab-interface", client="lab", scopes=["labs:write"]
+        ).token
 
 
 def _post_fhir(client: Any, path: str, body: dict[str, Any], token: str) -> Any:
@@ -623,7 +625,7 @@ def test_record_result_says_what_it_did_and_returns_the_row(rt: Any, patient_id:
 
 
 # ----------------------------------------------------------------------------------------------- roles
-def test_the_integration_role_writes_labs_and_reads_nothing(
+def test_a_labs_write_client_writes_labs_and_reads_nothing(
     client: Any, rt: Any, patient_id: int, integration_token: str, nurse_token: str, admin_token: str
 ) -> None:
     integration = {"Authorization": f"Bearer {integration_token}"}
@@ -645,18 +647,18 @@ def test_the_integration_role_writes_labs_and_reads_nothing(
     assert response.status_code == 403 and response.json["error"] == "forbidden"
     assert _post_fhir(client, "/fhir/Observation", observation(ident="A1"), admin_token).status_code == 201
     assert client.post("/hl7/oru", data=oru(CALCIUM)).status_code == 401
-    # Nor, until tokens belong to people, does a nurse token read them (no person, no care team: issue 15).
+    # Nor does a nurse of no care team read them (a nurse's token sees her teams' patients only).
     labs_path = f"/api/v1/patients/{patient_id}/labs"
     assert client.get(labs_path, headers={"Authorization": f"Bearer {nurse_token}"}).status_code == 403
     assert client.get(labs_path, headers={"Authorization": f"Bearer {admin_token}"}).status_code == 200
 
-    # Integration tokens are made like any other (API or CLI); never a staff account.
+    # Integration tokens are made like any other (API or CLI): a client with scopes; never a staff account.
     made = client.post(
         "/api/v1/tokens",
-        json={"name": "lab-interface-2", "role": "integration"},
+        json={"name": "lab-interface-2", "client": "lab-interface", "scopes": ["labs:write"]},
         headers={"Authorization": f"Bearer {admin_token}"},
     )
-    assert made.status_code == 201 and made.json["role"] == "integration"
+    assert made.status_code == 201 and made.json["scopes"] == ["labs:write"] and made.json["role"] is None
     staff = client.post(
         "/api/v1/staff",
         json={"email": "lab@example.org", "name": "Lab", "role": "integration"},

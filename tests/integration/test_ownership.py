@@ -245,6 +245,6 @@ def test_api_assigns_and_shows_assigned_to(api: Any, rt: Any, ward: dict[str, in
 
     refused = api("POST", f"/api/v1/alerts/{alert_id}/assign", {"staff_id": ward["outsider"]})
     assert refused.status_code == 400 and refused.json["detail"][0]["field"] == "staff_id"
-    no_person = api("POST", f"/api/v1/alerts/{alert_id}/assign", {"staff_id": admin}, token=nurse_token)
-    assert no_person.status_code == 403
+    outside = api("POST", f"/api/v1/alerts/{alert_id}/assign", {"staff_id": admin}, token=nurse_token)
+    assert outside.status_code == 403  # a nurse of no care team
     assert _alert(rt, alert_id).assigned_to_id == admin

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from pro_service.models import Message
 from pro_service.services.reconcile import reconcile_inbound
-from tests.conftest import FROM_NUMBER
+from tests.conftest import FROM_NUMBER, METRICS_TOKEN
 from tests.integration.helpers import make_patient, make_team
 
 pytestmark = pytest.mark.integration
@@ -38,6 +38,13 @@ def test_reconciliation_ingests_messages_whose_webhook_never_arrived(
     assert all(patient is not None for *_, patient in rows)
 
 
+def scrape(client: Any) -> Any:
+    """Prometheus' scrape: /metrics answers only its bearer token (METRICS_TOKEN)."""
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert response.status_code == 200
+    return response
+
+
 def _group_inserts(text: str) -> float:
     (line,) = [line for line in text.splitlines() if line.startswith("pro_inbound_group_rows_count")]
     return float(line.split()[-1])
@@ -45,10 +52,10 @@ def _group_inserts(text: str) -> float:
 
 def test_metrics_expose_queue_depths_and_request_latency(client: Any, rt: Any, sms: Any) -> None:
     make_patient(rt, make_team(rt))
-    inserts_before = _group_inserts(client.get("/metrics").get_data(as_text=True))
+    inserts_before = _group_inserts(scrape(client).get_data(as_text=True))
     sms("+15551230001", "hello", sid="SM" + "e" * 32)
     sms("+15551230001", "hello", sid="SM" + "e" * 32)  # Twilio's retry of the same message
-    text = client.get("/metrics").get_data(as_text=True)
+    text = scrape(client).get_data(as_text=True)
     webhook = 'pro_http_request_seconds_count{endpoint="/twilio/sms",method="POST",status="200"}'
     assert webhook in text
     assert 'pro_inbound_messages_total{outcome="stored"}' in text
@@ -83,7 +90,7 @@ def test_readyz_reports_schema_at_head(client: Any) -> None:
 
 
 def test_inbound_count_unchanged_by_metrics_scrape(client: Any, rt: Any) -> None:
-    client.get("/metrics")
+    scrape(client)
     with rt.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Message)) == 0
 
@@ -92,7 +99,7 @@ def test_made_up_http_methods_do_not_grow_the_metrics(client: Any) -> None:
     """Any token is a valid method name; each used to become a new label value (issue 15)."""
     for i in range(5):
         client.open("/healthz", method=f"BOGUS{i}")
-    text = client.get("/metrics").get_data(as_text=True)
+    text = scrape(client).get_data(as_text=True)
     assert "BOGUS" not in text
     assert 'method="OTHER"' in text
 

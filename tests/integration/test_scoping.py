@@ -1,7 +1,7 @@
 """Care-team scoping (issue 15, services/access.py) on the real database: a nurse sees and acts on the
 patients of her care teams, of the teams she is on call for and of the alerts she was paged for; anything
-else needs a reasoned, audited, expiring break-glass; administrators see everything; nurse-role API tokens
-(no person behind them yet) are refused patient data in the API and FHIR."""
+else needs a reasoned, audited, expiring break-glass; administrators see everything; a nurse's API token
+sees what the nurse sees, in the API and FHIR."""
 
 from __future__ import annotations
 
@@ -261,36 +261,41 @@ def test_an_administrator_sees_every_team_without_break_glass(
     assert len(views) == 1 and "break_glass" not in views[0].detail
 
 
-def test_a_nurse_token_is_refused_patient_data_in_the_api_and_fhir(
-    client: Any, nurse_token: str, admin_token: str, wards: dict[str, int]
+def test_a_nurses_token_sees_what_the_nurse_sees_in_the_api_and_fhir(
+    client: Any, rt: Any, admin_token: str, wards: dict[str, int]
 ) -> None:
-    nurse = {"Authorization": f"Bearer {nurse_token}"}
+    from pro_service.services.tokens import create_token
+
+    with rt.sessions() as session, session.begin():
+        kims = create_token(session, requested_by="operator", name="kim's script", staff=wards["nurse"]).token
+    nurse = {"Authorization": f"Bearer {kims}"}
     admin = {"Authorization": f"Bearer {admin_token}"}
-    p_b, a_b = wards["p_b"], wards["a_b"]
+    p_a, p_b, a_b = wards["p_a"], wards["p_b"], wards["a_b"]
+    # Lists filter to her team, as the dashboard does.
+    assert {p["mrn"] for p in client.get("/api/v1/patients", headers=nurse).json["patients"]} == {"MRN-A1"}
+    assert [a["id"] for a in client.get("/api/v1/alerts", headers=nurse).json["alerts"]] == [wards["a_a"]]
+    assert client.get(f"/api/v1/patients/{p_a}", headers=nurse).status_code == 200
+    # Records of another team are refused.
     for path in (
-        "/api/v1/patients",
         f"/api/v1/patients/{p_b}",
         f"/api/v1/patients/{p_b}/labs",
-        "/api/v1/alerts",
         f"/api/v1/alerts/{a_b}",
         f"/api/v1/messages?patient_id={p_b}",
-        "/api/v1/check-ins",
     ):
         refused = client.get(path, headers=nurse)
         assert refused.status_code == 403, path
-        assert "belongs to no person" in refused.json["detail"], path
+        assert "outside the care teams" in refused.json["detail"], path
     acked = client.post(f"/api/v1/alerts/{a_b}/acknowledge", headers=nurse)
     assert acked.status_code == 403
-    for path in (
-        f"/fhir/Patient/{p_b}",
-        f"/fhir/Flag/{a_b}",
-        f"/fhir/Flag?patient={p_b}",
-        "/fhir/Patient?_id=1",
-    ):
+    for path in (f"/fhir/Patient/{p_b}", f"/fhir/Flag/{a_b}"):
         outcome = client.get(path, headers=nurse)
         assert outcome.status_code == 403, path
         assert outcome.json["issue"][0]["code"] == "forbidden", path
-    # What holds no patient data still works; an admin token sees every team.
+    assert client.get(f"/fhir/Patient/{p_a}", headers=nurse).status_code == 200
+    # Searches filter, as lists do: another team's patient is simply not found.
+    assert client.get(f"/fhir/Patient?_id={p_b}", headers=nurse).json["total"] == 0
+    assert client.get(f"/fhir/Flag?patient={p_b}", headers=nurse).json["total"] == 0
+    # What holds no patient data still works; a client token with `read` sees every team.
     assert client.get("/api/v1/instruments", headers=nurse).status_code == 200
     assert client.get("/api/v1/care-teams", headers=nurse).status_code == 200
     assert client.get("/fhir/Questionnaire", headers=nurse).status_code == 200

@@ -326,14 +326,15 @@ def test_a_fhir_body_over_1_mib_is_an_operation_outcome_with_the_security_header
     settings: Any, path: str
 ) -> None:
     from pro_service import create_app, runtime_of
-    from pro_service.models import StaffRole as Role
     from pro_service.services.tokens import create_token
 
     app = create_app(settings)  # not testing: the answer a client gets, not a raised exception
     rt = runtime_of(app)
     try:
         with rt.sessions() as session, session.begin():
-            token = create_token(session, name="lab", role=Role.ADMIN).token
+            token = create_token(
+                session, requested_by="operator", name="lab", client="lab", scopes=("labs:write",)
+            ).token
         kind = "application/x-www-form-urlencoded" if path.endswith("_search") else "application/fhir+json"
         response = app.test_client().post(
             path,

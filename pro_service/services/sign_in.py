@@ -1,0 +1,39 @@
+"""Password sign-in in equal time: every answer costs exactly one argon2 verification, whatever the
+account's state (no such email, wrong password, deactivated, no password because it signs in by single
+sign-on, throttled), so the time a refusal takes says nothing about the account (issue 15, item 11).
+
+The hash verified when there is no usable one is made with the same parameters as real ones
+(services/staff.py's PasswordHasher defaults).
+"""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from pro_service.models import StaffUser
+
+_hasher = PasswordHasher()
+_DUMMY_PASSWORD = "not a real password, equalises timing"  # noqa: S105  (hashed to waste time)
+_DUMMY_HASH = _hasher.hash(_DUMMY_PASSWORD)
+
+
+def _verify(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def password_matches(staff: StaffUser | None, password: str) -> bool:
+    """True only for an active account whose password this is. One verification on every path: a
+    deactivated account's password is still checked (and then refused), a missing account or a missing
+    password verifies a dummy hash."""
+    stored = staff.password_hash if staff is not None else None
+    ok = _verify(stored or _DUMMY_HASH, password if stored else _DUMMY_PASSWORD + "x")
+    return ok and stored is not None and staff is not None and staff.active
+
+
+def spend_equal_time() -> None:
+    """The same work as a sign-in, for a refusal that needs no password check (the throttle)."""
+    _verify(_DUMMY_HASH, _DUMMY_PASSWORD + "x")

@@ -1,0 +1,36 @@
+"""The views' one-line call into the disclosure audit (services/disclosure.py): this request's address,
+the runtime's clock and the configured window. The caller names the actor (a staff member's, a token's)
+and commits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from flask import request
+from sqlalchemy.orm import Session
+
+from pro_service.services import disclosure
+from pro_service.web.common import db, runtime
+
+
+def window() -> timedelta:
+    return timedelta(minutes=runtime().settings.AUDIT_DISCLOSURE_WINDOW_MINUTES)
+
+
+def disclosed(
+    actor: str, view: str, patient_ids: Iterable[int | None], *, session: Session | None = None, **detail: Any
+) -> list[int]:
+    """Record that this request showed `patient_ids` to `actor` through `view` (once per window), in the
+    request's session (or `session`: a streamed response's, whose request context was torn down)."""
+    return disclosure.record(
+        session or db(),
+        actor=actor,
+        view=view,
+        patient_ids=patient_ids,
+        now=runtime().now(),
+        window=window(),
+        ip=request.remote_addr,
+        detail=detail or None,
+    )
