@@ -29,6 +29,8 @@ from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
 from pro_service.models import StaffUser
+from pro_service.services import sessions
+from pro_service.services.audit import record
 
 ISSUER_NAME = "pro-service"
 STEP_SECONDS = 30
@@ -147,3 +149,51 @@ def reset(staff: StaffUser) -> None:
     staff.totp_last_step = (
         None  # a new secret's codes owe nothing to the old one's (else its first is refused)
     )
+
+
+# --- use cases: each owns its transaction (the views only read the form and answer) ------------------------
+def begin_enrolment(
+    session: Session, staff: StaffUser, *, secret_key: str, actor: str, ip: str | None
+) -> str:
+    """Start setting up an authenticator (the caller has asked for the password): the new secret, to
+    show once; recorded."""
+    secret = start_enrolment(staff, secret_key)
+    record(session, actor=actor, action="mfa_enrolment_started", subject=("staff", staff.id), ip=ip)
+    session.commit()
+    return secret
+
+
+def finish_enrolment(
+    session: Session,
+    staff: StaffUser,
+    code: str,
+    *,
+    secret_key: str,
+    actor: str,
+    ip: str | None,
+    now: datetime,
+    keep_session_id: int,
+) -> int | None:
+    """The code from the new app turns the factor on and ends every other session of the account (they
+    never passed this code), recorded; how many ended. None when the code is wrong (nothing changes)."""
+    if not confirm_enrolment(session, staff, code, secret_key, now):
+        session.rollback()
+        return None
+    ended = sessions.end_all(session, staff.id, "second_factor_set", now, except_id=keep_session_id)
+    record(
+        session,
+        actor=actor,
+        action="mfa_enrolled",
+        subject=("staff", staff.id),
+        ip=ip,
+        detail={"sessions_ended": ended},
+    )
+    session.commit()
+    return ended
+
+
+def remove_factor(session: Session, staff: StaffUser, *, actor: str, ip: str | None) -> None:
+    """The person turns their own second factor off (their role does not require one), recorded."""
+    reset(staff)
+    record(session, actor=actor, action="mfa_removed", subject=("staff", staff.id), ip=ip)
+    session.commit()

@@ -8,10 +8,16 @@ The hash verified when there is no usable one is made with the same parameters a
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.orm import Session
 
-from pro_service.models import StaffUser
+from pro_service.models import StaffSession, StaffUser
+from pro_service.services import mfa, sessions
+from pro_service.services.audit import record
 
 _hasher = PasswordHasher()
 _DUMMY_PASSWORD = "not a real password, equalises timing"  # noqa: S105  (hashed to waste time)
@@ -37,3 +43,43 @@ def password_matches(staff: StaffUser | None, password: str) -> bool:
 def spend_equal_time() -> None:
     """The same work as a sign-in, for a refusal that needs no password check (the throttle)."""
     _verify(_DUMMY_HASH, _DUMMY_PASSWORD + "x")
+
+
+# --- use cases: each owns its transaction (the views keep only the cookie) ----------------------------------
+def begin_session(
+    session: Session, staff: StaffUser, *, user_agent: str, ip: str, via: str, now: datetime, **detail: Any
+) -> tuple[StaffSession, str]:
+    """A signed-in person's server-side session, recorded: (the row, the token the cookie carries)."""
+    live, token = sessions.start(session, staff, user_agent=user_agent, ip=ip, now=now)
+    record(
+        session,
+        actor=f"staff:{staff.id}",
+        action="sign_in",
+        subject=("staff", staff.id),
+        ip=ip,
+        detail={"session": live.id, "via": via, **detail},
+    )
+    session.commit()
+    return live, token
+
+
+def second_step(
+    session: Session, staff: StaffUser, code: str, *, secret_key: str, ip: str, now: datetime
+) -> bool:
+    """The code after the password: True when right and unused (its time step is used up for good);
+    otherwise the failure is recorded and nothing else changes."""
+    if mfa.verify(session, staff, code, secret_key):
+        session.commit()
+        return True
+    session.rollback()
+    record(
+        session,
+        actor="anonymous",
+        action="sign_in_failed",
+        subject=("staff", staff.id),
+        ip=ip,
+        at=now,
+        detail={"factor": "totp"},
+    )
+    session.commit()
+    return False

@@ -12,7 +12,7 @@ from flask.typing import ResponseReturnValue
 from pro_service.models import StaffUser, utcnow
 from pro_service.services import mfa, sessions, sign_in
 from pro_service.services.staff import StaffError, change_password
-from pro_service.web.auth import audit, current_session, current_staff, limiter, max_age_seconds
+from pro_service.web.auth import actor, audit, current_session, current_staff, limiter, max_age_seconds
 from pro_service.web.common import db, runtime
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -130,9 +130,9 @@ def mfa_start() -> ResponseReturnValue:
     refusal = _password_refused(staff)
     if refusal is not None:
         return refusal
-    secret = mfa.start_enrolment(staff, runtime().settings.SECRET_KEY)
-    audit("mfa_enrolment_started", ("staff", staff.id), None)
-    db().commit()
+    secret = mfa.begin_enrolment(
+        db(), staff, secret_key=runtime().settings.SECRET_KEY, actor=actor(), ip=request.remote_addr
+    )
     return _mfa_page(staff, secret=secret, uri=mfa.provisioning_uri(secret, staff.email))
 
 
@@ -144,17 +144,21 @@ def mfa_confirm() -> ResponseReturnValue:
     if wait:
         error = f"Too many wrong codes. Please wait {max(1, round(wait / 60))} minute(s) and try again."
         return _mfa_page(staff, status=429, error=error)
-    code = request.form.get("code") or ""
-    if not mfa.confirm_enrolment(db(), staff, code, runtime().settings.SECRET_KEY, utcnow()):
-        db().rollback()
+    ended = mfa.finish_enrolment(
+        db(),
+        staff,
+        request.form.get("code") or "",
+        secret_key=runtime().settings.SECRET_KEY,
+        actor=actor(),
+        ip=request.remote_addr,
+        now=utcnow(),
+        keep_session_id=current_session().id,
+    )
+    if ended is None:
         limiter().failed(staff.email, ip)
         error = "code: that is not the code the app shows for this set-up. Type the current code."
         return _mfa_page(staff, status=400, error=error)
     limiter().succeeded(staff.email, ip)
-    # Sessions elsewhere never passed this code: they end (a copied cookie does not outlive the new factor).
-    ended = sessions.end_all(db(), staff.id, "second_factor_set", utcnow(), except_id=current_session().id)
-    audit("mfa_enrolled", ("staff", staff.id), None, sessions_ended=ended)
-    db().commit()
     flash("Your authenticator app is set up: sign-in will ask for its code.", "success")
     return redirect(url_for("dashboard.queue"))
 
@@ -167,8 +171,6 @@ def mfa_remove() -> ResponseReturnValue:
     refusal = _password_refused(staff)
     if refusal is not None:
         return refusal
-    mfa.reset(staff)
-    audit("mfa_removed", ("staff", staff.id), None)
-    db().commit()
+    mfa.remove_factor(db(), staff, actor=actor(), ip=request.remote_addr)
     flash("Second factor removed: sign-in asks for your password only.", "success")
     return redirect(url_for("account.mfa"))

@@ -395,18 +395,11 @@ def _start_session(staff: StaffUser, ip: str, *, via: str, **detail: Any) -> Non
     """A fresh session (and CSRF secret) for the signed-in person; audited (the caller redirects)."""
     _end_cookie_session("replaced")
     now = time.time()
-    live, token = sessions.start(db(), staff, user_agent=request.user_agent.string, ip=ip, now=utcnow())
+    _live, token = sign_in.begin_session(
+        db(), staff, user_agent=request.user_agent.string, ip=ip, via=via, now=utcnow(), **detail
+    )
     session.update(sid=token, at=now, seen=now, via=via)
     g.staff = staff
-    record(
-        db(),
-        actor=f"staff:{staff.id}",
-        action="sign_in",
-        subject=("staff", staff.id),
-        ip=ip,
-        detail={"session": live.id, "via": via, **detail},
-    )
-    db().commit()
 
 
 def _pending_code_step() -> tuple[StaffUser, dict[str, Any]] | None:
@@ -436,22 +429,13 @@ def login_code() -> ResponseReturnValue:
     if wait:
         log.warning("sign-in code throttled")
         return _throttled("auth/code.html", wait)
-    if not mfa.verify(db(), staff, request.form.get("code") or "", runtime().settings.SECRET_KEY):
-        db().rollback()
+    code = request.form.get("code") or ""
+    if not sign_in.second_step(
+        db(), staff, code, secret_key=runtime().settings.SECRET_KEY, ip=ip, now=runtime().now()
+    ):
         limiter().failed(staff.email, ip)
-        record(
-            db(),
-            actor="anonymous",
-            action="sign_in_failed",
-            subject=("staff", staff.id),
-            ip=ip,
-            at=runtime().now(),
-            detail={"factor": "totp"},
-        )
-        db().commit()
         error = "That code is not right, or was already used. Type the code your app shows now."
         return render_template("auth/code.html", error=error), 401
-    db().commit()  # the code's time step is used up
     limiter().succeeded(staff.email, ip)
     session.pop("mfa_pending", None)
     _start_session(staff, ip, via="password", factor="totp")
