@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from pro_service.models import ApiToken, StaffRole, StaffUser, utcnow
+from pro_service.services.audit import record
 
 PREFIX = "pro_"
 
@@ -246,4 +247,51 @@ def revoke(session: Session, token_id: int) -> bool:
     if row is None or row.revoked_at is not None:
         return False
     row.revoked_at = utcnow()
+    return True
+
+
+# --- use cases for the administration pages: each owns its transaction --------------------------------------
+def issue(
+    session: Session,
+    *,
+    name: str,
+    staff: int | str | None,
+    client: str | None,
+    scopes: Iterable[str],
+    requested_by: int,
+    actor: str,
+    ip: str | None,
+) -> NewToken:
+    """Make a token (create_token's rules) and record who made it for whom, in one transaction. On a
+    TokenError nothing is kept."""
+    try:
+        new = create_token(
+            session, name=name, staff=staff, client=client, scopes=scopes, requested_by=requested_by
+        )
+    except TokenError:
+        session.rollback()
+        raise
+    row = session.get(ApiToken, new.id)
+    owner = actor_label(row) if row is not None else ""
+    record(
+        session, actor=actor, action="create_token", subject=("token", new.id), ip=ip, detail={"owner": owner}
+    )
+    session.commit()
+    return new
+
+
+def withdraw(session: Session, token_id: int, *, actor: str, ip: str | None) -> bool:
+    """Revoke a live token (it stops working at once), recorded; False when it was already revoked."""
+    row = session.get(ApiToken, token_id)
+    if row is None or not revoke(session, token_id):
+        return False
+    record(
+        session,
+        actor=actor,
+        action="revoke_token",
+        subject=("token", token_id),
+        ip=ip,
+        detail={"owner": actor_label(row)},
+    )
+    session.commit()
     return True

@@ -42,7 +42,7 @@ from pro_service.models import (
 from pro_service.rota import Shift, coverage
 from pro_service.scheduling import validate_timezone
 from pro_service.services import admin as svc
-from pro_service.services import backtest, clinical_profile, disclosure, protocol, tokens
+from pro_service.services import backtest, clinical_profile, disclosure, protocol, sign_in, tokens
 from pro_service.services import dashboard_queries as dq
 from pro_service.services import sessions as staff_sessions
 from pro_service.services import staff as staff_svc
@@ -55,7 +55,7 @@ from pro_service.services.patients import (
     update_patient,
 )
 from pro_service.services.staff import StaffError, create_staff
-from pro_service.web.auth import actor, audit, current_staff, max_age_seconds, require_admin
+from pro_service.web.auth import actor, audit, current_staff, limiter, max_age_seconds, require_admin
 from pro_service.web.common import db, runtime
 from pro_service.web.disclosure import disclosed
 
@@ -725,9 +725,21 @@ def staff_password(staff_id: int) -> ResponseReturnValue:
 
 @bp.post("/staff/<int:staff_id>/second-factor/off")
 def staff_second_factor_off(staff_id: int) -> ResponseReturnValue:
-    """A lost phone: the colleague's second factor is turned off and they are signed out everywhere."""
+    """A lost phone: the colleague's second factor is turned off and they are signed out everywhere. The
+    administrator's own password is asked again: a copied session cookie alone must not strip a factor."""
+    me = current_staff()
+    ip = request.remote_addr or "unknown"
+    target: StaffUser = _get(StaffUser, staff_id)
+    if limiter().retry_after(me.email, ip) or not sign_in.password_matches(
+        me, request.form.get("current_password") or ""
+    ):
+        limiter().failed(me.email, ip)
+        flash(
+            "Your own password was not right (or too many tries): the second factor is unchanged.", "warning"
+        )
+        return redirect(url_for("admin.staff_edit", staff_id=target.id))
     person, ended = staff_svc.turn_off_second_factor(
-        db(), _get(StaffUser, staff_id).id, actor=actor(), ip=request.remote_addr, now=utcnow()
+        db(), target.id, actor=actor(), ip=request.remote_addr, now=utcnow()
     )
     flash(
         f"Second factor turned off for {person.name}; signed out everywhere ({ended} session"
@@ -762,21 +774,18 @@ def api_tokens() -> ResponseReturnValue:
     if request.method == "POST":
         kind = request.form.get("owner")
         try:
-            created = tokens.create_token(
+            created = tokens.issue(
                 session,
                 name=_form("name", 120),
                 staff=(_form("staff", 254) or None) if kind == "staff" else None,
                 client=(_form("client", 120) or None) if kind == "client" else None,
                 scopes=request.form.getlist("scopes")[:8] if kind == "client" else (),
                 requested_by=current_staff().id,
+                actor=actor(),
+                ip=request.remote_addr,
             )
         except tokens.TokenError as exc:
-            session.rollback()
             error = exc
-        else:
-            row: ApiToken = _get(ApiToken, created.id)
-            audit("create_token", ("token", created.id), None, owner=tokens.actor_label(row))
-            session.commit()
     return (
         render_template(
             "admin/tokens.html",
@@ -794,11 +803,8 @@ def api_tokens() -> ResponseReturnValue:
 
 @bp.post("/tokens/<int:token_id>/revoke")
 def api_token_revoke(token_id: int) -> ResponseReturnValue:
-    session = db()
     row: ApiToken = _get(ApiToken, token_id)
-    if tokens.revoke(session, row.id):
-        audit("revoke_token", ("token", row.id), None, owner=tokens.actor_label(row))
-        session.commit()
+    if tokens.withdraw(db(), row.id, actor=actor(), ip=request.remote_addr):
         flash(f"Token {row.id} ({row.name}) revoked: it stops working at once.", "success")
     return redirect(url_for("admin.api_tokens"))
 

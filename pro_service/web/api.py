@@ -660,8 +660,8 @@ def create_api_token(data: s.TokenIn) -> s.NewTokenOut:
 )
 def revoke_token(token_id: int) -> None:
     row: ApiToken = _get(ApiToken, token_id, "token")
-    tokens.revoke(db(), token_id)
-    audit("revoke_token", ("token", token_id), None, owner=tokens.actor_label(row))
+    if tokens.revoke(db(), token_id):  # revoking again changes nothing and records nothing
+        audit("revoke_token", ("token", token_id), None, owner=tokens.actor_label(row))
 
 
 # ---- patients --------

@@ -382,6 +382,19 @@ def test_the_migration_turns_role_tokens_into_clients_and_back(scratch_db: str) 
                 ),
                 {"staff": staff_id, "hash": secrets.token_hex(32)},
             )
+            gone_id = conn.execute(
+                text(
+                    "INSERT INTO staff_users (email, name, role, active, created_at, must_change_password) "
+                    "VALUES ('gone@example.org', 'Gone', 'admin', false, now(), false) RETURNING id"
+                )
+            ).scalar_one()
+            conn.execute(
+                text(
+                    "INSERT INTO api_tokens (name, staff_id, scopes, token_hash, prefix, created_at) "
+                    "VALUES ('gone', :staff, '', :hash, 'pro_w', now())"
+                ),
+                {"staff": gone_id, "hash": secrets.token_hex(32)},
+            )
             with pytest.raises(Exception, match="ck_api_tokens_one_owner"), conn.begin_nested():
                 conn.execute(  # an ownerless token is refused by the schema itself
                     text(
@@ -402,6 +415,7 @@ def test_the_migration_turns_role_tokens_into_clients_and_back(scratch_db: str) 
             ("lab feed", "integration", False),
             ("old nurse", "nurse", True),
             ("kim", "nurse", False),
+            ("gone", "admin", True),  # 0008 checks only the hash: a deactivated person's token stays dead
         ]
         upgrade(scratch_db)  # and up to the head again
     finally:
@@ -427,3 +441,17 @@ def test_scope_rules_in_isolation() -> None:
         and tokens.actor_label(client) == "client:EHR (token 7)"
     )
     assert tokens.actor_token_id("token:5") == 5 and tokens.actor_token_id("staff:3") is None
+
+
+def test_revoking_a_token_twice_through_the_api_records_it_once(api: Any, rt: Any) -> None:
+    made = api("POST", "/api/v1/tokens", {"name": "feed", "client": "EHR", "scopes": ["read"]})
+    assert made.status_code == 201
+    for _ in range(2):
+        assert api("DELETE", f"/api/v1/tokens/{made.json['id']}").status_code == 204
+    with rt.sessions() as session:
+        rows = session.scalars(
+            select(AuditLog).where(
+                AuditLog.action == "revoke_token", AuditLog.subject_id == str(made.json["id"])
+            )
+        ).all()
+        assert len(rows) == 1

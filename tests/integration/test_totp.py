@@ -331,9 +331,14 @@ def test_an_administrator_turns_off_a_lost_second_factor_and_the_person_enrols_a
     assert _code_step(max_browser, pyotp.TOTP(max_secret or "").at(time.time() + 30)).status_code == 302
     page = max_browser.get(f"/admin/staff/{lost}")
     assert "Turn off second factor" in page.get_data(as_text=True)
+    form = {"csrf_token": csrf_token(max_browser, f"/admin/staff/{lost}")}
+    # The administrator's own password is asked again: a copied cookie alone strips no factor.
+    refused = max_browser.post(
+        f"/admin/staff/{lost}/second-factor/off", data={**form, "current_password": "x"}
+    )
+    assert refused.status_code == 302 and _staff(rt, lost).totp_secret is not None
     done = max_browser.post(
-        f"/admin/staff/{lost}/second-factor/off",
-        data={"csrf_token": csrf_token(max_browser, f"/admin/staff/{lost}")},
+        f"/admin/staff/{lost}/second-factor/off", data={**form, "current_password": PASSWORD}
     )
     assert done.status_code == 302
     row = _staff(rt, lost)

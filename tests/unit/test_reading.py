@@ -637,6 +637,12 @@ def test_where_someone_wants_to_die_is_for_a_nurse_now_never_silence_nor_the_cri
         ("I'm going to die from this pain", "self_harm"),
         ("quiero morirme ya, en mi casa o donde sea", "self_harm"),
         ("mum wants to die at home and she can't feel her legs", "neuro"),
+        # "… to death" is never a figure of speech to set aside (a second review of v3)
+        ("I'm starving myself to death", "self_harm"),
+        ("my dad is starving himself to death", "self_harm"),
+        ("frightened he's choking to death", "breathing_chest"),
+        ("scared I'll bleed to death", "unsure"),
+        ("I'm freezing to death and shaking, temp is 39", "unsure"),
     ],
 )
 def test_a_talk_of_death_frame_never_hides_a_wish_said_outside_it(

@@ -92,6 +92,11 @@ def downgrade() -> None:
         "WHEN (' ' || scopes || ' ') LIKE '% labs:write %' THEN 'integration' ELSE 'nurse' END "
         "WHERE staff_id IS NULL"
     )
+    # Under 0008 a token is checked only against its hash: a deactivated person's token would work again.
+    op.execute(
+        "UPDATE api_tokens SET revoked_at = CURRENT_TIMESTAMP WHERE revoked_at IS NULL AND staff_id IN "
+        "(SELECT id FROM staff_users WHERE NOT active)"
+    )
     op.execute(
         "UPDATE api_tokens SET revoked_at = CURRENT_TIMESTAMP WHERE staff_id IS NULL AND revoked_at IS NULL "
         "AND (' ' || scopes || ' ') NOT LIKE '% admin %' AND (' ' || scopes || ' ') NOT LIKE '% labs:write %'"
