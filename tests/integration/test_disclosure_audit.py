@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from pro_service.models import AuditLog, StaffRole
 from tests.browser.support import csrf_token, insert_alert, login, make_staff
-from tests.integration.helpers import make_patient, make_team
+from tests.integration.helpers import make_patient, make_ward
 
 pytestmark = pytest.mark.integration
 
@@ -24,18 +24,13 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def ward(rt: Any) -> dict[str, int]:
     """Team A with p1 and p3, team B with p2; an urgent alert on p1 and p2; Kim nurses team A."""
-    team, other_team = make_team(rt), make_team(rt, name="Palliative care", timezone="America/Chicago")
-    p1 = make_patient(rt, team, phone="+15551230001", mrn="MRN001")
-    p2 = make_patient(rt, other_team, phone="+15551230002", mrn="MRN002")
-    p3 = make_patient(rt, team, phone="+15551230003", mrn="MRN003")
+    two = make_ward(rt)
     return {
-        "team": team,
-        "p1": p1,
-        "p2": p2,
-        "p3": p3,
-        "a1": insert_alert(rt, p1),
-        "a2": insert_alert(rt, p2),
-        "nurse": make_staff(rt, email="kim@example.org", team_id=team),
+        **two,
+        "p3": make_patient(rt, two["team"], phone="+15551230003", mrn="MRN003"),
+        "a1": insert_alert(rt, two["p1"]),
+        "a2": insert_alert(rt, two["p2"]),
+        "nurse": make_staff(rt, email="kim@example.org", team_id=two["team"]),
         "admin": make_staff(rt, email="ada@example.org", name="Ada Admin", role=StaffRole.ADMIN),
     }
 
