@@ -29,7 +29,8 @@ test: $(STAMP) services
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy pro_service workers alerts config dev
+	$(BIN)/mypy pro_service workers alerts config dev testsupport
+	$(BIN)/lint-imports
 
 bench: $(STAMP) services
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)

@@ -225,7 +225,7 @@ def run(full: bool = False, requests: int = 30) -> dict[str, Any]:
         app = create_app(Settings(**service_env(pg_url, redis_url, "http://127.0.0.1:9", 5000)))  # type: ignore[arg-type]
         rt = runtime_of(app)
         password = "bench password 123"  # noqa: S105  (a throw-away account in a throw-away database)
-        with rt.sessions() as session, session.begin():
+        with rt.unit_of_work() as session:
             nurse = create_staff(
                 session,
                 email="dash@example.org",

@@ -174,7 +174,7 @@ def poll_cost_at_scale(requests_: int) -> dict[str, list[float]]:
         seed_dashboard(pg_url, 10_000, 10_000, 10_000)
         app = create_app(Settings(**service_env(pg_url, redis_url, "http://127.0.0.1:9", 5000)))  # type: ignore[arg-type]
         rt = runtime_of(app)
-        with rt.sessions() as session, session.begin():
+        with rt.unit_of_work() as session:
             create_staff(
                 session,
                 email="scale@example.org",

@@ -95,7 +95,7 @@ def seed(
 
     rt.tasks = _no_tasks()
     now = datetime.now(UTC)
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         team = create_care_team(session, name="Bench oncology", timezone="UTC", phone="+1 555 0100")
         nurse = create_staff(
             session,
@@ -127,19 +127,19 @@ def seed(
         ),
     )
     urgent_phones = [phone(i) for i in range(urgent)]
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         for patient in session.scalars(select(Patient).order_by(Patient.id)):
             if not (words and patient.phone in urgent_phones):
                 check_ins.start_now(session, rt, patient, INSTRUMENT)
     # "no" to new pain, "0" for the worst pain: the pain follow-ups are skipped and neuro is asked next.
     for body in ("no", "0") if not words else ():
-        with rt.sessions() as session, session.begin():
+        with rt.unit_of_work() as session:
             for number in urgent_phones:
                 sid = "SM" + secrets.token_hex(16)
                 stored = inbound.store_inbound(session, sms_params(sid, number, body), rt.now())
                 assert stored.patient_id is not None
                 inbound.process_patient(session, rt, stored.patient_id)
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         items = session.execute(
             select(CheckIn.current_item, text("count(*)")).group_by(CheckIn.current_item)
         ).all()
@@ -170,7 +170,7 @@ def queue_backlog(rt: Any, pg_url: str, first: int, count: int) -> list[int]:
             for i in range(first, first + count)
         ),
     )
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         for patient in session.scalars(select(Patient).where(Patient.mrn >= f"P{first:07d}")):
             check_ins.start_now(session, rt, patient, INSTRUMENT)
     with rt.sessions() as session:

@@ -13,7 +13,6 @@ import os
 import platform
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,10 @@ from typing import Any
 
 import psycopg
 import redis
-from twilio.request_validator import RequestValidator
+
+from testsupport import signing, waiting
+from testsupport.ports import free_port as free_port  # re-exported: benchmarks import it from here
+from testsupport.workers import worker_args
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # gunicorn and celery live next to the interpreter (the venv)
@@ -93,21 +95,8 @@ def print_machine(info: dict[str, str] | None = None) -> dict[str, str]:
 def wait_for(
     condition: Callable[[], Any], timeout: float, interval: float = 0.05, message: str = "condition"
 ) -> Any:
-    """Poll until `condition()` is truthy, at most `timeout` seconds; return its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:.0f}s waiting for {message}")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """Poll until `condition()` is truthy, at most `timeout` seconds; return its value (BenchError if not)."""
+    return waiting.wait_for(condition, timeout, interval, message, error=BenchError)
 
 
 # --------------------------------------------------------------------------------- PostgreSQL, Redis
@@ -349,15 +338,7 @@ def start_celery_worker(
             str(BIN / "celery"),
             "-A",
             "workers",
-            "worker",
-            "--loglevel=INFO",  # as production runs it; also where `ready.` is logged
-            f"--concurrency={concurrency}",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-n",
-            f"{name}-{os.getpid()}@%h",
-            *(["-Q", queues] if queues else []),
+            *worker_args(f"{name}-{os.getpid()}", concurrency=concurrency, queues=queues, heartbeat=False),
         ],
         env,
     )
@@ -549,15 +530,11 @@ def database_name(pg_url: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------- webhooks
-class Signer:
-    """X-Twilio-Signature over PUBLIC_BASE_URL + path and the POST params, as Twilio computes it."""
+class Signer(signing.Signer):
+    """The shared signer (testsupport.signing), with the benchmarks' Twilio stand-in's token by default."""
 
     def __init__(self, public_base: str, token: str = AUTH_TOKEN) -> None:
-        self.public_base = public_base
-        self.validator = RequestValidator(token)
-
-    def sign(self, path: str, params: dict[str, str]) -> str:
-        return str(self.validator.compute_signature(self.public_base + path, params))
+        super().__init__(public_base, token)
 
 
 def sms_params(sid: str, from_: str, body: str) -> dict[str, str]:

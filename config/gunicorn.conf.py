@@ -5,7 +5,7 @@ import os
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 # One process per core plus one (Python runs one thread at a time per process), and 16 threads each to
 # cover the time a request waits on PostgreSQL. The webhook stores the replies that arrive together in one
-# process with one insert (pro_service/web/inbound_store.py), so more threads per process means fewer,
+# process with one insert (pro_service/ingest/store.py), so more threads per process means fewer,
 # larger inserts: 8 threads halved PostgreSQL's CPU per reply against 4, and 16 raised the webhook's peak
 # a further 7 % against 8, the bare Flask handler's not at all (32: no better; docs/benchmarks.md).
 # In a container with a CPU quota the host's cores are counted: set GUNICORN_WORKERS there.

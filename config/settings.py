@@ -64,11 +64,17 @@ class Settings(BaseSettings):
     # answering 503. A reply may wait for the insert in flight before its own: 2 × 5 s stays inside the
     # 15 s after which Twilio gives up on a webhook.
     WEBHOOK_DB_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0, le=60)
+    # PostgreSQL: webhooks arriving together in one web process share one insert and one commit (ingest/
+    # store.py). False: each reply is stored by its own single-row transaction, the simple reference path.
+    INBOUND_GROUP_COMMIT: bool = True
     # Every other wait on PostgreSQL (web requests, tasks, beat): a statement, a lock, a silent server. Longer
     # than any query the product runs (the dashboard at 100,000 alerts: well under a second), shorter than
     # a nurse would wait for a page.
     DB_STATEMENT_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0, le=3600)
     SEND_RATE_PER_SECOND: float = Field(default=10.0, gt=0)
+    # Where the send cap's slots are kept: "redis" (shared by every worker; needs REDIS_URL) or "local" (this
+    # process only: one worker). Unset: redis when REDIS_URL is set, else local.
+    SEND_RATE_LIMITER: Literal["redis", "local"] | None = None
     BEAT_TICK_SECONDS: float = Field(default=15.0, gt=0)
     RECONCILE_EVERY_SECONDS: float = Field(default=300.0, gt=0)
 
@@ -237,6 +243,12 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _send_rate_limiter_reachable(self) -> Settings:
+        if self.SEND_RATE_LIMITER == "redis" and not self.REDIS_URL:
+            raise ValueError("SEND_RATE_LIMITER=redis needs REDIS_URL")
+        return self
+
+    @model_validator(mode="after")
     def _event_webhook_complete(self) -> Settings:
         if self.EVENT_WEBHOOK_URL:
             problem = event_webhook_url_problem(self.EVENT_WEBHOOK_URL, development=self.development)
@@ -245,6 +257,11 @@ class Settings(BaseSettings):
             if not self.EVENT_WEBHOOK_SECRET or len(self.EVENT_WEBHOOK_SECRET) < 16:
                 raise ValueError("EVENT_WEBHOOK_SECRET (16+ characters) is required with EVENT_WEBHOOK_URL")
         return self
+
+    @property
+    def send_rate_limiter(self) -> Literal["redis", "local"]:
+        """SEND_RATE_LIMITER, or its default: redis when there is a Redis to share, else local."""
+        return self.SEND_RATE_LIMITER or ("redis" if self.REDIS_URL else "local")
 
     @property
     def is_sqlite(self) -> bool:

@@ -20,23 +20,25 @@ if TYPE_CHECKING:
 
 
 def create_app(settings: Settings | None = None, *, gateway: SmsGateway | None = None) -> Flask:
-    from flask import Flask, g
+    from flask import g
 
     from config.settings import load_settings
     from pro_service import observability
     from pro_service.runtime import Role, build_runtime
+    from pro_service.web.unit_of_work import UnitOfWorkFlask
 
     settings = settings or load_settings()
 
     observability.configure_logging(settings.LOG_LEVEL)
-    app = Flask(__name__, static_folder="web/static", template_folder="web/templates")
+    # Every request is one unit of work: committed on success, rolled back on a refusal or an error.
+    app = UnitOfWorkFlask(__name__, static_folder="web/static", template_folder="web/templates")
     app.config.update(SECRET_KEY=settings.SECRET_KEY, MAX_CONTENT_LENGTH=1024 * 1024, JSON_SORT_KEYS=False)
     # The web publishes tasks from a background thread: a request never waits on the broker.
     runtime = build_runtime(settings, Role.WEB, gateway=gateway)
     app.extensions["pro"] = runtime
 
+    from pro_service.ingest.handler import InboundSmsHandler
     from pro_service.web import account, admin, api, auth, dashboard, health, hl7, security, simulator, twilio
-    from pro_service.web.inbound_sms import InboundSmsHandler
 
     app.register_blueprint(twilio.bp)
     app.register_blueprint(api.bp)
@@ -79,7 +81,7 @@ def _register_error_handlers(app: Flask) -> None:
     """Under /api every error is JSON; a database outage is a 503 (for staff, a page that says so) so Twilio
     and clients retry."""
     from flask import g, jsonify, render_template, request
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import IntegrityError, OperationalError
     from werkzeug.exceptions import HTTPException
 
     @app.errorhandler(HTTPException)
@@ -88,6 +90,14 @@ def _register_error_handlers(app: Flask) -> None:
             name = (exc.name or "error").lower().replace(" ", "_")
             return jsonify({"error": name, "detail": exc.description}), exc.code or 500
         return exc
+
+    @app.errorhandler(IntegrityError)
+    def _changed_meanwhile(_exc: IntegrityError) -> Any:
+        # A unique clash found only at the request's commit (two people saving the same MRN or name at
+        # once): nothing was saved. The API and FHIR answer their own 409s (their blueprint handlers).
+        if request.path.startswith(("/api/", "/twilio/")) or not request.accept_mimetypes.accept_html:
+            return jsonify({"error": "conflict", "detail": "a concurrent request changed this; retry"}), 409
+        return render_template("error.html", status=409, title="Changed meanwhile", kind="conflict"), 409
 
     @app.errorhandler(OperationalError)
     def _database_down(exc: OperationalError) -> Any:

@@ -60,7 +60,7 @@ def create_token_command(name: str, staff: str | None, client: str | None, scope
 
     rt = build_runtime(_settings(), Role.CLI)
     try:
-        with rt.sessions() as session, session.begin():
+        with rt.unit_of_work() as session:
             new = create_token(
                 session, name=name, staff=staff, client=client, scopes=scopes, requested_by="operator"
             )
@@ -83,16 +83,19 @@ def create_token_command(name: str, staff: str | None, client: str | None, scope
 def create_user_command(email: str, name: str | None, role: str, phone: str | None, password: str) -> None:
     """Create a staff account (the first admin, say)."""
     from pro_service.runtime import Role, build_runtime
-    from pro_service.services.staff import StaffError, create_staff
+    from pro_service.services.errors import ServiceError
+    from pro_service.services.staff import create_staff
 
     rt = build_runtime(_settings(), Role.CLI)
     try:
-        with rt.sessions() as session, session.begin():
+        with rt.unit_of_work() as session:
             staff = create_staff(
                 session, email=email, name=name or email, role=StaffRole(role), phone=phone, password=password
             )
-    except StaffError as exc:
+    except ServiceError as exc:  # a bad value, or an email or phone another account has
         raise click.ClickException(str(exc)) from None
+    finally:
+        rt.dispose()  # the pool's connections closed, not left to the garbage collector
     click.echo(f"created {role} {staff.email} (id {staff.id})")
 
 
@@ -123,10 +126,13 @@ def turn_off_second_factor_command(email: str) -> None:
 @click.option("--yes", is_flag=True, help="Seed without asking (a database other than the embedded default).")
 def demo_command(yes: bool) -> None:
     """Seed demo staff, a care team and patients with some history (idempotent)."""
-    from pro_service.demo import seed
+    from pro_service.demo import refusal, seed
     from pro_service.runtime import Role, build_runtime
 
     settings = _settings()
+    refused = refusal(settings.SMS_BACKEND)
+    if refused:
+        raise click.ClickException(refused)
     if not (settings.embedded_default or yes):
         click.confirm(
             "This is not the embedded default (SQLite, outbox, no Redis): add demo accounts with a published "

@@ -14,7 +14,7 @@ from config.settings import Settings
 # How rows are locked to serialise work on them (a patient's replies, an alert's life cycle): FOR NO KEY
 # UPDATE, not FOR UPDATE. Two such locks still exclude each other, but a foreign-key check (KEY SHARE)
 # passes: the webhook's insert of one patient's reply must not wait for a worker that holds that patient,
-# nor make the other replies stored with it wait (web/inbound_store.py).
+# nor make the other replies stored with it wait (ingest/store.py).
 ROW_LOCK: dict[str, Any] = {"key_share": True}
 
 
@@ -90,15 +90,19 @@ def make_main_engine(settings: Settings) -> Engine:
 
 def make_ingest_engine(settings: Settings) -> Engine:
     """The inbound webhook's own autocommit pool (PostgreSQL). Its inserts run one at a time per process
-    (concurrent replies share one: web/inbound_store.py), so one connection serves it; the overflow covers a
+    (concurrent replies share one: ingest/store.py), so one connection serves it; the overflow covers a
     replacement while a dead one is dropped. Every wait on the server is bounded by the shorter
     WEBHOOK_DB_TIMEOUT_SECONDS, so a lock held by a migration or a hung server gives a 503 in seconds,
-    well inside the 15 s after which Twilio gives up."""
+    well inside the 15 s after which Twilio gives up. With INBOUND_GROUP_COMMIT off every request holds a
+    connection for its own insert: up to 16, gunicorn's threads per process (mind PostgreSQL's
+    max_connections: processes x 16 more), and a request waits for one no longer than the same bound."""
+    grouped = settings.INBOUND_GROUP_COMMIT
     return make_engine(
         settings.DATABASE_URL,
         isolation_level="AUTOCOMMIT",
-        pool_size=1,
-        max_overflow=2,
+        pool_size=1 if grouped else 8,
+        max_overflow=2 if grouped else 8,
+        pool_timeout=settings.WEBHOOK_DB_TIMEOUT_SECONDS,
         connect_args=bounded_connect_args(settings.DATABASE_URL, settings.WEBHOOK_DB_TIMEOUT_SECONDS),
     )
 
@@ -108,14 +112,10 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A unit of work: commit on success, roll back on error, always close."""
-    session = factory()
-    try:
+def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """The unit of work of a task, a CLI command or a sweep: one session and one transaction, committed
+    when the block ends, rolled back if it raises, always closed. (A web request's is web/unit_of_work.py.)
+    Work that must commit part way (a claim before a send) opens one unit of work per step
+    (services/outbound.py)."""
+    with factory() as session, session.begin():
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()

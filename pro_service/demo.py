@@ -4,6 +4,11 @@ A newcomer who signs in sees a live queue at once: six weeks of weekly check-ins
 message threads behind them, alerts of every urgency (some open, some acknowledged, older ones resolved)
 raised by the real red-flag rules from those answers, and an on-call rota. Idempotent: a second run adds
 nothing to a patient who already has history (it only tops up the rota when it runs out).
+
+The history is a story told through the real use cases with the runtime's clock moved (issue 13), so it
+cannot drift from what production writes: check-ins started, questions sent, replies stored as the webhook
+stores them and processed, scored, paged, acknowledged and resolved, one transaction a step, with the tasks
+each step asks for run here in order (no worker needed) and every text sent to the outbox.
 """
 
 from __future__ import annotations
@@ -12,31 +17,25 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
-from alerts.rules import AnswerView, Finding, History, callback_request, evaluate, evaluate_message
 from pro_service.models import (
     Alert,
-    AlertEvent,
     AlertStatus,
-    Answer,
-    AnswerStatus,
     ApiToken,
     CareTeam,
     CareTeamMember,
     CheckIn,
     CheckInStatus,
-    Direction,
-    Message,
-    MessageKind,
-    MessageStatus,
     OnCallShift,
     Patient,
     Schedule,
@@ -44,13 +43,18 @@ from pro_service.models import (
     StaffUser,
     utcnow,
 )
-from pro_service.replies import Parsed, parse_reply
+from pro_service.queue import Job, TaskQueue
 from pro_service.runtime import Runtime
 from pro_service.scheduling import next_occurrence
+from pro_service.services import check_ins, inbound, outbound, triage
+from pro_service.services.alert_lifecycle import acknowledge, resolve
 from pro_service.services.outbound import sender_number
 from pro_service.services.patients import create_care_team, enrol_patient
 from pro_service.services.staff import create_staff
 from pro_service.services.tokens import PREFIX, create_token
+from pro_service.sms.outbox import OutboxGateway
+
+T = TypeVar("T")
 
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105  (printed for the local demo; never a real account)
 DEMO_TEAMS = (
@@ -103,11 +107,11 @@ class Story:
 
 
 STORIES: dict[str, Story] = {
-    # Urgent, open: "yes" to new weakness, 12 minutes ago.
+    # Urgent, open: "yes" to new weakness (the first question), 12 minutes ago; the check-in closed since.
     "DEMO-002": Story(
         pains=(2, 2, 3, 3, 3, 4),
         latest={"weakness": "Yes", "pain_site": "3"},
-        latest_minutes_ago=12,
+        latest_minutes_ago=2,
     ),
     # Urgent, acknowledged: cannot move or put weight on a hip (Spanish).
     "DEMO-008": Story(
@@ -124,11 +128,11 @@ STORIES: dict[str, Story] = {
     ),
     # Same day, open: severe pain, 8 of 10 (the week before, 7: resolved).
     "DEMO-006": Story(pains=(4, 5, 5, 6, 7, 8), latest_minutes_ago=190),
-    # Same day, acknowledged: texted NURSE.
+    # Same day, acknowledged: asked for a call back (the NURSE keyword, in her words).
     "DEMO-007": Story(
         pains=(1, 1, 0, 1, 1, 1),
         acknowledged_by="nurse@demo.local",
-        message="NURSE can someone call me about my zoledronic acid appointment",
+        message="Could a nurse call me back today please",
         message_minutes_ago=45,
     ),
     # Routine, open: new pain in an arm; four weeks ago new hip pain (resolved).
@@ -150,10 +154,23 @@ STORIES: dict[str, Story] = {
 OLD_OUTCOMES = ("symptom_management_advice", "no_action_needed", "same_day_visit")
 
 
+def refusal(sms_backend: str) -> str | None:
+    """Why the demo must not be seeded here, if it must not. Its story commits each step, so for a moment
+    its texts are queued rows a running worker could send through the real gateway, and its patients'
+    numbers are made up: seed it only where SMS goes to the outbox."""
+    if sms_backend == "outbox":
+        return None
+    return (
+        f"the demo is seeded only with SMS_BACKEND=outbox (here: {sms_backend}): its story queues texts to "
+        "made-up numbers that a running worker could send"
+    )
+
+
 def seed(rt: Runtime) -> Iterator[str]:
     """Idempotent: a second run adds nothing and prints the same logins."""
     now = rt.now()
-    with rt.sessions() as session, session.begin():
+    untold: list[tuple[int, int, Story]] = []  # patient, schedule, story: the patients with no history yet
+    with rt.unit_of_work() as session:
         teams = []
         for team_name, tz, team_phone in DEMO_TEAMS:
             team = session.scalar(select(CareTeam).where(CareTeam.name == team_name))
@@ -216,8 +233,14 @@ def seed(rt: Runtime) -> Iterator[str]:
             story = STORIES.get(mrn)
             has_history = session.scalar(select(CheckIn.id).where(CheckIn.patient_id == patient.id).limit(1))
             if story is not None and has_history is None:
-                _History(session, rt, patient, schedule, story, staff, now).write()
+                untold.append((patient.id, schedule.id, story))
         token = _demo_token(session, rt.settings.SECRET_KEY, staff["admin@demo.local"])
+        staff_ids = {email: person.id for email, person in staff.items()}
+    if untold:
+        # Told after the accounts, rota and patients are committed: each step is a transaction of its own.
+        with _moved_clock(rt, now) as moved:
+            for patient_id, schedule_id, story in untold:
+                _Story(rt, moved, patient_id, schedule_id, story, staff_ids, now).tell()
     yield "demo data ready:"
     yield f"  nurse: nurse@demo.local / {DEMO_PASSWORD}"
     yield f"  admin: admin@demo.local / {DEMO_PASSWORD}"
@@ -261,7 +284,8 @@ def _demo_token(session: Session, secret_key: str, admin: StaffUser) -> str | No
 
 
 def _rota(session: Session, team: CareTeam, staff: dict[str, StaffUser], now: datetime) -> None:
-    """Level 1 the demo nurse, level 2 the charge nurse, for two weeks from yesterday (team time)."""
+    """Level 1 the demo nurse, level 2 the charge nurse, until two weeks from yesterday (team time). The
+    team's first rota reaches back over the history, so the story's alerts page whoever was on call then."""
     covered = session.scalar(
         select(OnCallShift.id).where(
             OnCallShift.care_team_id == team.id, OnCallShift.ends_at > now + timedelta(days=1)
@@ -269,8 +293,10 @@ def _rota(session: Session, team: CareTeam, staff: dict[str, StaffUser], now: da
     )
     if covered is not None:
         return
+    first = session.scalar(select(OnCallShift.id).where(OnCallShift.care_team_id == team.id).limit(1)) is None
     zone = ZoneInfo(team.timezone)
-    start = (now.astimezone(zone) - timedelta(days=1)).replace(hour=8, minute=0, second=0, microsecond=0)
+    yesterday = (now.astimezone(zone) - timedelta(days=1)).replace(hour=8, minute=0, second=0, microsecond=0)
+    start = yesterday - timedelta(weeks=WEEKS + 1) if first else yesterday
     for level, email in ((1, "nurse@demo.local"), (2, "charge@demo.local")):
         session.add(
             OnCallShift(
@@ -278,7 +304,7 @@ def _rota(session: Session, team: CareTeam, staff: dict[str, StaffUser], now: da
                 staff_id=staff[email].id,
                 level=level,
                 starts_at=start,
-                ends_at=start + timedelta(days=15),
+                ends_at=yesterday + timedelta(days=15),
             )
         )
 
@@ -287,317 +313,245 @@ def _sid() -> str:
     return "SMdemo" + secrets.token_hex(13)
 
 
-class _History:
-    """Writes one patient's weeks: check-ins, answers, the texts behind them, and the alerts they raise."""
+@dataclass
+class _Clock:
+    """The runtime's clock while the story is told: the story's instant, moved step by step."""
+
+    at: datetime
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+class _InProcessWorker(TaskQueue):
+    """The demo's worker: the tasks a step asks for after its commit are kept here and run by the story in
+    this process, at the story's instant (a worker would run them at the real time, and the embedded one
+    starts only after the seed). Tasks the story does not run (webhook event deliveries) are published."""
+
+    def __init__(self, real: TaskQueue) -> None:
+        super().__init__(real.celery)
+        self.real = real
+        self.jobs: deque[Job] = deque()
+
+    def after_commit(self, session: Session, name: str, *args: Any, queue_name: str | None = None) -> None:
+        job = (name, args, queue_name)
+        if job not in self.jobs:  # as TaskQueue does within a transaction: one score per check-in, etc.
+            self.jobs.append(job)
+
+
+@contextmanager
+def _moved_clock(rt: Runtime, now: datetime) -> Iterator[tuple[_Clock, _InProcessWorker]]:
+    """The runtime with its clock moved, its tasks run in process and texts sent to the outbox (demo numbers
+    never reach a provider, whatever SMS_BACKEND says); restored afterwards."""
+    clock, tasks, gateway = rt.clock, rt.tasks, rt.gateway
+    moved, worker = _Clock(now), _InProcessWorker(tasks)
+    rt.clock, rt.tasks, rt.gateway = moved, worker, OutboxGateway()
+    try:
+        yield moved, worker
+    finally:
+        rt.clock, rt.tasks, rt.gateway = clock, tasks, gateway
+
+
+class _Story:
+    """Tells one patient's weeks through the real use cases: a check-in is started, its questions sent, each
+    reply stored as the webhook stores it and processed as the worker does, the answers scored, alerts
+    paged, and older alerts acknowledged and resolved by a nurse. Each step is one transaction at the
+    story's instant; the tasks it asks for run next, in order."""
 
     def __init__(
         self,
-        session: Session,
         rt: Runtime,
-        patient: Patient,
-        schedule: Schedule,
+        moved: tuple[_Clock, _InProcessWorker],
+        patient_id: int,
+        schedule_id: int,
         story: Story,
-        staff: dict[str, StaffUser],
+        staff: dict[str, int],
         now: datetime,
     ) -> None:
-        self.session, self.rt, self.patient, self.schedule = session, rt, patient, schedule
+        self.rt, (self.clock, self.worker) = rt, moved
+        self.patient_id, self.schedule_id = patient_id, schedule_id
         self.story, self.staff, self.now = story, staff, now
-        self.instrument = rt.instrument_for(patient.ruleset_version, schedule.instrument_code)
-        assert self.instrument is not None and self.instrument.version == 2, "stories are written for v2"
-        self.ruleset = rt.ruleset_for(patient.ruleset_version)
-        self.sender = sender_number(rt)
+        with rt.unit_of_work() as session:
+            patient = session.get(Patient, patient_id)
+            assert patient is not None
+            self.phone, self.spanish = patient.phone, patient.language == "es"
+            instrument = rt.instrument_for(patient.ruleset_version, "sre-weekly")
+        assert instrument is not None and instrument.version == 2, "stories are written for v2"
+        self.instrument = instrument
 
-    def write(self) -> None:
-        previous_pain: int | None = None
-        silent_streak = 0
+    def tell(self) -> None:
         latest_closed = self.now - timedelta(minutes=self.story.latest_minutes_ago)
         for week, pain in enumerate(self.story.pains):
             weeks_back = len(self.story.pains) - 1 - week
             closed = latest_closed - timedelta(weeks=weeks_back)
-            started = closed - timedelta(minutes=9 + week % 3)
-            latest = weeks_back == 0
             if pain is None:
-                silent_streak += 1
-                check_in = self._expired(started)
-                findings = evaluate(
-                    self._views(check_in),
-                    History(previous_pain, silent_streak),
-                    self.ruleset,
-                    complete=True,
-                )
+                self._silent_week(closed)
             else:
-                silent_streak = 0
-                replies = {**WELL, "pain_worst": str(pain), **self.story.earlier.get(week, {})}
-                if latest:
-                    replies.update(self.story.latest)
-                if self.patient.language == "es":
-                    replies = {k: {"yes": "si", "Yes": "Si"}.get(v, v) for k, v in replies.items()}
-                check_in = self._completed(started, closed, replies)
-                findings = evaluate(
-                    self._views(check_in), History(previous_pain, 0), self.ruleset, complete=True
-                )
-                previous_pain = pain
-            check_in.scored_at = check_in.closed_at
-            for finding in findings:
-                self._alert(finding, check_in.closed_at or closed, check_in_id=check_in.id, open_=latest)
+                self._answered_week(week, closed, self._replies(week, pain, latest=weeks_back == 0))
+            if weeks_back > 0:
+                self._close_episodes(closed)
+            elif self.story.acknowledged_by is not None:
+                self._acknowledge_open(self.story.acknowledged_by, closed + timedelta(minutes=4))
         if self.story.message:
-            self._message(self.story.message, self.now - timedelta(minutes=self.story.message_minutes_ago))
+            at = self.now - timedelta(minutes=self.story.message_minutes_ago)
+            self._patient_texts(self.story.message, at)
+            if self.story.acknowledged_by is not None:
+                self._acknowledge_open(self.story.acknowledged_by, at + timedelta(minutes=4))
 
-    # --- rows ----------------------------------------------------------------------------------------
+    # --- the patient's side --------------------------------------------------------------------------
 
-    def _text(
-        self, direction: Direction, kind: MessageKind, body: str, at: datetime, **extra: Any
-    ) -> Message:
-        inbound = direction == Direction.INBOUND
-        message = Message(
-            direction=direction,
-            kind=kind,
-            status=MessageStatus.PROCESSED if inbound else MessageStatus.DELIVERED,
-            patient_id=extra.pop("patient_id", self.patient.id),
-            from_number=self.patient.phone if inbound else self.sender,
-            to_number=self.sender if inbound else extra.pop("to", self.patient.phone),
-            body=body,
-            twilio_sid=_sid(),
-            created_at=at,
-            updated_at=at,
-            processed_at=at if inbound else None,
-            sent_at=None if inbound else at,
-            **extra,
-        )
-        self.session.add(message)
-        self.session.flush()
-        return message
+    def _replies(self, week: int, pain: int, *, latest: bool) -> dict[str, str]:
+        replies = {**WELL, "pain_worst": str(pain), **self.story.earlier.get(week, {})}
+        if latest:
+            replies.update(self.story.latest)
+        if self.spanish:
+            replies = {k: {"yes": "si", "Yes": "Si"}.get(v, v) for k, v in replies.items()}
+        return replies
 
-    def _check_in(self, started: datetime) -> CheckIn:
-        assert self.instrument is not None
-        check_in = CheckIn(
-            patient_id=self.patient.id,
-            schedule_id=self.schedule.id,
-            instrument_code=self.instrument.code,
-            instrument_version=self.instrument.version,
-            status=CheckInStatus.IN_PROGRESS,
-            scheduled_for=started,
-            started_at=started,
-            created_at=started,
-            expires_at=started + timedelta(minutes=self.rt.settings.CHECK_IN_EXPIRES_AFTER_MINUTES),
-        )
-        self.session.add(check_in)
-        self.session.flush()
-        return check_in
-
-    def _completed(self, started: datetime, closed: datetime, replies: dict[str, str]) -> CheckIn:
-        assert self.instrument is not None
-        check_in = self._check_in(started)
-        lang = self.patient.language
-        items = self.instrument.items
-        step = (closed - started) / (len(items) * 2)
+    def _answered_week(self, week: int, closed: datetime, replies: dict[str, str]) -> None:
+        started = closed - timedelta(minutes=9 + week % 3)
+        check_in_id = self._start(started)
+        with self.rt.unit_of_work() as session:
+            item = self._awaited(session)
+        step = (closed - started) / len(self.instrument.items)
         at = started
-        values: dict[str, Any] = {}
-        for item in items:
-            if item.skip_if is not None and values.get(item.skip_if.item) == item.skip_if.equals:
-                self.session.add(
-                    Answer(
-                        check_in_id=check_in.id,
-                        item_code=item.code,
-                        status=AnswerStatus.SKIPPED,
-                        answered_at=at,
-                    )
+        # Bounded: a reply the conversation cannot read is asked again, never forever.
+        for _ in range(3 * len(self.instrument.items)):
+            if item is None:
+                return
+            at = min(at + step, closed)
+            item = self._patient_texts(replies[item], at)
+        raise RuntimeError(f"demo story: check-in {check_in_id} did not complete")
+
+    def _silent_week(self, closed: datetime) -> None:
+        """No reply: the reminder and the expiry come from the check-in timers, swept as beat sweeps them."""
+        started = closed - timedelta(minutes=self.rt.settings.CHECK_IN_EXPIRES_AFTER_MINUTES)
+        check_in_id = self._start(started)
+        for _ in range(5):  # first send is done; then the reminder (perhaps after quiet hours), the expiry
+            with self.rt.unit_of_work() as session:
+                check_in = session.get(CheckIn, check_in_id)
+                assert check_in is not None
+                due = check_in.next_deadline_at if check_in.status.is_open else None
+            if due is None:
+                return
+            self._run_at(
+                due,
+                lambda session: check_ins.run_deadlines(
+                    session, self.rt, self.rt.now(), patient_id=self.patient_id
+                ),
+            )
+        raise RuntimeError(f"demo story: check-in {check_in_id} did not expire")
+
+    def _start(self, at: datetime) -> int:
+        """A check-in started now (the use case a nurse or the API calls), linked to the patient's schedule:
+        the weeks stand for its occurrences, and rules on missed check-ins count scheduled ones only."""
+
+        def start(session: Session) -> int:
+            patient = session.get(Patient, self.patient_id)
+            assert patient is not None
+            check_in = check_ins.start_now(
+                session, self.rt, patient, self.instrument.code, occurrence=(self.schedule_id, at)
+            )
+            return check_in.id
+
+        return self._run_at(at, start)
+
+    def _awaited(self, session: Session) -> str | None:
+        """The item the patient's check-in is waiting for an answer to (None: no check-in in progress)."""
+        check_in = check_ins.open_check_in(session, self.patient_id)
+        if check_in is None or check_in.status != CheckInStatus.IN_PROGRESS:
+            return None
+        return check_in.current_item
+
+    def _patient_texts(self, body: str, at: datetime) -> str | None:
+        """Stored as the webhook stores it and processed as the worker does, in one transaction: a worker
+        polling the same database never sees it waiting and never processes it at the real time. Returns
+        the item asked next."""
+        form = {"From": self.phone, "To": sender_number(self.rt), "Body": body, "MessageSid": _sid()}
+
+        def arrive(session: Session) -> str | None:
+            inbound.store_inbound(session, form, at)
+            inbound.process_patient(session, self.rt, self.patient_id)
+            return self._awaited(session)
+
+        return self._run_at(at, arrive)
+
+    # --- the nurse's side ----------------------------------------------------------------------------
+
+    def _acknowledge_open(self, email: str, at: datetime) -> None:
+        staff_id = self.staff[email]
+
+        def ack(session: Session) -> None:
+            for alert in session.scalars(self._alerts(AlertStatus.OPEN)):
+                acknowledge(
+                    session, alert, staff_id=staff_id, actor=f"staff:{staff_id}", now=at, via="dashboard"
                 )
+
+        self._run_at(at, ack)
+
+    def _close_episodes(self, closed: datetime) -> None:
+        """An older week's alerts: acknowledged 25 minutes in, resolved after the call three hours later."""
+        self._acknowledge_open("nurse@demo.local", closed + timedelta(minutes=25))
+        nurse = self.staff["nurse@demo.local"]
+        done = closed + timedelta(hours=3)
+
+        def resolve_all(session: Session) -> None:
+            for alert in session.scalars(self._alerts(AlertStatus.ACKNOWLEDGED)):
+                outcome = OLD_OUTCOMES[alert.id % len(OLD_OUTCOMES)]
+                resolve(
+                    session,
+                    alert,
+                    staff_id=nurse,
+                    actor=f"staff:{nurse}",
+                    now=done,
+                    outcome=outcome,
+                    note="Called the patient; plan agreed. (demo)",
+                    rag="amber" if outcome == "same_day_visit" else "green",
+                )
+
+        self._run_at(done, resolve_all)
+
+    def _alerts(self, status: AlertStatus) -> Select[tuple[Alert]]:
+        return (
+            select(Alert)
+            .where(Alert.patient_id == self.patient_id, Alert.status == status)
+            .order_by(Alert.id)
+        )
+
+    # --- the clock and the worker --------------------------------------------------------------------
+
+    def _run_at(self, at: datetime, step: Callable[[Session], T]) -> T:
+        """One step in its own transaction at `at`, then the tasks it asked for, as a worker runs them."""
+        self.clock.at = at
+        with self.rt.unit_of_work() as session:
+            result = step(session)
+        while self.worker.jobs:
+            name, args, queue_name = self.worker.jobs.popleft()
+            task = self._tasks.get(name)
+            if task is None:
+                self.worker.real.publish(name, *args, queue_name=queue_name)
                 continue
-            question = self.instrument.render_question(item.code, lang)
-            self._text(
-                Direction.OUTBOUND,
-                MessageKind.QUESTION,
-                question,
-                at,
-                check_in_id=check_in.id,
-                item_code=item.code,
-            )
-            at += step
-            raw = replies[item.code]
-            reply = self._text(
-                Direction.INBOUND, MessageKind.REPLY, raw, at, check_in_id=check_in.id, item_code=item.code
-            )
-            at += step
-            parsed = parse_reply(raw, item.spec, lang)
-            value = parsed.value if isinstance(parsed, Parsed) else None
-            values[item.code] = value
-            self.session.add(
-                Answer(
-                    check_in_id=check_in.id,
-                    item_code=item.code,
-                    status=AnswerStatus.ANSWERED if isinstance(parsed, Parsed) else AnswerStatus.UNREADABLE,
-                    value=value,
-                    raw_text=raw,
-                    question=question,
-                    message_id=reply.id,
-                    answered_at=at,
-                )
-            )
-        closing = self.rt.texts.get("closing", lang, clinic_phone=self._clinic_phone())
-        self._text(Direction.OUTBOUND, MessageKind.CLOSING, closing, closed, check_in_id=check_in.id)
-        check_in.status = CheckInStatus.COMPLETED
-        check_in.closed_at = closed
-        check_in.current_item = None
-        self.session.flush()
-        self.session.expire(check_in, ["answers"])
-        return check_in
+            with self.rt.unit_of_work() as session:
+                task(session, *args)
+        return result
 
-    def _expired(self, started: datetime) -> CheckIn:
-        assert self.instrument is not None
-        check_in = self._check_in(started)
-        lang = self.patient.language
-        first = self.instrument.items[0].code
-        question = self.instrument.render_question(first, lang)
-        self._text(
-            Direction.OUTBOUND,
-            MessageKind.QUESTION,
-            question,
-            started,
-            check_in_id=check_in.id,
-            item_code=first,
-        )
-        reminder_at = started + timedelta(minutes=self.rt.settings.REMINDER_AFTER_MINUTES)
-        self._text(
-            Direction.OUTBOUND,
-            MessageKind.REMINDER,
-            self.rt.texts.get("reminder_prefix", lang) + question,
-            reminder_at,
-            check_in_id=check_in.id,
-            item_code=first,
-        )
-        closed = check_in.expires_at or started
-        for item in self.instrument.items:
-            self.session.add(
-                Answer(
-                    check_in_id=check_in.id,
-                    item_code=item.code,
-                    status=AnswerStatus.MISSING,
-                    answered_at=closed,
-                )
-            )
-        check_in.status = CheckInStatus.EXPIRED
-        check_in.reminder_sent_at = reminder_at
-        check_in.closed_at = closed
-        self.session.flush()
-        self.session.expire(check_in, ["answers"])
-        return check_in
-
-    def _views(self, check_in: CheckIn) -> dict[str, AnswerView]:
+    @property
+    def _tasks(self) -> dict[str, Callable[..., object]]:
+        """The bodies of workers/tasks.py's tasks, for the ones a story asks for."""
+        rt = self.rt
         return {
-            a.item_code: AnswerView(a.item_code, a.status.value, a.value, a.raw_text, a.question)
-            for a in check_in.answers
+            "pro.process_inbound": lambda session, patient_id: inbound.process_patient(
+                session, rt, patient_id
+            ),
+            "pro.score_check_in": lambda session, check_in_id: triage.score_check_in(
+                session, rt, check_in_id
+            ),
+            "pro.send_message": self._send,
         }
 
-    def _clinic_phone(self) -> str:
-        return self.patient.care_team.phone or self.rt.settings.CLINIC_PHONE
-
-    def _message(self, text: str, at: datetime) -> None:
-        lang = self.patient.language
-        message = self._text(Direction.INBOUND, MessageKind.REPLY, text, at)
-        if text.upper().startswith(("NURSE", "CALL")):
-            finding = callback_request(self.ruleset, text)
-            answer = self.rt.texts.get("callback", lang)
-        else:
-            finding = evaluate_message(text, self.ruleset, source="message")
-            answer = self.rt.texts.get("acknowledgement", lang, clinic_phone=self._clinic_phone())
-        self._text(Direction.OUTBOUND, MessageKind.ACKNOWLEDGEMENT, answer, at + timedelta(seconds=20))
-        self._alert(finding, at, message_id=message.id, open_=True)
-
-    def _alert(
-        self,
-        finding: Finding,
-        at: datetime,
-        *,
-        check_in_id: int | None = None,
-        message_id: int | None = None,
-        open_: bool,
-    ) -> None:
-        from pro_service.services.triage import new_ref
-
-        evidence = []
-        for ev in finding.evidence:
-            item = asdict(ev)
-            item.update(
-                rule_id=finding.rule_id,
-                ruleset=finding.ruleset,
-                ruleset_version=finding.ruleset_version,
-                check_in_id=check_in_id,
-                message_id=message_id,
-            )
-            evidence.append(item)
-        alert = Alert(
-            ref=new_ref(),
-            patient_id=self.patient.id,
-            check_in_id=check_in_id,
-            category=finding.category,
-            urgency=finding.urgency.value,
-            urgency_rank=finding.urgency.rank,
-            status=AlertStatus.OPEN,
-            ruleset=finding.ruleset,
-            ruleset_version=finding.ruleset_version,
-            rule_ids=[finding.rule_id, *finding.other_rule_ids],
-            evidence=evidence,
-            opened_at=at,
-            updated_at=at,
-        )
-        self.session.add(alert)
-        self.session.flush()
-        events = [
-            AlertEvent(alert_id=alert.id, kind="opened", created_at=at, detail={"rule_id": finding.rule_id})
-        ]
-        nurse = self.staff["nurse@demo.local"]
-        if alert.urgency == "urgent":
-            safety = self.rt.texts.get("safety", self.patient.language, clinic_phone=self._clinic_phone())
-            self._text(
-                Direction.OUTBOUND, MessageKind.SAFETY, safety, at + timedelta(seconds=5), alert_id=alert.id
-            )
-            alert.safety_message_sent = True
-            events.append(AlertEvent(alert_id=alert.id, kind="safety_message", created_at=at, detail={}))
-        if alert.urgency in ("urgent", "same_day"):
-            alert.escalation_level = 1
-            events.append(
-                AlertEvent(
-                    alert_id=alert.id,
-                    kind="paged",
-                    created_at=at + timedelta(seconds=5),
-                    detail={"step": 1, "level": 1, "staff_ids": [nurse.id]},
-                )
-            )
-        ack_email = self.story.acknowledged_by if open_ else "nurse@demo.local"
-        if ack_email is not None:
-            acker = self.staff[ack_email]
-            acked = at + timedelta(minutes=4 if open_ else 25)
-            alert.status = AlertStatus.ACKNOWLEDGED
-            alert.acknowledged_at, alert.acknowledged_by_id = acked, acker.id
-            events.append(
-                AlertEvent(
-                    alert_id=alert.id,
-                    kind="acknowledged",
-                    actor_staff_id=acker.id,
-                    actor=f"staff:{acker.id}",
-                    created_at=acked,
-                    detail={"via": "dashboard"},
-                )
-            )
-        if open_ and alert.status == AlertStatus.OPEN and alert.urgency != "routine":
-            after = self.rt.policy.for_urgency(alert.urgency).escalate_after_minutes
-            alert.next_escalation_at = self.now + timedelta(minutes=after or 15)
-        if not open_:
-            done = at + timedelta(hours=3)
-            outcome = OLD_OUTCOMES[alert.id % len(OLD_OUTCOMES)]
-            alert.status = AlertStatus.RESOLVED
-            alert.resolved_at, alert.resolved_by_id = done, nurse.id
-            alert.outcome = outcome
-            alert.outcome_note = "Called the patient; plan agreed. (demo)"
-            events.append(
-                AlertEvent(
-                    alert_id=alert.id,
-                    kind="resolved",
-                    actor_staff_id=nurse.id,
-                    actor=f"staff:{nurse.id}",
-                    created_at=done,
-                    detail={"outcome": outcome, "note": alert.outcome_note},
-                )
-            )
-        self.session.add_all(events)
+    def _send(self, session: Session, message_id: int) -> None:
+        """pro.send_message without its wait for a send slot: the outbox is no provider with a rate limit,
+        and it cannot half-send, so the claim and the delivery share one transaction."""
+        message = outbound.claim(session, self.rt, message_id)
+        if message is not None:
+            outbound.deliver(session, self.rt, message)

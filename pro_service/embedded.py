@@ -26,7 +26,7 @@ def seeds_demo(settings: Settings, demo: bool | None) -> bool:
 def prepare(settings: Settings, demo: bool | None) -> list[str]:
     """Before serving: the schema at head, and the demo seeded when `seeds_demo` says so. Returns what to
     print (the demo's logins and token, or why there are none)."""
-    from pro_service.demo import seed
+    from pro_service.demo import refusal, seed
     from pro_service.migrate import upgrade
     from pro_service.runtime import Role, build_runtime
 
@@ -36,6 +36,9 @@ def prepare(settings: Settings, demo: bool | None) -> list[str]:
             "no demo data seeded: this is not the embedded default (SQLite, outbox, no Redis); "
             "`pro-service run --demo` seeds it"
         ]
+    refused = refusal(settings.SMS_BACKEND)
+    if refused:
+        return [f"no demo data seeded: {refused}"]
     rt = build_runtime(settings, Role.CLI)
     try:
         return list(seed(rt))

@@ -44,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pro_service.instruments import Instrument, Item
+from pro_service.labels import CHOICE_LABELS, URGENCY_LABELS, category_label
 from pro_service.models import (
     Alert,
     AlertStatus,
@@ -57,7 +58,6 @@ from pro_service.models import (
     Patient,
     PatientStatus,
 )
-from pro_service.web.ui import CHOICE_LABELS, URGENCY_LABELS, category_label
 
 FHIR_VERSION = "4.0.1"
 MEDIA_TYPE = "application/fhir+json"

@@ -25,7 +25,7 @@ TIME_TO_ACK = Histogram(
 )
 INBOUND_GROUP_SIZE = Histogram(
     "pro_inbound_group_rows",
-    "Inbound SMS stored per INSERT by one web process (concurrent webhooks share one; web/inbound_store.py)",
+    "Inbound SMS stored per INSERT by one web process (concurrent webhooks share one; ingest/store.py)",
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
 INBOUND_STORED = Counter(

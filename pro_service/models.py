@@ -483,7 +483,7 @@ class Alert(Base):
     check_in_id: Mapped[int | None] = mapped_column(ForeignKey("check_ins.id", ondelete="SET NULL"))
     category: Mapped[str] = mapped_column(String(64))
     urgency: Mapped[str] = mapped_column(String(16))
-    urgency_rank: Mapped[int] = mapped_column(Integer)  # 3 urgent, 2 same_day, 1 routine: sortable
+    urgency_rank: Mapped[int] = mapped_column(Integer)  # Urgency(urgency).rank (alerts/rules.py): sortable
     status: Mapped[AlertStatus] = mapped_column(_enum(AlertStatus), default=AlertStatus.OPEN)
     ruleset: Mapped[str] = mapped_column(String(64))
     ruleset_version: Mapped[int] = mapped_column(Integer)
@@ -513,12 +513,33 @@ class Alert(Base):
     events: Mapped[list[AlertEvent]] = relationship(back_populates="alert", order_by="AlertEvent.id")
 
 
+class AlertEventKind(enum.StrEnum):
+    """What happened to an alert: a line of its timeline (AlertEvent.kind). The words the dashboard shows
+    for each are `labels.ALERT_EVENT_LABELS` (a test checks every kind has one)."""
+
+    OPENED = "opened"
+    EVIDENCE_ADDED = "evidence_added"
+    EVIDENCE_WITHDRAWN = "evidence_withdrawn"  # a lab result corrected or entered in error
+    URGENCY_RAISED = "urgency_raised"
+    NEW_SINCE_ACKNOWLEDGED = "new_since_acknowledged"
+    PAGED = "paged"
+    NO_ON_CALL = "no_on_call"
+    NOBODY_PAGED = "nobody_paged"
+    SAFETY_MESSAGE = "safety_message"
+    ACKNOWLEDGED = "acknowledged"
+    ASSIGNED = "assigned"
+    ESCALATED = "escalated"
+    NOTE = "note"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+
+
 class AlertEvent(Base):
     __tablename__ = "alert_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(32))  # opened, evidence_added, urgency_raised, paged, ...
+    kind: Mapped[AlertEventKind] = mapped_column(_enum(AlertEventKind))
     actor_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     actor: Mapped[str] = mapped_column(String(120), default="system")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

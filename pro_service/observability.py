@@ -29,7 +29,7 @@ from werkzeug.datastructures import Authorization
 
 from pro_service.metrics import REQUEST_LATENCY
 
-# Set by handlers that run outside Flask's request context (web/inbound_sms.py); Flask requests use `g`.
+# Set by handlers that run outside Flask's request context (ingest/handler.py); Flask requests use `g`.
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 

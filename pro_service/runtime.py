@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -18,10 +19,11 @@ from alerts.reading import Lexicon
 from alerts.ruleset import Ruleset, RulesetError, load_rulesets
 from config.settings import Settings, SettingsError
 from pro_service.call_scripts import CallScripts, load_call_scripts
-from pro_service.db import make_ingest_engine, make_main_engine, make_session_factory
+from pro_service.db import make_ingest_engine, make_main_engine, make_session_factory, unit_of_work
 from pro_service.instruments import Instrument, InstrumentRegistry, load_instruments
 from pro_service.sms.gateway import SmsGateway
 from pro_service.sms.outbox import OutboxGateway
+from pro_service.sms.ratelimit import SendRateLimiter, make_rate_limiter
 from pro_service.texts import Texts, load_texts
 
 if TYPE_CHECKING:  # the broker is only built in build_runtime: `alerts` imports this module without Celery
@@ -54,9 +56,11 @@ class Runtime:
     rulesets: dict[tuple[str, int], Ruleset]
     texts: Texts
     policy: EscalationPolicy
-    # The inbound webhook's own pool (web/inbound_sms.py): autocommit on PostgreSQL, so its one INSERT
+    # The inbound webhook's own pool (ingest/handler.py): autocommit on PostgreSQL, so its one INSERT
     # commits as it returns. On SQLite it is `engine`. Connections open only when used.
     ingest_engine: Engine
+    # The send cap (SEND_RATE_LIMITER): shared through Redis, or kept in this process.
+    rate_limiter: SendRateLimiter
     role: Role = Role.CLI
     clock: Callable[[], datetime] = field(default=_utcnow)
     # What the nurse does on the call, per alert category (config/call_scripts.yaml).
@@ -64,6 +68,10 @@ class Runtime:
 
     def now(self) -> datetime:
         return self.clock()
+
+    def unit_of_work(self) -> AbstractContextManager[Session]:
+        """One transaction for a task, a CLI command or a sweep (db.unit_of_work)."""
+        return unit_of_work(self.sessions)
 
     def dispose(self, *, close: bool = True) -> None:
         """Drop pooled connections (close=False after a fork: the parent still uses them)."""
@@ -195,6 +203,7 @@ def build_runtime(settings: Settings, role: Role, *, gateway: SmsGateway | None 
         ),
         policy=load_policy(settings.CONFIG_DIR / "escalation.yaml"),
         ingest_engine=make_ingest_engine(settings) if engine.dialect.name == "postgresql" else engine,
+        rate_limiter=make_rate_limiter(settings),
         role=role,
         call_scripts=load_call_scripts(settings.CONFIG_DIR / "call_scripts.yaml"),
     )

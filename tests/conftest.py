@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,10 +20,15 @@ import pytest
 import redis
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
-from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 
 from pro_service.models import utcnow
+
+# Shared with the benchmarks (testsupport/); tests import them from here too.
+from testsupport.ports import free_port
+from testsupport.signing import Signer, inbound_sms
+from testsupport.waiting import wait_for
+from testsupport.workers import WORKER_READY, CeleryProcess, dies_with_parent, worker_args
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -36,12 +37,6 @@ ACCOUNT_SID = "AC" + "0" * 31 + "1"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 FROM_NUMBER = "+15005550006"
 METRICS_TOKEN = "test-metrics-token-0123456789"  # Prometheus' bearer token for /metrics
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_concurrently(step: Callable[[], Any], threads: int = 4, timeout: float = 60.0) -> list[Any]:
@@ -67,20 +62,6 @@ def run_concurrently(step: Callable[[], Any], threads: int = 4, timeout: float =
     if errors:
         raise errors[0]
     return results
-
-
-def wait_for(
-    condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, message: str = "condition"
-) -> Any:
-    """Poll until `condition()` is truthy, at most `timeout` seconds; return its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="session")
@@ -261,15 +242,6 @@ def client(app: Any) -> Any:
     return app.test_client()
 
 
-class Signer:
-    def __init__(self, public_base: str, token: str) -> None:
-        self.public_base = public_base
-        self.validator = RequestValidator(token)
-
-    def headers(self, path: str, params: dict[str, str]) -> dict[str, str]:
-        return {"X-Twilio-Signature": self.validator.compute_signature(self.public_base + path, params)}
-
-
 @pytest.fixture
 def signer(settings: Any) -> Signer:
     return Signer(settings.PUBLIC_BASE_URL, settings.webhook_auth_token)
@@ -280,15 +252,7 @@ def sms(client: Any, signer: Signer) -> Callable[..., Any]:
     """Deliver an inbound SMS to the webhook as Twilio would, signed."""
 
     def send(from_: str, body: str, sid: str | None = None, **extra: str) -> Any:
-        params = {
-            "MessageSid": sid or "SM" + secrets.token_hex(16),
-            "AccountSid": ACCOUNT_SID,
-            "From": from_,
-            "To": FROM_NUMBER,
-            "Body": body,
-            "NumMedia": "0",
-            **extra,
-        }
+        params = inbound_sms(from_, body, account_sid=ACCOUNT_SID, to=FROM_NUMBER, sid=sid, **extra)
         return client.post("/twilio/sms", data=params, headers=signer.headers("/twilio/sms", params))
 
     return send
@@ -300,7 +264,7 @@ def admin_token(rt: Any) -> str:
     owners (issue 15), audited as `client:test-admin (token N)`."""
     from pro_service.services.tokens import SCOPES, create_token
 
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         return create_token(
             session, requested_by="operator", name="test-admin", client="test-admin", scopes=SCOPES
         ).token
@@ -312,7 +276,7 @@ def nurse_token(rt: Any) -> str:
     from pro_service.models import StaffRole, StaffUser
     from pro_service.services.tokens import create_token
 
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         nurse = StaffUser(email="token-nurse@test.local", name="Token Nurse", role=StaffRole.NURSE)
         session.add(nurse)
         session.flush()
@@ -341,48 +305,16 @@ def live_server(app: Any, web_port: int) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def worker(settings_env: dict[str, str], rt: Any) -> Iterator[subprocess.Popen[bytes]]:
-    """A real Celery worker process, started with the documented command and settings."""
-    env = {**os.environ, **settings_env, "PYTHONUNBUFFERED": "1"}
-    log_path = ROOT / "var" / f"test-worker-{os.getpid()}.log"
-    log_path.parent.mkdir(exist_ok=True)
-    log_file = log_path.open("wb")
-    # Dies with this test session, even one killed with SIGKILL: an orphaned worker would go on taking tasks
-    # from its Redis db, which a later run (or a benchmark, dbs 11-14) may be using.
-    dies_with_us = ["setpriv", "--pdeathsig", "SIGTERM", "--"] if shutil.which("setpriv") else []
-    proc = subprocess.Popen(
-        [
-            *dies_with_us,
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "workers",
-            "worker",
-            "--loglevel=INFO",
-            "--concurrency=2",
-            "--without-gossip",
-            "--without-mingle",
-            "-n",
-            f"test-{os.getpid()}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
+    """A real Celery worker process, started with the documented command and settings. It dies with this
+    test session, even one killed with SIGKILL (see testsupport.workers.dies_with_parent)."""
+    proc = CeleryProcess(
+        worker_args(f"test-{os.getpid()}"),
+        settings_env,
+        ROOT / "var" / f"test-worker-{os.getpid()}.log",
+        WORKER_READY,
+        prefix=dies_with_parent(),
     )
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError("worker exited:\n" + log_path.read_text(errors="replace")[-3000:])
-        return b"ready." in log_path.read_bytes()
-
-    wait_for(ready, timeout=60, message="the Celery worker to start")
     WORKER_RUNNING.set()
-    yield proc
+    yield proc.proc
     WORKER_RUNNING.clear()
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log_file.close()
+    proc.stop()

@@ -98,3 +98,100 @@ def test_the_product_never_imports_the_dev_tools() -> None:
                 if any(name == "dev" or name.startswith("dev.") for name in names):
                     importers.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert importers == []
+
+
+# What only the unit of work may do to the request's session (web/unit_of_work.py). `rollback` stays open
+# to a view that shows a form again after a refused service call.
+TRANSACTION_CALLS = frozenset(
+    {"commit", "add", "add_all", "delete", "merge", "flush", "begin", "begin_nested"}
+)
+
+
+def _session_names(function: ast.AST) -> set[str]:
+    """Names bound to the request's session in a function: `session = db()` (and `s = db()`)."""
+    names = set()
+    for node in ast.walk(function):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            func = node.value.func
+            if isinstance(func, ast.Name) and func.id == "db":
+                names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names
+
+
+def _is_session(receiver: ast.expr, names: set[str]) -> bool:
+    if isinstance(receiver, ast.Call) and isinstance(receiver.func, ast.Name):
+        return receiver.func.id == "db"  # db().add(...)
+    if isinstance(receiver, ast.Name):
+        return receiver.id in names or receiver.id in {"session", "connection"}
+    return isinstance(receiver, ast.Attribute) and receiver.attr in {"db_session", "session"}
+
+
+def web_transaction_calls() -> list[str]:
+    """Every `commit()` under web/, and every add/delete/flush on a session there."""
+    found = []
+    for path in sorted((ROOT / "pro_service" / "web").rglob("*.py")):
+        if path.name == "unit_of_work.py":  # the one place that commits a request
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        names = _session_names(tree)
+        for node in ast.walk(tree):
+            attr = _forbidden(node, names)
+            if attr:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} .{attr}()")
+    return found
+
+
+def _forbidden(node: ast.AST, names: set[str]) -> str | None:
+    """The name of the forbidden call `node` makes, if it is one: any `.commit()`, or a write to a session."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        return None
+    attr = node.func.attr
+    if attr == "commit" or (attr in TRANSACTION_CALLS and _is_session(node.func.value, names)):
+        return attr
+    return None
+
+
+def test_nothing_under_web_commits_or_writes_to_the_session() -> None:
+    """Issue 13: one unit of work per request commits (web/unit_of_work.py); views call services, which
+    add, delete and (for a transaction of their own) commit. The inbound webhook commits on its own
+    autocommit pool and lives outside web/ (pro_service/ingest/)."""
+    assert web_transaction_calls() == []
+
+
+def test_the_web_transaction_check_sees_what_it_forbids() -> None:
+    """The check above is only as good as its parser: it finds each forbidden form."""
+    sample = (
+        "def view():\n    session = db()\n    session.add(x)\n    db().commit()\n    db().delete(y)\n"
+        "    s = db()\n    s.flush()\n    ids = set()\n    ids.add(1)\n"
+    )
+    tree = ast.parse(sample)
+    names = _session_names(tree)
+    calls = [attr for node in ast.walk(tree) if (attr := _forbidden(node, names))]
+    assert sorted(calls) == ["add", "commit", "delete", "flush"]
+
+
+def test_import_layers_hold() -> None:
+    """Issue 13's layers, as import-linter contracts in pyproject.toml: entry points -> services -> domain,
+    `alerts` pure, services free of the web framework. Every ignored import is named and explained there."""
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run(
+        [str(lint_imports), "--no-cache", "--no-logo"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_module_of_the_package_has_a_layer() -> None:
+    """A new module outside the layers contract would be checked by nothing: each one is given a layer."""
+    import re
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (layers,) = [c["layers"] for c in config["contracts"] if c["type"] == "layers"]
+    named = {name.strip() for layer in layers for name in re.split(r"[|:]", layer)}
+    package = ROOT / "pro_service"
+    modules = {
+        f"pro_service.{path.stem}"
+        for path in package.iterdir()
+        if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").exists()
+    }
+    assert sorted(modules - named) == []

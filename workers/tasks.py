@@ -21,12 +21,12 @@ log = logging.getLogger(__name__)
 def register(app: Celery, rt: Runtime) -> None:
     @app.task(name="pro.process_inbound", acks_late=True)
     def process_inbound(patient_id: int) -> int:
-        with rt.sessions() as session, session.begin():
+        with rt.unit_of_work() as session:
             return inbound.process_patient(session, rt, patient_id)
 
     @app.task(name="pro.process_staff_inbound", acks_late=True)
     def process_staff_inbound(message_id: int) -> str:
-        with rt.sessions() as session, session.begin():
+        with rt.unit_of_work() as session:
             return staff_inbound.process_staff_message(session, rt, message_id)
 
     @app.task(name="pro.send_message", bind=True, acks_late=True)
@@ -45,7 +45,7 @@ def register(app: Celery, rt: Runtime) -> None:
 
     @app.task(name="pro.score_check_in", acks_late=True)
     def score_check_in(check_in_id: int) -> int:
-        with rt.sessions() as session, session.begin():
+        with rt.unit_of_work() as session:
             return len(triage.score_check_in(session, rt, check_in_id))
 
     @app.task(name="pro.tick", acks_late=True)

@@ -33,6 +33,7 @@ from pro_service.models import (
     StaffRole,
     StaffUser,
 )
+from pro_service.services import audit
 from pro_service.services.staff_inbound import may_acknowledge
 
 BREAK_GLASS_MINUTES = 30
@@ -181,3 +182,28 @@ def reason_problem(reason: str) -> str | None:
     if len(reason) > BREAK_GLASS_MAX_REASON:
         return f"Keep the reason under {BREAK_GLASS_MAX_REASON} characters."
     return None
+
+
+def record_refusal(
+    session: Session,
+    *,
+    actor: str,
+    patient_id: int,
+    alert_id: int | None,
+    ip: str | None,
+    now: datetime,
+) -> None:
+    """Audit a record refused as outside the staff member's scope. The refusal answers 403 (or 400 for a
+    bad break-glass reason), which rolls the request back, so this use case commits its own row; the
+    caller has written nothing else (a refusal comes before any change)."""
+    audit.record(
+        session,
+        actor=actor,
+        action="scope_refused",
+        subject=("patient", patient_id),
+        patient_id=patient_id,
+        detail={"alert_id": alert_id},
+        ip=ip,
+        at=now,
+    )
+    session.commit()

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Select, false, func, or_, select
 from sqlalchemy.orm import Session
 
+from pro_service.instruments import InstrumentRegistry
 from pro_service.models import (
     AuditLog,
     CareTeam,
@@ -24,7 +25,9 @@ from pro_service.models import (
 )
 from pro_service.scheduling import ScheduleError, validate_rrule
 from pro_service.services import tokens
+from pro_service.services.errors import Conflict, Invalid, NotFound
 from pro_service.services.patients import EnrolmentError, check_timezone, normalise_phone
+from pro_service.services.staff import staff_phone
 
 WEEKDAYS = (
     ("MO", "Monday"),
@@ -37,13 +40,8 @@ WEEKDAYS = (
 )
 
 
-class AdminError(ValueError):
+class AdminError(Invalid):
     """A form value that cannot be accepted; `field` names the form field for the message."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 class NeedsConfirmation(AdminError):
@@ -52,6 +50,10 @@ class NeedsConfirmation(AdminError):
 
 
 LONG_SHIFT = timedelta(hours=24)
+# On-call levels are the escalation order (services/notify.py pages level 1, then the next level on the rota
+# after each unacknowledged deadline: 15 minutes for an urgent alert, config/escalation.yaml). Five levels
+# is already an hour of urgent pages unanswered; more is a typo, not a rota. The API and the form share it.
+MAX_ON_CALL_LEVEL = 5
 
 
 # --- patients --------------------------------------------------------------------------------------
@@ -116,12 +118,23 @@ def save_schedule(
     end_date: date | None,
     active: bool,
     now: datetime,
+    instruments: InstrumentRegistry | None = None,
 ) -> Schedule:
+    """Create (`schedule` None) or edit a schedule: the admin picker and the API both come here. The rule
+    is validated (and stored normalised); with `instruments`, the questionnaire must exist."""
+    if instruments is not None and instruments.latest(instrument_code) is None:
+        raise AdminError("instrument", f"unknown instrument {instrument_code!r}")
     if end_date is not None and end_date < start_date:
         raise AdminError("end_date", "is before the start date")
+    try:
+        rrule = validate_rrule(rrule)
+    except ScheduleError as exc:
+        raise AdminError("rrule", str(exc)) from None
     if schedule is None:
         schedule = Schedule(patient_id=patient.id, created_at=now)
         session.add(schedule)
+    elif schedule.patient_id != patient.id:
+        raise NotFound("schedule", f"{schedule.id} for patient {patient.id}")
     schedule.instrument_code = instrument_code
     schedule.rrule = rrule
     schedule.start_date = start_date
@@ -130,6 +143,19 @@ def save_schedule(
     schedule.next_due_at = None  # what it produces may have changed: the next tick looks again
     session.flush()
     return schedule
+
+
+def patient_schedule(session: Session, patient_id: int, schedule_id: int) -> tuple[Patient, Schedule]:
+    """A patient's schedule; NotFound for either, or for a schedule of another patient."""
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        raise NotFound("patient", patient_id)
+    schedule = session.get(Schedule, schedule_id)
+    if schedule is None:
+        raise NotFound("schedule", schedule_id)
+    if schedule.patient_id != patient.id:
+        raise NotFound("schedule", f"{schedule_id} for patient {patient_id}")
+    return patient, schedule
 
 
 # --- care teams and rota ---------------------------------------------------------------------------
@@ -165,7 +191,7 @@ def save_care_team(
     if team is not None:
         clash = clash.where(CareTeam.id != team.id)
     if session.scalar(clash) is not None:
-        raise AdminError("name", "another care team has this name")
+        raise Conflict(f"a care team named {name!r} exists", field="name")
     if team is None:
         team = CareTeam(name=name)
         session.add(team)
@@ -251,6 +277,35 @@ def local_to_utc(value: str, tz: str) -> datetime:
     return naive.replace(tzinfo=zone, fold=0).astimezone(UTC)
 
 
+def on_call_staff(session: Session, staff_id: int) -> StaffUser:
+    """Who may be put on a rota: an active account (a deactivated one cannot sign in to acknowledge a
+    page, and paging it would leave the level silent)."""
+    staff = session.get(StaffUser, staff_id)
+    if staff is None or not staff.active:
+        raise AdminError("staff_id", "choose an active staff member")
+    return staff
+
+
+def check_level(level: int) -> None:
+    if not 1 <= level <= MAX_ON_CALL_LEVEL:
+        raise AdminError("level", f"must be between 1 and {MAX_ON_CALL_LEVEL}")
+
+
+def check_shift_times(starts_at: datetime, ends_at: datetime) -> None:
+    if ends_at <= starts_at:
+        raise AdminError("ends_at", "must be after the start")
+
+
+def create_shift(
+    session: Session, team: CareTeam, *, staff_id: int, level: int, starts_at: datetime, ends_at: datetime
+) -> OnCallShift:
+    """A shift given as aware instants (the API): the rules every shift follows, then stored in UTC."""
+    staff = on_call_staff(session, staff_id)
+    check_level(level)
+    check_shift_times(starts_at, ends_at)
+    return _store_shift(session, team, staff, level, starts_at.astimezone(UTC), ends_at.astimezone(UTC))
+
+
 def add_shift(
     session: Session,
     team: CareTeam,
@@ -262,14 +317,12 @@ def add_shift(
     now: datetime,
     confirmed: bool = False,
 ) -> OnCallShift:
-    staff = session.get(StaffUser, staff_id)
-    if staff is None or not staff.active:
-        raise AdminError("staff_id", "choose an active staff member")
-    if not 1 <= level <= 5:
-        raise AdminError("level", "must be between 1 and 5")
+    """A shift from the rota form, in the team's local time: the rules every shift follows, and the form's
+    safeguards against a typo (a past or month-long shift, an overlap to confirm)."""
+    staff = on_call_staff(session, staff_id)
+    check_level(level)
     starts_at, ends_at = local_to_utc(starts, team.timezone), local_to_utc(ends, team.timezone)
-    if ends_at <= starts_at:
-        raise AdminError("ends_at", "must be after the start")
+    check_shift_times(starts_at, ends_at)
     if ends_at - starts_at > timedelta(days=31):
         raise AdminError("ends_at", "a shift can be at most 31 days")
     if ends_at <= now:
@@ -277,11 +330,27 @@ def add_shift(
     unusual = _unusual_shift(session, team.id, level, starts_at, ends_at)
     if unusual and not confirmed:
         raise NeedsConfirmation("starts_at", "; ".join(unusual))
+    return _store_shift(session, team, staff, level, starts_at, ends_at)
+
+
+def _store_shift(
+    session: Session, team: CareTeam, staff: StaffUser, level: int, starts_at: datetime, ends_at: datetime
+) -> OnCallShift:
     shift = OnCallShift(
         care_team_id=team.id, staff_id=staff.id, level=level, starts_at=starts_at, ends_at=ends_at
     )
     session.add(shift)
     session.flush()
+    return shift
+
+
+def team_shift(session: Session, team_id: int, shift_id: int) -> OnCallShift:
+    """A shift of a team's rota; NotFound for no such shift, or one of another team."""
+    shift = session.get(OnCallShift, shift_id)
+    if shift is None:
+        raise NotFound("shift", shift_id)
+    if shift.care_team_id != team_id:
+        raise NotFound("shift", f"{shift_id} in care team {team_id}")
     return shift
 
 
@@ -342,15 +411,13 @@ def new_password() -> str:
 def update_staff(session: Session, staff: StaffUser, *, name: str, phone: str | None) -> None:
     if not name.strip():
         raise AdminError("name", "is required")
-    if phone:
-        try:
-            phone = normalise_phone(phone)
-        except EnrolmentError as exc:
-            raise AdminError("phone", exc.message) from None
-        clash = session.scalar(select(StaffUser.id).where(StaffUser.phone == phone, StaffUser.id != staff.id))
-        if clash is not None:
-            raise AdminError("phone", "another account has this phone number")
-    staff.name, staff.phone = name.strip(), phone or None
+    try:
+        phone = staff_phone(session, staff, phone)
+    except EnrolmentError as exc:
+        raise AdminError("phone", exc.message) from None
+    except Conflict:
+        raise AdminError("phone", "another account has this phone number") from None
+    staff.name, staff.phone = name.strip(), phone
 
 
 # --- audit log -------------------------------------------------------------------------------------

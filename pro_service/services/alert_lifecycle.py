@@ -18,6 +18,7 @@ from pro_service.metrics import TIME_TO_ACK
 from pro_service.models import (
     Alert,
     AlertEvent,
+    AlertEventKind,
     AlertStatus,
     CareTeamMember,
     OnCallShift,
@@ -25,6 +26,8 @@ from pro_service.models import (
     StaffRole,
     StaffUser,
 )
+from pro_service.runtime import Runtime
+from pro_service.services.notify import page_next_level
 
 OUTCOMES = {
     "advised_emergency_care": "Advised emergency care",
@@ -63,7 +66,7 @@ def acknowledge(
     session.add(
         AlertEvent(
             alert_id=alert.id,
-            kind="acknowledged",
+            kind=AlertEventKind.ACKNOWLEDGED,
             actor_staff_id=staff_id,
             actor=actor,
             created_at=now,
@@ -106,7 +109,7 @@ def resolve(
     session.add(
         AlertEvent(
             alert_id=alert.id,
-            kind="resolved",
+            kind=AlertEventKind.RESOLVED,
             actor_staff_id=staff_id,
             actor=actor,
             created_at=now,
@@ -123,7 +126,7 @@ def add_note(
     session.add(
         AlertEvent(
             alert_id=alert.id,
-            kind="note",
+            kind=AlertEventKind.NOTE,
             actor_staff_id=staff_id,
             actor=actor,
             created_at=now,
@@ -145,7 +148,7 @@ def manual_escalation_wait(session: Session, alert: Alert, now: datetime) -> tim
     one that paged nobody does not, so the nurse can go straight on to the next level."""
     last = session.scalar(
         select(AlertEvent)
-        .where(AlertEvent.alert_id == alert.id, AlertEvent.kind == "escalated")
+        .where(AlertEvent.alert_id == alert.id, AlertEvent.kind == AlertEventKind.ESCALATED)
         .order_by(AlertEvent.created_at.desc(), AlertEvent.id.desc())
         .limit(1)
     )
@@ -153,6 +156,25 @@ def manual_escalation_wait(session: Session, alert: Alert, now: datetime) -> tim
         return None
     wait = last.created_at + MANUAL_ESCALATION_GAP - now
     return wait if wait > timedelta(0) else None
+
+
+def escalate_now(
+    session: Session, rt: Runtime, alert: Alert, *, staff_id: int, actor: str, now: datetime
+) -> list[int]:
+    """A nurse pages the next level of the rota by hand (the automatic escalation's paging) and the alert
+    records it; the staff ids paged (empty: nobody on call had a phone). The pages go out on commit."""
+    paged = page_next_level(session, rt, alert, now)
+    session.add(
+        AlertEvent(
+            alert_id=alert.id,
+            kind=AlertEventKind.ESCALATED,
+            actor_staff_id=staff_id,
+            actor=actor,
+            created_at=now,
+            detail={"step": alert.escalation_level, "staff_ids": paged},
+        )
+    )
+    return paged
 
 
 REOPEN_MIN_REASON = 5
@@ -204,7 +226,7 @@ def assign(
     session.add(
         AlertEvent(
             alert_id=alert.id,
-            kind="assigned",
+            kind=AlertEventKind.ASSIGNED,
             actor_staff_id=by_staff_id,
             actor=actor,
             created_at=now,
@@ -257,7 +279,7 @@ def reopen(
     session.add(
         AlertEvent(
             alert_id=alert.id,
-            kind="reopened",
+            kind=AlertEventKind.REOPENED,
             actor_staff_id=staff_id,
             actor=actor,
             created_at=now,

@@ -153,7 +153,7 @@ def run_backtest(
     if limit < 1:
         raise BacktestError("--limit", "the limit must be 1 or more")
     started = time.perf_counter()
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         if session.get_bind().dialect.name == "postgresql":
             # One snapshot for the many reads, and a guard that the replay writes nothing.
             session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))

@@ -7,7 +7,9 @@ step and queues what it says to send. Timers are columns (`next_deadline_at`), n
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,13 +31,23 @@ from pro_service.models import (
 )
 from pro_service.runtime import Runtime
 from pro_service.scheduling import QuietHours, send_time
+from pro_service.services.errors import Conflict, NotFound, ServiceError
 from pro_service.services.outbound import queue_to_patient
 
 log = logging.getLogger(__name__)
 
 
-class CheckInError(ValueError):
-    """A check-in cannot start (unknown instrument, patient cannot receive, one already open)."""
+class CheckInError(ServiceError):
+    """A check-in cannot start: `UnknownInstrument` (NotFound) or `CheckInRefused` (Conflict)."""
+
+
+class UnknownInstrument(CheckInError, NotFound):
+    def __init__(self, code: str) -> None:
+        super().__init__("instrument", repr(code))
+
+
+class CheckInRefused(CheckInError, Conflict):
+    """The patient's state forbids it: they cannot receive SMS, or a check-in is already open."""
 
 
 def quiet_hours(rt: Runtime) -> QuietHours:
@@ -52,15 +64,24 @@ def instrument_of(rt: Runtime, check_in: CheckIn) -> Instrument:
     return rt.instruments.get(check_in.instrument_code, check_in.instrument_version)
 
 
-def start_now(session: Session, rt: Runtime, patient: Patient, instrument_code: str) -> CheckIn:
-    """Start a check-in at once (a staff or API request): the first question goes out now."""
+def start_now(
+    session: Session,
+    rt: Runtime,
+    patient: Patient,
+    instrument_code: str,
+    *,
+    occurrence: tuple[int, datetime] | None = None,
+) -> CheckIn:
+    """Start a check-in at once (a staff or API request): the first question goes out now. `occurrence`
+    (schedule id, scheduled time) links it to a schedule's occurrence, as the demo's weeks are: rules on
+    missed check-ins count scheduled ones only."""
     instrument = rt.instrument_for(patient.ruleset_version, instrument_code)
     if instrument is None:
-        raise CheckInError(f"unknown instrument {instrument_code!r}")
+        raise UnknownInstrument(instrument_code)
     if not patient.can_receive_sms:
-        raise CheckInError("the patient cannot receive SMS (opted out, discharged or a number problem)")
+        raise CheckInRefused("the patient cannot receive SMS (opted out, discharged or a number problem)")
     if open_check_in(session, patient.id) is not None:
-        raise CheckInError("the patient already has an open check-in")
+        raise CheckInRefused("the patient already has an open check-in")
     check_in = CheckIn(
         patient_id=patient.id,
         instrument_code=instrument.code,
@@ -68,6 +89,8 @@ def start_now(session: Session, rt: Runtime, patient: Patient, instrument_code: 
         status=CheckInStatus.PENDING,
         created_at=rt.now(),
     )
+    if occurrence is not None:
+        check_in.schedule_id, check_in.scheduled_for = occurrence
     session.add(check_in)
     session.flush()
     send_first_question(session, rt, check_in, patient)
@@ -187,12 +210,40 @@ def _clinic_phone(rt: Runtime, patient: Patient) -> str:
     return patient.care_team.phone or rt.settings.CLINIC_PHONE
 
 
-def close(session: Session, rt: Runtime, check_in: CheckIn, status: CheckInStatus, now: datetime) -> None:
+# Why an open check-in is let go without being answered to the end (logged with it).
+CancelReason = Literal["opted_out", "paused", "discharged", "no_longer_due"]
+
+
+def _end(check_in: CheckIn, status: CheckInStatus, now: datetime) -> None:
+    """The one way a check-in leaves the open statuses: nothing more is asked (no item awaited) and no
+    timer (send, reminder, expiry) is left for beat to find. Answers and their times are kept."""
     check_in.status = status
     check_in.closed_at = now
     check_in.current_item = None
     check_in.next_deadline_at = None
+
+
+def close(session: Session, rt: Runtime, check_in: CheckIn, status: CheckInStatus, now: datetime) -> None:
+    """Completed or expired: closed, then scored once the transaction commits."""
+    _end(check_in, status, now)
     rt.tasks.after_commit(session, "pro.score_check_in", check_in.id)
+
+
+def cancel(check_in: CheckIn, now: datetime, reason: CancelReason) -> None:
+    """Cancelled (opt-out, pause, discharge, no longer due). Not scored here: opting out scores what was
+    answered itself (services/consent.py)."""
+    _end(check_in, CheckInStatus.CANCELLED, now)
+    log.info("check-in cancelled", extra={"check_in_id": check_in.id, "reason": reason})
+
+
+def cancel_open(session: Session, patient_id: int, now: datetime, reason: CancelReason) -> Sequence[CheckIn]:
+    """Cancel the patient's open check-ins; returns them."""
+    open_ones = session.scalars(
+        select(CheckIn).where(CheckIn.patient_id == patient_id, CheckIn.status.in_(OPEN_CHECK_IN_STATUSES))
+    ).all()
+    for check_in in open_ones:
+        cancel(check_in, now, reason)
+    return open_ones
 
 
 def _set_deadline(rt: Runtime, check_in: CheckIn) -> None:
@@ -218,8 +269,11 @@ def expire(session: Session, rt: Runtime, check_in: CheckIn, now: datetime) -> N
     close(session, rt, check_in, CheckInStatus.EXPIRED, now)
 
 
-def run_deadlines(session: Session, rt: Runtime, now: datetime, limit: int = 500) -> int:
-    """Beat's sweep of check-in timers: first send after quiet hours, reminder, expiry. Returns rows seen."""
+def run_deadlines(
+    session: Session, rt: Runtime, now: datetime, limit: int = 500, *, patient_id: int | None = None
+) -> int:
+    """Beat's sweep of check-in timers: first send after quiet hours, reminder, expiry. Returns rows seen.
+    `patient_id`: one patient's timers only (the demo tells one patient's story at a past instant)."""
     query = (
         select(CheckIn)
         .where(CheckIn.status.in_(OPEN_CHECK_IN_STATUSES), CheckIn.next_deadline_at <= now)
@@ -227,6 +281,8 @@ def run_deadlines(session: Session, rt: Runtime, now: datetime, limit: int = 500
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    if patient_id is not None:
+        query = query.where(CheckIn.patient_id == patient_id)
     handled = 0
     for check_in in session.scalars(query).all():
         patient = session.get(Patient, check_in.patient_id, with_for_update=ROW_LOCK)
@@ -255,9 +311,7 @@ def _send_when_due(session: Session, rt: Runtime, check_in: CheckIn, patient: Pa
         or stale
         or (schedule is not None and not schedule.active)
     ):
-        check_in.status = CheckInStatus.CANCELLED
-        check_in.closed_at = now
-        check_in.next_deadline_at = None
+        cancel(check_in, now, "no_longer_due")
         return
     send_first_question(session, rt, check_in, patient)
 

@@ -32,6 +32,7 @@ from pro_service.models import (
     PatientProfile,
 )
 from pro_service.services.audit import record
+from pro_service.services.errors import Invalid
 from pro_service.services.patients import EnrolmentError, normalise_phone
 
 BASELINE_FIELDS = ("chronic_neuropathy", "continence", "usual_pain", "spinal_levels")
@@ -83,13 +84,8 @@ FIELD_LABELS: Mapping[str, str] = {
 }
 
 
-class ProfileError(ValueError):
+class ProfileError(Invalid):
     """A value that cannot be recorded; `field` names it (the API answers 400, a form shows it there)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
     @property
     def sentence(self) -> str:

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pro_service.models import CheckIn, CheckInStatus, MessageKind, Patient
+from pro_service.models import MessageKind, Patient
 from pro_service.runtime import Runtime
+from pro_service.services import check_ins
 from pro_service.services.audit import record
 
 
 def clinic_phone(rt: Runtime, patient: Patient) -> str:
     return patient.care_team.phone or rt.settings.CLINIC_PHONE
-
-
-def cancel_open_check_ins(session: Session, patient: Patient, now: datetime) -> int:
-    """The patient's open check-in is cancelled (opt-out, pause, discharge); returns how many."""
-    cancelled = 0
-    open_ones = select(CheckIn).where(
-        CheckIn.patient_id == patient.id, CheckIn.status.in_(("pending", "in_progress"))
-    )
-    for check_in in session.scalars(open_ones):
-        check_in.status = CheckInStatus.CANCELLED
-        check_in.closed_at = now
-        check_in.next_deadline_at = None
-        check_in.current_item = None
-        cancelled += 1
-    return cancelled
 
 
 def opt_out(session: Session, rt: Runtime, patient: Patient, *, source: str, confirm: bool = True) -> None:
@@ -46,15 +29,7 @@ def opt_out(session: Session, rt: Runtime, patient: Patient, *, source: str, con
         )
     from pro_service.services import triage
 
-    for check_in in session.scalars(
-        select(CheckIn).where(
-            CheckIn.patient_id == patient.id, CheckIn.status.in_(("pending", "in_progress"))
-        )
-    ).all():
-        check_in.status = CheckInStatus.CANCELLED
-        check_in.closed_at = now
-        check_in.next_deadline_at = None
-        check_in.current_item = None
+    for check_in in check_ins.cancel_open(session, patient.id, now, "opted_out"):
         if check_in.started_at is not None:
             # Opting out is not silence: what was answered is scored before the check-in is let go.
             session.flush()

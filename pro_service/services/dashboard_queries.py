@@ -27,9 +27,11 @@ from alerts.labs import (
     TOTAL_CALCIUM,
     TOTAL_CALCIUM_MASS,
 )
+from alerts.rules import Urgency
 from pro_service.models import (
     Alert,
     AlertEvent,
+    AlertEventKind,
     AlertStatus,
     Answer,
     AnswerStatus,
@@ -291,7 +293,7 @@ def last_notes(session: Session, alert_ids: Sequence[int]) -> dict[int, LastNote
         return {}
     newest = (
         select(func.max(AlertEvent.id))
-        .where(AlertEvent.alert_id.in_(alert_ids), AlertEvent.kind == "note")
+        .where(AlertEvent.alert_id.in_(alert_ids), AlertEvent.kind == AlertEventKind.NOTE)
         .group_by(AlertEvent.alert_id)
     )
     rows = session.execute(
@@ -323,7 +325,7 @@ def open_urgent_count(session: Session) -> int:
         session.scalar(
             select(func.count())
             .select_from(Alert)
-            .where(Alert.status == AlertStatus.OPEN, Alert.urgency_rank == 3)
+            .where(Alert.status == AlertStatus.OPEN, Alert.urgency_rank == Urgency.URGENT.rank)
         )
         or 0
     )
@@ -352,7 +354,7 @@ def open_urgent(session: Session, scope: Scope, limit: int = 50) -> list[UrgentA
         )
         .join(Patient, Patient.id == Alert.patient_id)
         .join(CareTeam, CareTeam.id == Patient.care_team_id)
-        .where(Alert.status == AlertStatus.OPEN, Alert.urgency_rank == 3)
+        .where(Alert.status == AlertStatus.OPEN, Alert.urgency_rank == Urgency.URGENT.rank)
         .order_by(Alert.opened_at.desc(), Alert.id.desc())
         .limit(limit)
     ).all()

@@ -112,6 +112,23 @@ def record(
     return new
 
 
+def record_streamed(
+    session: Session,
+    *,
+    actor: str,
+    view: str,
+    patient_ids: Iterable[int | None],
+    now: datetime,
+    window: timedelta,
+    ip: str | None = None,
+) -> list[int]:
+    """`record` for a streamed response (a CSV export): the patients are known only once the body has been
+    sent, after the request's unit of work ended, so this use case commits its own rows."""
+    new = record(session, actor=actor, view=view, patient_ids=patient_ids, now=now, window=window, ip=ip)
+    session.commit()
+    return new
+
+
 _PATIENT_PATH = re.compile(r"/patients/(\d{1,10})(?:/|$)")
 
 

@@ -85,7 +85,7 @@ def install(rt: Runtime, factory: sessionmaker[Session]) -> None:
 def deliver(rt: Runtime, event_id: int) -> str:
     """Post one event; the row says whether it is still due, so a duplicate task does nothing."""
     url, secret = rt.settings.EVENT_WEBHOOK_URL, rt.settings.EVENT_WEBHOOK_SECRET
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         row = session.get(OutboundEvent, event_id, with_for_update=True)
         if row is None or row.status != "pending" or not url or not secret:
             return "skipped"

@@ -91,7 +91,7 @@ INSERT_INBOUND = text(
 ).bindparams(bindparam("media", type_=JSON()), bindparam("now", type_=UTCDateTime()))
 
 
-# INSERT_INBOUND for several webhooks at once (PostgreSQL; web/inbound_store.py stores concurrent webhooks
+# INSERT_INBOUND for several webhooks at once (PostgreSQL; ingest/store.py stores concurrent webhooks
 # together): the same lookup and insert over parallel arrays, one constant text however many rows, so the
 # driver prepares it once. Rows go in in arrival order (a patient's "1" then "3" keep their order); the
 # MessageSid comes back so each request learns its own outcome (none returned: a repeat delivery).

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.rules import History, evaluate_labs
-from pro_service.models import Alert, AlertEvent, AlertStatus
+from pro_service.models import Alert, AlertEvent, AlertEventKind, AlertStatus
 from pro_service.runtime import Runtime
 from pro_service.services import triage
 from pro_service.services.labs import IncomingResult, Outcome, RecordOutcome, lab_views, record_results
@@ -65,7 +65,7 @@ def _note_withdrawn(session: Session, rt: Runtime, patient_id: int, result_id: i
             session.add(
                 AlertEvent(
                     alert_id=alert.id,
-                    kind="evidence_withdrawn",
+                    kind=AlertEventKind.EVIDENCE_WITHDRAWN,
                     created_at=rt.now(),
                     detail={"result_id": result_id, "note": "the lab withdrew a result this alert rests on"},
                 )

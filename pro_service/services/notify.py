@@ -17,6 +17,7 @@ from alerts.reading import patient_text_for
 from pro_service.models import (
     Alert,
     AlertEvent,
+    AlertEventKind,
     AlertStatus,
     CareTeam,
     CareTeamMember,
@@ -68,7 +69,7 @@ def alert_raised(
         session.add(
             AlertEvent(
                 alert_id=alert.id,
-                kind="safety_message",
+                kind=AlertEventKind.SAFETY_MESSAGE,
                 created_at=now,
                 # "not queued here": the message's one safety text went with an earlier alert, or the
                 # patient cannot receive texts.
@@ -128,7 +129,7 @@ def page_next_level(session: Session, rt: Runtime, alert: Alert, now: datetime) 
         session.add(
             AlertEvent(
                 alert_id=alert.id,
-                kind="no_on_call",
+                kind=AlertEventKind.NO_ON_CALL,
                 created_at=now,
                 detail={"paged_team_members": [s.id for s in recipients]},
             )
@@ -151,12 +152,16 @@ def page_next_level(session: Session, rt: Runtime, alert: Alert, now: datetime) 
         # Nobody with a phone to page: say so loudly (log and event); the dashboard shows it and the
         # escalation deadline stays set, so the next tick tries again once a rota or phone exists.
         log.error("alert could not page anyone", extra={"alert_id": alert.id})
-        session.add(AlertEvent(alert_id=alert.id, kind="nobody_paged", created_at=now, detail={"step": step}))
+        session.add(
+            AlertEvent(
+                alert_id=alert.id, kind=AlertEventKind.NOBODY_PAGED, created_at=now, detail={"step": step}
+            )
+        )
     alert.escalation_level = step
     session.add(
         AlertEvent(
             alert_id=alert.id,
-            kind="paged",
+            kind=AlertEventKind.PAGED,
             created_at=now,
             detail={"step": step, "level": level, "staff_ids": paged},
         )

@@ -10,6 +10,7 @@ to the reported state and out of those it can be sent from (`MessageStatus.after
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -267,8 +268,8 @@ def record_status_callback(
     sid: str | None,
     error_code: int | None,
 ) -> bool:
-    """Apply the provider's status callback for our outbound row `message_id` (the caller commits); True
-    when the row changed.
+    """Apply the provider's status callback for our outbound row `message_id` (the caller's unit of work
+    commits); True when the row changed.
 
     The callback URL names the row (`?mid=`) and Twilio signs it, so it proves that an attempt for this row
     reached the provider: the row takes the reported state as `MessageStatus.after_report` allows (never back
@@ -308,7 +309,7 @@ def record_status_callback(
 
 def send_message(rt: Runtime, message_id: int) -> SendOutcome:
     """The whole send of one row, in two transactions: claim, then deliver and record."""
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         if _resolve_uncertain(session, rt, message_id):
             return SendOutcome("sent", "the provider already had it")
         message = claim(session, rt, message_id)
@@ -316,11 +317,11 @@ def send_message(rt: Runtime, message_id: int) -> SendOutcome:
             return SendOutcome("skipped", "not queued, not due, or recipient cannot receive")
         urgent = message.kind in URGENT_KINDS
     # The rate limit is shared by all workers (Redis); wait for a slot outside any transaction. Pages and
-    # safety texts take their slot without waiting for it (services/ratelimit.py).
-    from pro_service.services.ratelimit import acquire_send_slot
-
-    acquire_send_slot(rt, urgent=urgent)
-    with rt.sessions() as session, session.begin():
+    # safety texts take their slot without waiting for it (sms/ratelimit.py).
+    wait = rt.rate_limiter.reserve(urgent=urgent)
+    if wait > 0:
+        time.sleep(wait)
+    with rt.unit_of_work() as session:
         message = session.get(Message, message_id, with_for_update=True)
         if message is None or message.status != MessageStatus.SENDING:
             return SendOutcome("skipped", "moved on while waiting for a send slot")

@@ -12,17 +12,13 @@ from sqlalchemy.orm import Session
 from pro_service.instruments import LANGUAGES
 from pro_service.models import CareTeam, Patient, PatientStatus, Schedule, utcnow
 from pro_service.scheduling import ScheduleError, validate_timezone
+from pro_service.services.errors import Conflict, Invalid
+
+__all__ = ["Conflict", "EnrolmentError"]
 
 
-class EnrolmentError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
-class Conflict(ValueError):
-    pass
+class EnrolmentError(Invalid):
+    """A patient or care-team value that cannot be accepted."""
 
 
 def normalise_phone(raw: str) -> str:
@@ -67,19 +63,22 @@ def enrol_patient(
     sms_consent: bool = True,
     ruleset_version: int | None = None,
 ) -> Patient:
-    phone = normalise_phone(phone)
-    check_timezone(timezone)
-    if language not in LANGUAGES:
-        raise EnrolmentError("language", f"must be one of {', '.join(LANGUAGES)}")
-    if session.get(CareTeam, care_team_id) is None:
-        raise EnrolmentError("care_team_id", f"no care team {care_team_id}")
-    mrn = mrn.strip()
-    # Case-insensitive: "demo-001" beside "DEMO-001" is the same person enrolled twice, not two patients.
-    same = session.scalar(select(Patient.mrn).where(func.lower(Patient.mrn) == mrn.lower()))
-    if same is not None:
-        raise Conflict(f"a patient with this MRN is already enrolled ({same})")
-    if session.scalar(select(Patient.id).where(Patient.phone == phone)) is not None:
-        raise Conflict("another patient has this phone number")
+    """Enrol a patient: validated as the patient form is (patient_problems), refused at the first problem:
+    EnrolmentError for a bad value, Conflict for a clash with another patient (the MRN, the phone)."""
+    problems = patient_problems(
+        session,
+        mrn=mrn,
+        given_name=given_name,
+        family_name=family_name,
+        phone=phone,
+        timezone=timezone,
+        language=language,
+        care_team_id=care_team_id,
+    )
+    if problems:
+        # A bad value before a clash: a request that cannot be accepted is a 400 whatever else it matches.
+        raise next((p for p in problems if not p.conflict), problems[0]).error()
+    mrn, phone = mrn.strip(), normalise_phone(phone)
     patient = Patient(
         mrn=mrn,
         given_name=given_name,
@@ -102,6 +101,18 @@ def enrol_patient(
 class FieldProblem:
     field: str  # the form field / API property
     message: str  # what is wrong, to follow the field's label
+    conflict: bool = False  # a clash with another patient, not a bad value
+
+    def error(self) -> EnrolmentError | Conflict:
+        """The problem raised by a use case that stops at the first: a clash is a Conflict whose message
+        stands alone (an API answer), a bad value an EnrolmentError at its field."""
+        if self.conflict:
+            return Conflict(f"{FIELD_NAMES.get(self.field, self.field)} {self.message}", field=self.field)
+        return EnrolmentError(self.field, self.message)
+
+
+# How a clash names its field when it stands alone ("MRN is already enrolled (DEMO-001)").
+FIELD_NAMES = {"mrn": "MRN", "phone": "phone"}
 
 
 def patient_problems(
@@ -116,8 +127,9 @@ def patient_problems(
     care_team_id: int,
     patient_id: int | None = None,
 ) -> list[FieldProblem]:
-    """Every problem with a patient form at once (a form shows them together, each at its field), where
-    enrol_patient / update_patient stop at the first. mrn None: an edit (the MRN does not change)."""
+    """Every problem with a patient form at once (a form shows them together, each at its field); the one
+    validation of an enrolment, which stops at the first (enrol_patient). mrn None: an edit (the MRN does not
+    change)."""
     found: list[FieldProblem] = []
     if mrn is not None:
         if not mrn.strip():
@@ -125,7 +137,7 @@ def patient_problems(
         else:
             same = session.scalar(select(Patient.mrn).where(func.lower(Patient.mrn) == mrn.strip().lower()))
             if same is not None:
-                found.append(FieldProblem("mrn", f"is already enrolled ({same})"))
+                found.append(FieldProblem("mrn", f"is already enrolled ({same})", conflict=True))
     for name, text in (("given_name", given_name), ("family_name", family_name)):
         if not text.strip():
             found.append(FieldProblem(name, "is required"))
@@ -138,7 +150,7 @@ def patient_problems(
             select(Patient.id).where(Patient.phone == normalised, Patient.id != (patient_id or 0))
         )
         if other is not None:
-            found.append(FieldProblem("phone", "belongs to another patient"))
+            found.append(FieldProblem("phone", "belongs to another patient", conflict=True))
     try:
         check_timezone(timezone)
     except EnrolmentError as exc:
@@ -202,10 +214,11 @@ def update_patient(
 
 def set_patient_status(session: Session, patient: Patient, status: PatientStatus, now: datetime) -> int:
     """Pause, resume or discharge. Pausing or discharging cancels the open check-in; returns how many."""
-    from pro_service.services.consent import cancel_open_check_ins
+    from pro_service.services import check_ins
 
     patient.status = status
     patient.updated_at = now
     if status == PatientStatus.ACTIVE:
         return 0
-    return cancel_open_check_ins(session, patient, now)
+    reason: check_ins.CancelReason = "paused" if status == PatientStatus.PAUSED else "discharged"
+    return len(check_ins.cancel_open(session, patient.id, now, reason))

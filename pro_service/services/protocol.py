@@ -17,16 +17,13 @@ from alerts.ruleset import Ruleset
 from pro_service.models import Patient
 from pro_service.runtime import Runtime
 from pro_service.services.audit import record
+from pro_service.services.errors import Invalid
 
 MAX_REASON = 500
 
 
-class ProtocolError(ValueError):
+class ProtocolError(Invalid):
     """A move that cannot be made; `field` names the form field or API property at fault."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field, self.message = field, message
 
 
 @dataclass(frozen=True)

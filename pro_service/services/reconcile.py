@@ -25,7 +25,7 @@ def reconcile_inbound(rt: Runtime, now: datetime, lookback: timedelta = LOOKBACK
     if not listed:
         return 0
     sids = [m.sid for m in listed]
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         known = set(session.scalars(select(Message.twilio_sid).where(Message.twilio_sid.in_(sids))))
         missing = [m for m in listed if m.sid not in known]
         # Oldest first, so a patient's replies keep their order.

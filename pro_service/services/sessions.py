@@ -109,6 +109,21 @@ def end(session: Session, record: StaffSession, reason: str, now: datetime) -> N
         record.ended_at, record.ended_reason = now, reason
 
 
+# --- use cases that keep their write whatever the request answers (a guard's 401 rolls the request back) ---
+def end_now(session: Session, record: StaffSession, reason: str, now: datetime) -> None:
+    """End one session for good, in its own transaction: the refusal that follows (a 401, a redirect to
+    sign-in) must not bring a timed-out or deactivated session back."""
+    if record.ended_at is None:
+        end(session, record, reason, now)
+        session.commit()
+
+
+def touch_now(session: Session, record: StaffSession, now: datetime) -> None:
+    """Record activity (at most once a minute) in its own transaction, whatever the page then answers."""
+    if touch(session, record, now):
+        session.commit()
+
+
 def end_all(
     session: Session, staff_id: int, reason: str, now: datetime, *, except_id: int | None = None
 ) -> int:

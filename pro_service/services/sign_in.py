@@ -71,15 +71,24 @@ def second_step(
     if mfa.verify(session, staff, code, secret_key):
         session.commit()
         return True
+    record_refusal(session, staff.id, ip=ip, now=now, factor="totp")
+    return False
+
+
+def record_refusal(
+    session: Session, staff_id: int | None, *, ip: str | None, now: datetime, **detail: Any
+) -> None:
+    """A refused sign-in (password, code or single sign-on), audited in its own transaction: the refusal
+    is answered with a 4xx, which rolls the request back, and this row must stay. Nothing else of the
+    attempt is kept."""
     session.rollback()
     record(
         session,
         actor="anonymous",
         action="sign_in_failed",
-        subject=("staff", staff.id),
+        subject=("staff", staff_id),
         ip=ip,
         at=now,
-        detail={"factor": "totp"},
+        detail=detail or None,
     )
     session.commit()
-    return False

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from pro_service.models import StaffRole, StaffUser
 from pro_service.services import mfa, sessions
 from pro_service.services.audit import record
+from pro_service.services.errors import Conflict, Invalid
 from pro_service.services.patients import EnrolmentError, normalise_phone
 
 _hasher = PasswordHasher()
@@ -32,8 +33,39 @@ PRODUCT_NAMES = ("proservice", "pro-service", "pro service", "pro_service")
 PUBLISHED_PASSWORDS = frozenset({"demo-password-123"})
 
 
-class StaffError(ValueError):
-    pass
+class StaffError(Invalid):
+    """A staff-account value that cannot be accepted. Raised as StaffError(field, message), or in its older
+    form StaffError("field: message"); either way str() is "field: message"."""
+
+    def __init__(self, field: str, message: str | None = None) -> None:
+        if message is None:
+            field, _, message = field.partition(": ")
+        super().__init__(field, message)
+
+
+class AccountExists(Conflict):
+    """The email already has an account: a clash with what exists, not a bad value (the API's 409). Shown
+    at the form's email field and printed, like a StaffError, as "email: ..."."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__(f"{email} already has an account", field="email")
+
+    def __str__(self) -> str:
+        return f"email: {self.message}"
+
+
+def staff_phone(session: Session, staff: StaffUser | None, raw: str | None) -> str | None:
+    """A staff member's pager number, normalised (blank: none). EnrolmentError for a number that is not
+    one; Conflict when another account has it (a page must reach one person)."""
+    if not raw or not raw.strip():
+        return None
+    phone = normalise_phone(raw)
+    others = select(StaffUser.id).where(StaffUser.phone == phone)
+    if staff is not None:
+        others = others.where(StaffUser.id != staff.id)
+    if session.scalar(others) is not None:
+        raise Conflict("another staff member has this phone", field="phone")
+    return phone
 
 
 def create_staff(
@@ -55,14 +87,13 @@ def create_staff(
     if "@" not in email:
         raise StaffError("email: not an email address")
     if session.scalar(select(StaffUser.id).where(func.lower(StaffUser.email) == email)) is not None:
-        raise StaffError(f"email: {email} already has an account")
+        raise AccountExists(email)
     if password is not None and enforce_policy:
         check_new_password(password, email)
-    if phone:
-        try:
-            phone = normalise_phone(phone)
-        except EnrolmentError as exc:
-            raise StaffError(str(exc)) from None
+    try:
+        phone = staff_phone(session, None, phone)  # a page must reach one person: no shared pager number
+    except EnrolmentError as exc:
+        raise StaffError(str(exc)) from None
     staff = StaffUser(
         email=email,
         name=name,

@@ -135,7 +135,7 @@ def _in_batches(rt: Runtime, now: datetime, step: Callable[..., int], budget: Bu
     The first batch always runs, so escalation, first in every tick, is never skipped."""
     total = 0
     while True:
-        with rt.sessions() as session, session.begin():
+        with rt.unit_of_work() as session:
             handled = step(session, rt, now, limit=BATCH)
         total += handled
         if handled < BATCH or budget.spent():
@@ -155,7 +155,7 @@ def _materialise(rt: Runtime, now: datetime, budget: Budget, report: TickReport)
             },
         )
         return 0
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         return dispatch.materialise_due(session, rt, now)
 
 
@@ -168,7 +168,7 @@ def tick(rt: Runtime, now: datetime, *, clock: Callable[[], float] = time.monoto
     budget = Budget.start(TICK_BUDGET_SHARE * rt.settings.BEAT_TICK_SECONDS, clock)
 
     def republish() -> dict[str, int]:
-        with rt.sessions() as session, session.begin():
+        with rt.unit_of_work() as session:
             return republish_stuck(session, rt, now)
 
     # Escalations first: an unacknowledged urgent alert never waits behind a fan-out's bulk work.

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from pro_service.models import ApiToken, StaffRole, StaffUser, utcnow
 from pro_service.services.audit import record
+from pro_service.services.errors import Invalid
 
 PREFIX = "pro_"
 
@@ -46,12 +47,11 @@ _CLIENT_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9 ._-]*[A-Za-z0-9._-])?")
 _ACTOR = re.compile(r"(?P<owner>(?:staff|client):.+) \(token (?P<token>[0-9]+)\)")
 
 
-class TokenError(Exception):
+class TokenError(Invalid):
     """A token request that cannot be honoured: `field` names what to fix (API 400, admin form error)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field, self.message = field, message
+    def __str__(self) -> str:
+        return self.message  # as the CLI prints it
 
 
 class TokenRefused(Exception):

@@ -30,6 +30,7 @@ from pro_service.db import ROW_LOCK
 from pro_service.models import (
     Alert,
     AlertEvent,
+    AlertEventKind,
     AlertStatus,
     Answer,
     AnswerStatus,
@@ -214,7 +215,7 @@ def raise_finding(
         session.add(
             AlertEvent(
                 alert_id=alert.id,
-                kind="opened",
+                kind=AlertEventKind.OPENED,
                 created_at=now,
                 detail={
                     "urgency": finding.urgency.value,
@@ -241,7 +242,7 @@ def raise_finding(
         session.add(
             AlertEvent(
                 alert_id=alert.id,
-                kind="evidence_added",
+                kind=AlertEventKind.EVIDENCE_ADDED,
                 created_at=now,
                 detail={"rule_id": finding.rule_id, "count": len(fresh), "new_sources": len(new_sources)},
             )
@@ -251,7 +252,7 @@ def raise_finding(
         session.add(
             AlertEvent(
                 alert_id=alert.id,
-                kind="urgency_raised",
+                kind=AlertEventKind.URGENCY_RAISED,
                 created_at=now,
                 detail={"from": alert.urgency, "to": finding.urgency.value},
             )
@@ -265,7 +266,9 @@ def raise_finding(
             alert.status = AlertStatus.OPEN
             alert.escalation_level = 0
             session.add(
-                AlertEvent(alert_id=alert.id, kind="new_since_acknowledged", created_at=now, detail={})
+                AlertEvent(
+                    alert_id=alert.id, kind=AlertEventKind.NEW_SINCE_ACKNOWLEDGED, created_at=now, detail={}
+                )
             )
         if renotify:
             alert.notice += 1

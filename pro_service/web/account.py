@@ -18,12 +18,6 @@ from pro_service.web.common import db, runtime
 bp = Blueprint("account", __name__, url_prefix="/account")
 
 
-def _field(message: str) -> str:
-    """The field a service error names ("password: …" → "password"), to mark it on the form."""
-    name, sep, _ = message.partition(": ")
-    return name if sep and name.replace("_", "").isalpha() else ""
-
-
 @bp.route("/password", methods=["GET", "POST"])
 def password() -> ResponseReturnValue:
     staff = current_staff()
@@ -45,15 +39,13 @@ def password() -> ResponseReturnValue:
             keep_session_id=current_session().id,
             now=utcnow(),
         )
-    except StaffError as exc:
+    except StaffError as exc:  # an `errors.Invalid`: its field is marked on the form
         db().rollback()
-        message = str(exc)
-        if message.startswith("current_password:"):
+        if exc.field == "current_password":
             limiter().failed(staff.email, ip)
-        return render_template("auth/password.html", error=message, field=_field(message)), 400
+        return render_template("auth/password.html", error=str(exc), field=exc.field), 400
     limiter().succeeded(staff.email, ip)
     audit("change_password", ("staff", staff.id), None, other_sessions_ended=ended)
-    db().commit()
     others = f" {ended} other session{'s' * (ended != 1)} signed out." if ended else ""
     flash(f"Password changed.{others}", "success")
     return redirect(url_for("dashboard.queue"))
@@ -70,7 +62,6 @@ def end_others() -> ResponseReturnValue:
     staff, now = current_staff(), utcnow()
     ended = sessions.end_all(db(), staff.id, "signed_out_elsewhere", now, except_id=current_session().id)
     audit("end_other_sessions", ("staff", staff.id), None, ended=ended)
-    db().commit()
     flash(f"Signed out everywhere else ({ended} session{'s' * (ended != 1)}).", "success")
     return redirect(url_for("account.devices"))
 
@@ -82,7 +73,6 @@ def end_one(session_id: int) -> ResponseReturnValue:
         db(), staff.id, session_id, "signed_out_elsewhere", utcnow()
     ):
         audit("end_session", ("staff", staff.id), None, session=session_id)
-        db().commit()
         flash("That device is signed out.", "success")
     return redirect(url_for("account.devices"))
 

@@ -2,6 +2,7 @@
 
 Every page needs the admin role (a nurse gets a friendly 403). Forms re-render with the message next to the
 field on a validation error; success redirects (post/redirect/get). Every change writes the audit log.
+Views never commit: the request's unit of work (web/unit_of_work.py) keeps what a success wrote.
 """
 
 from __future__ import annotations
@@ -42,13 +43,13 @@ from pro_service.models import (
 from pro_service.rota import Shift, coverage
 from pro_service.scheduling import validate_timezone
 from pro_service.services import admin as svc
+from pro_service.services import admin_removals as removals
 from pro_service.services import backtest, clinical_profile, disclosure, protocol, sign_in, tokens
 from pro_service.services import dashboard_queries as dq
 from pro_service.services import sessions as staff_sessions
 from pro_service.services import staff as staff_svc
+from pro_service.services.errors import Conflict, Invalid
 from pro_service.services.patients import (
-    Conflict,
-    EnrolmentError,
     enrol_patient,
     patient_problems,
     set_patient_status,
@@ -58,6 +59,7 @@ from pro_service.services.staff import StaffError, create_staff
 from pro_service.web.auth import actor, audit, current_staff, limiter, max_age_seconds, require_admin
 from pro_service.web.common import db, runtime
 from pro_service.web.disclosure import disclosed
+from pro_service.web.disclosure import window as disclosure_window
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 MAX_ID = 2**31 - 1
@@ -186,6 +188,14 @@ def _patient_form(
     )
 
 
+def _at_field(exc: Invalid | Conflict, field: str) -> svc.AdminError:
+    """A refused enrolment or edit as the patient form shows it: at its field (a clash without one at
+    `field`), a baseline value named by its label."""
+    if isinstance(exc, clinical_profile.ProfileError):
+        return svc.AdminError(exc.field, exc.sentence)
+    return svc.AdminError(exc.field or field, exc.message)
+
+
 def _save_profile(patient: Patient) -> list[str]:
     """The form's baseline and call information, through the service that validates and audits them."""
     return clinical_profile.update_profile(
@@ -218,18 +228,10 @@ def patient_new() -> ResponseReturnValue:
         if not (patient.mrn and patient.given_name and patient.family_name):
             raise svc.AdminError("name", "MRN, given and family name are required")
         _save_profile(patient)
-    except clinical_profile.ProfileError as exc:
+    except (Invalid, Conflict) as exc:
         session.rollback()
-        return _patient_form(None, svc.AdminError(exc.field, exc.sentence), 400)
-    except EnrolmentError as exc:
-        session.rollback()
-        return _patient_form(None, svc.AdminError(exc.field, exc.message), 400)
-    except (Conflict, svc.AdminError) as exc:
-        session.rollback()
-        error = exc if isinstance(exc, svc.AdminError) else svc.AdminError("mrn", str(exc))
-        return _patient_form(None, error, 400)
+        return _patient_form(None, _at_field(exc, "mrn"), 400)
     audit("create_patient", ("patient", patient.id), patient.id)
-    session.commit()
     flash("Patient enrolled. Now set when their check-ins go out.", "success")
     return redirect(url_for("admin.schedules", patient_id=patient.id))
 
@@ -252,7 +254,6 @@ def patient_edit(patient_id: int) -> ResponseReturnValue:
     patient: Patient = _get(Patient, patient_id)
     if request.method == "GET":
         audit("view_patient", ("patient", patient.id), patient.id, page="admin_edit")
-        session.commit()
         return _patient_form(patient)
     problems = _form_problems(patient)
     if problems:
@@ -265,17 +266,10 @@ def patient_edit(patient_id: int) -> ResponseReturnValue:
             **_patient_fields(),
         )
         profile_changed = _save_profile(patient)  # audited by the service
-    except clinical_profile.ProfileError as exc:
+    except (Invalid, Conflict) as exc:
         session.rollback()
-        return _patient_form(patient, svc.AdminError(exc.field, exc.sentence), 400)
-    except EnrolmentError as exc:
-        session.rollback()
-        return _patient_form(patient, svc.AdminError(exc.field, exc.message), 400)
-    except Conflict as exc:
-        session.rollback()
-        return _patient_form(patient, svc.AdminError("phone", str(exc)), 400)
+        return _patient_form(patient, _at_field(exc, "phone"), 400)
     audit("update_patient", ("patient", patient.id), patient.id, fields=changed)
-    session.commit()
     flash("Patient record saved." if changed or profile_changed else "Nothing changed.", "success")
     return redirect(url_for("dashboard.patient_page", patient_id=patient.id))
 
@@ -297,7 +291,6 @@ def patient_status(patient_id: int) -> ResponseReturnValue:
         return redirect(url_for("admin.patient_edit", patient_id=patient.id))
     cancelled = set_patient_status(session, patient, target[action], runtime().now())
     audit(f"{action}_patient", ("patient", patient.id), patient.id, cancelled_check_ins=cancelled)
-    session.commit()
     words = {
         "pause": "paused: no check-ins until resumed",
         "resume": "active again",
@@ -392,7 +385,6 @@ def _save_schedule(patient: Patient, schedule: Schedule | None) -> ResponseRetur
         patient.id,
         rrule=saved.rrule,
     )
-    session.commit()
     flash(f"Schedule saved: {svc.describe_rrule(saved.rrule)}, patient's time.", "success")
     return redirect(url_for("admin.schedules", patient_id=patient.id))
 
@@ -403,7 +395,6 @@ def schedules(patient_id: int) -> ResponseReturnValue:
     if request.method == "POST":
         return _save_schedule(patient, None)
     audit("view_patient", ("patient", patient.id), patient.id, page="admin_schedules")
-    db().commit()
     return _schedule_page(patient, None, None, 200)
 
 
@@ -421,7 +412,6 @@ def schedule_edit(patient_id: int, schedule_id: int) -> ResponseReturnValue:
     if request.method == "POST":
         return _save_schedule(patient, schedule)
     audit("view_patient", ("patient", patient.id), patient.id, page="admin_schedules", schedule=schedule.id)
-    db().commit()
     return _schedule_page(patient, schedule, None, 200)
 
 
@@ -429,9 +419,8 @@ def schedule_edit(patient_id: int, schedule_id: int) -> ResponseReturnValue:
 def schedule_delete(patient_id: int, schedule_id: int) -> ResponseReturnValue:
     patient: Patient = _get(Patient, patient_id)
     schedule = _schedule_of(patient, schedule_id)
-    db().delete(schedule)
+    removals.delete_schedule(db(), schedule)
     audit("delete_schedule", ("schedule", schedule_id), patient.id)
-    db().commit()
     flash("Schedule deleted.", "success")
     return redirect(url_for("admin.schedules", patient_id=patient.id))
 
@@ -453,12 +442,11 @@ def teams() -> ResponseReturnValue:
                 phone=_form("phone", 32),
                 acute_oncology_phone=_form("acute_oncology_phone", 32),
             )
-        except (svc.AdminError, EnrolmentError) as exc:
+        except (Invalid, Conflict) as exc:
             session.rollback()
             error = exc
         else:
             audit("create_care_team", ("care_team", team.id), None)
-            session.commit()
             flash("Care team created.", "success")
             return redirect(url_for("admin.team", team_id=team.id))
     return (
@@ -524,11 +512,10 @@ def team(team_id: int) -> ResponseReturnValue:
             phone=_form("phone", 32),
             acute_oncology_phone=_form("acute_oncology_phone", 32),
         )
-    except (svc.AdminError, EnrolmentError) as exc:
+    except (Invalid, Conflict) as exc:
         session.rollback()
         return _team_page(care_team, exc, 400)
     audit("update_care_team", ("care_team", care_team.id), None)
-    session.commit()
     flash("Care team saved.", "success")
     return redirect(url_for("admin.team", team_id=care_team.id))
 
@@ -539,11 +526,10 @@ def team_member_add(team_id: int) -> ResponseReturnValue:
     care_team: CareTeam = _get(CareTeam, team_id)
     try:
         added = svc.add_member(session, care_team.id, _int_form("staff_id") or 0)
-    except svc.AdminError as exc:
+    except (Invalid, Conflict) as exc:
         session.rollback()
         return _team_page(care_team, exc, 400)
     audit("add_team_member", ("care_team", care_team.id), None, staff_id=_int_form("staff_id"))
-    session.commit()
     flash("Member added." if added else "Already a member.", "success")
     return redirect(url_for("admin.team", team_id=care_team.id))
 
@@ -571,7 +557,6 @@ def team_member_remove(team_id: int, staff_id: int) -> ResponseReturnValue:
         shifts_removed=removed.shifts_removed,
         shifts_ended=removed.shifts_ended,
     )
-    session.commit()
     off_rota = removed.shifts_removed + removed.shifts_ended
     flash(f"Member removed{f' and taken off {off_rota} on-call shift(s)' if off_rota else ''}.", "success")
     return redirect(url_for("admin.team", team_id=care_team.id))
@@ -595,11 +580,10 @@ def shift_add(team_id: int) -> ResponseReturnValue:
     except svc.NeedsConfirmation as exc:
         session.rollback()
         return _team_page(care_team, exc, 409, confirm_shift=True)
-    except svc.AdminError as exc:
+    except (Invalid, Conflict) as exc:
         session.rollback()
         return _team_page(care_team, exc, 400)
     audit("add_on_call_shift", ("on_call_shift", shift.id), None, care_team_id=care_team.id)
-    session.commit()
     flash("On-call shift added.", "success")
     return redirect(url_for("admin.team", team_id=care_team.id) + "#rota")
 
@@ -610,9 +594,8 @@ def shift_delete(team_id: int, shift_id: int) -> ResponseReturnValue:
     shift: OnCallShift = _get(OnCallShift, shift_id)
     if shift.care_team_id != care_team.id:
         abort(404)
-    db().delete(shift)
+    removals.delete_shift(db(), shift)
     audit("delete_on_call_shift", ("on_call_shift", shift_id), None, care_team_id=care_team.id)
-    db().commit()
     flash("On-call shift removed.", "success")
     return redirect(url_for("admin.team", team_id=care_team.id) + "#rota")
 
@@ -643,12 +626,11 @@ def staff() -> ResponseReturnValue:
                 password=request.form.get("password") or None,
                 must_change_password=True,  # the administrator knows it: a temporary password
             )
-        except StaffError as exc:
+        except (Invalid, Conflict) as exc:
             session.rollback()
-            error = exc
+            error = _named(exc)
         else:
             audit("create_staff", ("staff", created.id), None, role=created.role.value)
-            session.commit()
             flash(f"Account created for {created.email}.", "success")
             return redirect(url_for("admin.staff"))
     return (
@@ -675,10 +657,15 @@ def staff_edit(staff_id: int) -> ResponseReturnValue:
             error = exc
         else:
             audit("update_staff", ("staff", person.id), None)
-            session.commit()
             flash("Account saved.", "success")
             return redirect(url_for("admin.staff_edit", staff_id=person.id))
     return _staff_page(person, error=error, status=400 if error else 200)
+
+
+def _named(exc: Invalid | Conflict) -> svc.AdminError:
+    """The new-account form's message names its field first ("password: this is one of ...")."""
+    text = f"{exc.field}: {exc.message}" if exc.field else exc.message
+    return svc.AdminError(exc.field or "", text)
 
 
 def _staff_page(
@@ -703,7 +690,6 @@ def staff_active(staff_id: int) -> ResponseReturnValue:
         return redirect(url_for("admin.staff_edit", staff_id=person.id))
     ended = staff_svc.set_active(session, person, active, now=utcnow())
     audit("activate_staff" if active else "deactivate_staff", ("staff", person.id), None, ended=ended)
-    session.commit()
     flash(
         "Account reactivated." if active else "Account deactivated: signed out everywhere, no more pages.",
         "success",
@@ -719,7 +705,6 @@ def staff_password(staff_id: int) -> ResponseReturnValue:
     password = svc.new_password()
     ended = staff_svc.reset_password(session, person, password, now=utcnow())
     audit("reset_password", ("staff", person.id), None, sessions_ended=ended)
-    session.commit()
     return _staff_page(person, new_password=password)
 
 
@@ -757,7 +742,6 @@ def staff_end_sessions(staff_id: int) -> ResponseReturnValue:
     person: StaffUser = _get(StaffUser, staff_id)
     ended = staff_svc.end_sessions(session, person, now=utcnow())
     audit("end_staff_sessions", ("staff", person.id), None, ended=ended)
-    session.commit()
     flash(f"Signed {person.name} out everywhere ({ended} session{'s' * (ended != 1)} ended).", "success")
     return redirect(url_for("admin.staff_edit", staff_id=person.id))
 
@@ -866,7 +850,6 @@ def config_backtest() -> ResponseReturnValue:
         check_ins=report.check_ins,
         lab_results=report.lab_results,
     )
-    db().commit()
     return _config_page(report)
 
 
@@ -890,7 +873,6 @@ def audit_log() -> ResponseReturnValue:
     # patients it showed get their disclosure rows.
     audit("view_audit_log", ("audit_log", None), None, filters=_audited_filters(audit_filter, form))
     disclosed(actor(), "audit_log", shown)
-    session.commit()
     return render_template(
         "admin/audit.html",
         page=page,
@@ -911,8 +893,8 @@ def audit_export() -> ResponseReturnValue:
     """The filtered audit log as CSV (newest first, at most AUDIT_EXPORT_LIMIT rows), itself audited."""
     session = db()
     audit_filter, form = _audit_filter()
+    # The export's own row is committed by the request's unit of work before the body streams.
     audit("export_audit_log", ("audit_log", None), None, filters=_audited_filters(audit_filter, form))
-    session.commit()
     who = actor()
 
     def lines() -> Iterator[str]:
@@ -934,8 +916,16 @@ def audit_export() -> ResponseReturnValue:
                 out.seek(0)
                 out.truncate()
         finally:  # the patients the file named (as far as it was sent), even if the download stopped
-            disclosed(who, "audit_export", shown, session=session)
-            session.commit()
+            session.rollback()  # a query that failed mid-file leaves nothing pending to record beside
+            disclosure.record_streamed(
+                session,
+                actor=who,
+                view="audit_export",
+                patient_ids=shown,
+                now=runtime().now(),
+                window=disclosure_window(),
+                ip=request.remote_addr,
+            )
 
     return Response(
         stream_with_context(lines()),
@@ -1013,7 +1003,6 @@ def patient_ruleset(patient_id: int) -> ResponseReturnValue:
             return redirect(url_for("admin.patient_ruleset", patient_id=patient.id))
     else:
         audit("view_patient", ("patient", patient.id), patient.id, page="admin_ruleset")
-        session.commit()
     return (
         render_template(
             "admin/patient_ruleset.html",

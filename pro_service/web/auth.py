@@ -135,7 +135,7 @@ def is_admin() -> bool:
 
 
 def audit(action: str, subject: tuple[str, object], patient_id: int | None = None, **detail: Any) -> None:
-    """Write an audit row for the signed-in staff member (the caller commits)."""
+    """Write an audit row for the signed-in staff member (kept when the request's answer is a success)."""
     record(
         db(),
         actor=actor(),
@@ -194,9 +194,8 @@ def is_idle(now: float) -> bool:
 
 
 def _end_record(found: StaffSession, reason: str) -> None:
-    if found.ended_at is None:
-        sessions.end(db(), found, reason, utcnow())
-        db().commit()
+    # Its own transaction: the guard may answer 401 next, and the request's unit of work rolls that back.
+    sessions.end_now(db(), found, reason, utcnow())
 
 
 def _session_problem(now: float, *, allow_idle: bool = False) -> tuple[StaffUser | None, str | None]:
@@ -242,8 +241,8 @@ def touch() -> None:
     """Activity: the cookie's idle clock restarts; the row's `last_seen_at` moves at most once a minute."""
     session["seen"] = time.time()
     live = g.get("session_record")
-    if live is not None and sessions.touch(db(), live, utcnow()):
-        db().commit()
+    if live is not None:
+        sessions.touch_now(db(), live, utcnow())
 
 
 def is_sessionless() -> bool:
@@ -343,15 +342,7 @@ def login() -> ResponseReturnValue:
     staff = db().scalar(select(StaffUser).where(func.lower(StaffUser.email) == email)) if email else None
     if not sign_in.password_matches(staff, password) or staff is None:
         limiter().failed(email, ip)
-        record(
-            db(),
-            actor="anonymous",
-            action="sign_in_failed",
-            subject=("staff", staff.id if staff else None),
-            ip=ip,
-            at=runtime().now(),
-        )
-        db().commit()
+        sign_in.record_refusal(db(), staff.id if staff else None, ip=ip, now=runtime().now())
         return (
             render_template(
                 "auth/login.html",
@@ -468,16 +459,7 @@ def sso_start() -> ResponseReturnValue:
 def _sso_refused(
     reason: str, message: str, status: int = 403, staff_id: int | None = None
 ) -> ResponseReturnValue:
-    record(
-        db(),
-        actor="anonymous",
-        action="sign_in_failed",
-        subject=("staff", None),
-        ip=request.remote_addr,
-        at=runtime().now(),
-        detail={"via": "sso", "reason": reason},
-    )
-    db().commit()
+    sign_in.record_refusal(db(), None, ip=request.remote_addr, now=runtime().now(), via="sso", reason=reason)
     return render_template("auth/sso_refused.html", message=message), status
 
 
@@ -537,7 +519,6 @@ def logout() -> ResponseReturnValue:
     staff = g.get("staff")
     if staff is not None:
         record(db(), actor=f"staff:{staff.id}", action="sign_out", subject=("staff", staff.id))
-        db().commit()
     _end_cookie_session("signed_out")  # the row ends: a copy of this cookie signs nobody in
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))

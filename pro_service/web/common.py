@@ -17,7 +17,7 @@ MAX_ID = 2**31 - 1
 # bigger than MAX_ID. (Any other parameter may hold a long run of digits: a phone number, an MRN.)
 NUMBER_PARAMS = frozenset({"after", "before", "id", "mid", "page", "patient", "team", "_count", "_offset"})
 # Blueprints that read their input their own way: the Twilio webhooks (the signature covers the values as
-# sent; the inbound one is web/inbound_sms.py, before Flask), the REST API (its pydantic models refuse NUL
+# sent; the inbound one is ingest/handler.py, before Flask), the REST API (its pydantic models refuse NUL
 # field by field) and HL7 (a message body, not a form).
 OWN_INPUT_BLUEPRINTS = frozenset({"twilio", "api", "hl7"})
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})

@@ -1,6 +1,7 @@
 """Nurse pages: the triage queue (home), an alert with everything needed to act on it, patients.
 
 Views are thin: parse the request, call a query or a life-cycle function, write the audit row, render.
+They never commit: the request's unit of work (web/unit_of_work.py) keeps what a success wrote.
 Flash messages travel in the (signed, not encrypted) session cookie, so they never carry patient details.
 
 Every list, page and action is kept to the nurse's scope (services/access.py): their care teams, the teams
@@ -20,7 +21,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from pro_service.db import ROW_LOCK
-from pro_service.models import Alert, AlertEvent, AlertStatus, CareTeam, Patient, StaffUser
+from pro_service.models import Alert, AlertStatus, CareTeam, Patient, StaffUser
 from pro_service.services import access, clinical_profile
 from pro_service.services import dashboard_queries as dq
 from pro_service.services.alert_lifecycle import (
@@ -32,12 +33,12 @@ from pro_service.services.alert_lifecycle import (
     add_note,
     assign,
     eligible_assignees,
+    escalate_now,
     manual_escalation_wait,
     reopen,
     resolve,
 )
 from pro_service.services.check_ins import CheckInError, start_now
-from pro_service.services.notify import page_next_level
 from pro_service.web import charts
 from pro_service.web.auth import actor, audit, current_staff, privacy_screen
 from pro_service.web.common import db, runtime
@@ -86,10 +87,17 @@ def _break_glass_until(patient_id: int, team_id: int) -> datetime | None:
 def _refused(
     patient_id: int, team_id: int, alert_id: int | None = None, *, error: str | None = None, reason: str = ""
 ) -> ResponseReturnValue:
-    """The break-glass page instead of a record outside the nurse's scope (no name, MRN or symptom)."""
+    """The break-glass page instead of a record outside the nurse's scope (no name, MRN or symptom). The
+    refusal's audit row is kept although the answer rolls the request back (the service commits it)."""
     session = db()
-    audit("scope_refused", ("patient", patient_id), patient_id, alert_id=alert_id)
-    session.commit()
+    access.record_refusal(
+        session,
+        actor=actor(),
+        patient_id=patient_id,
+        alert_id=alert_id,
+        ip=request.remote_addr,
+        now=runtime().now(),
+    )
     team = session.get(CareTeam, team_id)
     return (
         render_template(
@@ -165,7 +173,6 @@ def queue() -> ResponseReturnValue:
     urgent = dq.open_urgent(session, _scope())
     audit("view_queue", ("alert", None), None, shown=len(result.rows))
     disclosed(actor(), "queue", dq.shown_patients(result, urgent))
-    session.commit()
     return render_template(
         "dashboard/queue.html",
         queue=result,
@@ -217,7 +224,6 @@ def queue_poll() -> ResponseReturnValue:
     }
     if not hidden:
         disclosed(actor(), "queue", dq.shown_patients(result, urgent))
-        session.commit()
         body["rows"] = render_template(
             "dashboard/_queue_rows.html", queue=result, filters=filters, filter_args=_filter_args(filters)
         )
@@ -264,7 +270,6 @@ def queue_acknowledge(alert_id: int) -> ResponseReturnValue:
         message, kind = f"Alert {alert.ref} was already resolved.", "warning"
     elif acknowledge(session, alert, staff_id=staff.id, actor=actor(), now=runtime().now(), via="dashboard"):
         _audit("acknowledge_alert", ("alert", alert.id), alert.patient_id, team_id, source="queue")
-        session.commit()
         done, message, kind = True, f"Alert {alert.ref} acknowledged. Escalation stopped.", "success"
     else:
         who = dq.staff_names(session, [alert.acknowledged_by_id]).get(alert.acknowledged_by_id or 0)
@@ -315,7 +320,6 @@ def alert_page(alert_id: int) -> ResponseReturnValue:
     # "For the call" (profile, carer, unanswered red flags, the safety text) is covered by the same row.
     call = clinical_profile.call_info(session, view.alert, runtime().instruments)
     _audit("view_alert", ("alert", view.alert.id), patient.id, view.team.id)
-    session.commit()
     evidence_messages = {ev.get("message_id") for ev in view.alert.evidence if ev.get("message_id")}
     evidence_check_ins = {ev.get("check_in_id") for ev in view.alert.evidence if ev.get("check_in_id")}
     return render_template(
@@ -386,7 +390,6 @@ def acknowledge_alert(alert_id: int) -> ResponseReturnValue:
         return _back(alert_id)
     if acknowledge(session, alert, staff_id=staff.id, actor=actor(), now=runtime().now(), via="dashboard"):
         _audit("acknowledge_alert", ("alert", alert.id), alert.patient_id, team_id)
-        session.commit()
         flash(f"Alert {alert.ref} acknowledged. Escalation stopped.", "success")
     else:
         names = dq.staff_names(session, [alert.acknowledged_by_id])
@@ -411,7 +414,6 @@ def note_alert(alert_id: int) -> ResponseReturnValue:
         flash("Write something in the note first.", "warning")
         return _back(alert_id)
     _audit("note_alert", ("alert", alert.id), alert.patient_id, team_id)
-    session.commit()
     flash("Note added.", "success")
     return _back(alert_id)
 
@@ -446,7 +448,6 @@ def resolve_alert(alert_id: int) -> ResponseReturnValue:
         flash(f"Not resolved: {exc}.", "warning")
         return _back(alert_id)
     _audit("resolve_alert", ("alert", alert.id), alert.patient_id, team_id, outcome=outcome, rag=rag)
-    session.commit()
     flash(f"Alert {alert.ref} resolved: {OUTCOMES[outcome]} ({rag}).", "success")
     return redirect(url_for("dashboard.queue"))
 
@@ -478,7 +479,6 @@ def assign_alert(alert_id: int) -> ResponseReturnValue:
         flash(f"Alert {alert.ref} is already assigned to {to_staff.name}.", "info")
         return _back(alert_id)
     _audit("assign_alert", ("alert", alert.id), alert.patient_id, team_id, to_staff_id=to_staff.id)
-    session.commit()
     who = "you" if to_staff.id == staff.id else to_staff.name
     flash(f"Alert {alert.ref} assigned to {who}.", "success")
     return _back(alert_id)
@@ -499,7 +499,6 @@ def reopen_alert(alert_id: int) -> ResponseReturnValue:
         flash(f"Not reopened: {exc}.", "warning")
         return _back(alert_id)
     _audit("reopen_alert", ("alert", alert.id), alert.patient_id, team_id, reason=" ".join(reason.split()))
-    session.commit()
     flash(f"Alert {alert.ref} reopened and acknowledged by you.", "success")
     return _back(alert_id)
 
@@ -515,7 +514,6 @@ def handover() -> ResponseReturnValue:
         "view_handover", ("alert", None), None, shown=sum(len(t.rows) for t in teams), patient_ids=patient_ids
     )
     disclosed(actor(), "handover", patient_ids)
-    session.commit()
     return render_template("dashboard/handover.html", teams=teams, truncated=truncated)
 
 
@@ -539,19 +537,8 @@ def escalate_alert(alert_id: int) -> ResponseReturnValue:
             "warning",
         )
         return _back(alert_id)
-    paged = page_next_level(session, rt, alert, now)
-    session.add(
-        AlertEvent(
-            alert_id=alert.id,
-            kind="escalated",
-            actor_staff_id=staff.id,
-            actor=actor(),
-            created_at=now,
-            detail={"step": alert.escalation_level, "staff_ids": paged},
-        )
-    )
+    paged = escalate_now(session, rt, alert, staff_id=staff.id, actor=actor(), now=now)
     _audit("escalate_alert", ("alert", alert.id), alert.patient_id, team_id, step=alert.escalation_level)
-    session.commit()
     if paged:
         names = ", ".join(sorted(dq.staff_names(session, paged).values()))
         flash(f"Paged escalation step {alert.escalation_level}: {names}.", "success")
@@ -571,7 +558,6 @@ def patients() -> ResponseReturnValue:
     if query:
         audit("search_patients", ("patient", None), None, results=len(found))
         disclosed(actor(), "patient_search", (p.id for p in found))
-        db().commit()
     return render_template("dashboard/patients.html", query=query, patients=found, outside_id=outside)
 
 
@@ -594,7 +580,6 @@ def patient_page(patient_id: int) -> ResponseReturnValue:
     calcium = dq.calcium_trend(session, patient.id, now)
     profile = clinical_profile.get_profile(session, patient.id)
     _audit("view_patient", ("patient", patient.id), patient.id, patient.care_team_id)
-    session.commit()
     return render_template(
         "dashboard/patient.html",
         view=view,
@@ -649,12 +634,10 @@ def patient_profile(patient_id: int) -> ResponseReturnValue:
             session.rollback()
             error = exc
         else:
-            session.commit()
             flash("Clinical profile saved." if changed else "Nothing changed.", "success")
             return redirect(url_for("dashboard.patient_page", patient_id=patient.id))
     else:
         _audit("view_patient", ("patient", patient.id), patient.id, patient.care_team_id, page="profile")
-        session.commit()
     prof = clinical_profile.get_profile(session, patient.id)
     names = dq.staff_names(session, [prof.updated_by_id] if prof else [])
     return (
@@ -709,7 +692,6 @@ def start_check_in(patient_id: int) -> ResponseReturnValue:
         flash(f"Check-in not sent: {exc}.", "warning")
         return redirect(url_for("dashboard.patient_page", patient_id=patient_id))
     _audit("start_check_in", ("check_in", check_in.id), patient.id, patient.care_team_id)
-    session.commit()
     flash("Check-in sent: the first question is on its way.", "success")
     return redirect(url_for("dashboard.patient_page", patient_id=patient_id))
 
@@ -745,7 +727,6 @@ def break_glass(patient_id: int) -> ResponseReturnValue:
         minutes=access.BREAK_GLASS_MINUTES,
         alert_id=alert_id,
     )
-    session.commit()
     grants = access.grant(_grants(), patient.id, now)
     web_session[BREAK_GLASS_KEY] = {
         "staff": current_staff().id,

@@ -1,6 +1,6 @@
 """The views' one-line call into the disclosure audit (services/disclosure.py): this request's address,
-the runtime's clock and the configured window. The caller names the actor (a staff member's, a token's)
-and commits."""
+the runtime's clock and the configured window. The caller names the actor (a staff member's, a token's);
+the request's unit of work keeps the rows with a successful answer."""
 
 from __future__ import annotations
 

@@ -154,6 +154,13 @@ def _unstorable(exc: DataError) -> ResponseReturnValue:
     )
 
 
+@bp.errorhandler(IntegrityError)
+def _concurrent(_exc: IntegrityError) -> ResponseReturnValue:
+    """Another request recorded the same result first (the request's commit, or a flush, refused ours):
+    nothing of this one was kept (the unit of work rolled back); sending it again finds that row."""
+    return _outcome(409, "conflict", "a concurrent request recorded this result; send it again")
+
+
 @bp.errorhandler(OperationalError)
 def _database_down(_exc: OperationalError) -> ResponseReturnValue:
     log.error("database unavailable")
@@ -291,7 +298,6 @@ def _audit_search(resource_type: str, patient_ids: Iterable[int], asked: list[in
     query = urlencode(list(_params().items(multi=True)))[:500]
     audit(f"fhir_search_{resource_type}", ("patient", only), only, query=query, via="fhir", found=len(seen))
     disclosed(actor(), f"fhir_{resource_type}", seen, via="fhir")
-    db().commit()
 
 
 def _route(rule: str) -> Callable[[Callable[..., ResponseReturnValue]], Callable[..., ResponseReturnValue]]:
@@ -338,7 +344,8 @@ _Row = TypeVar("_Row", Patient, CheckIn, Alert, LabResult)
 
 def _audited_read(model: type[_Row], ident: str, kind: str, entity: str, action: str) -> _Row:
     """One row by its FHIR id, 404 when unknown, 403 outside the token's scope (a nurse's token: the
-    nurse's care teams, services/access.py); the view of the patient's record is audited and committed."""
+    nurse's care teams, services/access.py); the view of the patient's record is audited (kept with the
+    request's successful answer)."""
     scope = patient_scope()
     row = db().get(model, _row_id(ident, kind))
     if row is None:
@@ -346,7 +353,6 @@ def _audited_read(model: type[_Row], ident: str, kind: str, entity: str, action:
     patient_id = row.id if isinstance(row, Patient) else row.patient_id
     check_patient(scope, patient_id)
     audit(action, (entity, row.id), patient_id, via="fhir")
-    db().commit()
     return row
 
 
@@ -546,18 +552,14 @@ def _resource_body() -> dict[str, Any]:
 
 
 def _record(items: list[labs.IncomingResult]) -> list[labs.RecordOutcome]:
-    """One unit of work: every result stored and audited, then committed; or none (a LabError rolls back)."""
+    """One unit of work: every result stored and audited, kept with the request's 200/201; or none (a
+    LabError, or another request's same result: `_concurrent`, answers 4xx and the request rolls back)."""
     outcomes = lab_alerts.record_and_raise(db(), runtime(), items)
     for outcome in outcomes:
         row = outcome.result
         audit(
             "record_lab_result", ("lab_result", row.id), row.patient_id, via="fhir", outcome=outcome.outcome
         )
-    try:
-        db().commit()
-    except IntegrityError:
-        db().rollback()
-        raise FhirError(409, "conflict", "a concurrent request recorded this result; send it again") from None
     return outcomes
 
 

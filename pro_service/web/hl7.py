@@ -10,7 +10,8 @@ A failure of ours (the database down) is HTTP 503 with an AE: send again later, 
 
 Bearer tokens as for /api: a client with the scope `labs:write` (or an administrator's own token); a refused
 token gets the API's JSON error (401/403). The view is thin: decode, parse (pro_service.hl7v2, pure), record
-(services.labs), audit, commit, ACK.
+(services.labs), audit, ACK. Every ACK of a readable message is HTTP 200, so the request's unit of work
+(web/unit_of_work.py) commits it: an AE or AR rolls back first, so nothing of a rejected message is kept.
 """
 
 from __future__ import annotations
@@ -67,6 +68,15 @@ def _database_down(_exc: OperationalError) -> ResponseReturnValue:
     return response
 
 
+@bp.errorhandler(IntegrityError)
+def _concurrent(_exc: IntegrityError) -> ResponseReturnValue:
+    """Another message recorded the same result first (the request's commit, or a flush, refused ours):
+    nothing of this message was kept (the unit of work rolled back); sending it again finds that row."""
+    return _ack(
+        g.get("hl7_message"), "AE", "a concurrent message recorded this result; send again", error="internal"
+    )
+
+
 @bp.errorhandler(Exception)
 def _unexpected(exc: Exception) -> ResponseReturnValue:
     # Where, not what: a message may quote the result (PHI); the frames are code only.
@@ -109,11 +119,6 @@ def oru() -> ResponseReturnValue:
     for outcome in outcomes:
         row = outcome.result
         audit("record_lab_result", ("lab_result", row.id), row.patient_id, via="hl7", outcome=outcome.outcome)
-    try:
-        db().commit()
-    except IntegrityError:
-        db().rollback()
-        return _ack(message, "AE", "a concurrent message recorded this result; send again", error="internal")
     counts = {kind: sum(o.outcome == kind for o in outcomes) for kind in labs.Outcome}
     summary = ", ".join(f"{n} {kind.value}" for kind, n in counts.items() if n)
     return _ack(message, "AA", summary)

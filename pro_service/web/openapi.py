@@ -1,7 +1,8 @@
 """OpenAPI 3.1 for /api/v1, generated from the routes and the pydantic models that validate them.
 
-Each API view is declared with `Operation` metadata (by `api.route`); this module turns the registry into
-the document served at /api/v1/openapi.json. Nothing here is written by hand beside the code it describes.
+Each API view is declared with `Operation` metadata (by `api.routing.route`); this module turns the
+registry into the document served at /api/v1/openapi.json. Nothing here is written by hand beside the
+code it describes.
 """
 
 from __future__ import annotations

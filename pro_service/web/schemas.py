@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alerts.rules import CONTINENCE_STATES
+from pro_service.services.admin import MAX_ON_CALL_LEVEL
 from pro_service.services.alert_lifecycle import OUTCOMES, RAG_OUTCOMES
 
 MAX_ID = 2**31 - 1
@@ -177,7 +178,7 @@ class MemberIn(In):
 
 class ShiftIn(In):
     staff_id: int = Field(ge=1, le=MAX_ID)
-    level: int = Field(default=1, ge=1, le=9)
+    level: int = Field(default=1, ge=1, le=MAX_ON_CALL_LEVEL)  # the form's rule too (services/admin.py)
     starts_at: datetime = Field(description="with a UTC offset")
     ends_at: datetime
 
@@ -208,6 +209,14 @@ class TokenIn(In):
 class Page(In):
     page: int = Field(default=1, ge=1, le=100_000)
     page_size: int = Field(default=50, ge=1, le=200)
+
+
+class MemberRemovalQuery(In):
+    end_shifts: bool = Field(
+        default=False,
+        description="Also end the person's current and future shifts on this team's rota (needed when "
+        "they are on it: otherwise 409)",
+    )
 
 
 class AlertQuery(Page):

@@ -40,7 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
 from pro_service.models import Message, Patient, PatientStatus, StaffRole
-from pro_service.services import access
+from pro_service.services import access, simulator
 from pro_service.services.outbound import sender_number
 from pro_service.web.auth import actor, audit, current_staff, is_admin
 from pro_service.web.common import db, runtime
@@ -108,7 +108,6 @@ def index() -> ResponseReturnValue:
     if selected is not None:
         audit("view_messages", ("patient", selected.id), selected.id, page="simulator")
     disclosed(actor(), "simulator", (p.id for p in patients))  # the picker names them all
-    db().commit()
     return render_template(
         "simulator/index.html",
         patients=patients,
@@ -132,7 +131,6 @@ def thread_poll(patient_id: int) -> ResponseReturnValue:
     patient = _patient_or_404(patient_id)
     messages = _thread(patient.id)
     disclosed(actor(), "simulator_thread", [patient.id])  # polled every few seconds: once per window
-    db().commit()
     html = render_template("simulator/_thread.html", messages=messages, selected=patient)
     return jsonify({"html": html, "last_id": messages[-1].id if messages else 0})
 
@@ -167,8 +165,9 @@ def reply(patient_id: int) -> ResponseReturnValue:
     patient = _patient_or_404(patient_id)
     phone = patient.phone
     # End the request's transaction (the sign-in check and this read opened it) before posting: on SQLite
-    # it holds the write lock the webhook needs. Nothing is pending, so this commit writes nothing.
-    db().commit()
+    # it holds the write lock the webhook needs. Nothing is pending (the guard's writes commit on their own),
+    # so ending it loses nothing.
+    db().rollback()
     # The typed text, or a quick-reply button (a submit button named "body", after the text box).
     body = next((v.strip() for v in reversed(request.form.getlist("body")) if v.strip()), "")[:1600]
     back = redirect(url_for("simulator.index", patient=patient_id) + "#reply")
@@ -184,8 +183,14 @@ def reply(patient_id: int) -> ResponseReturnValue:
     # The outcome, in a short transaction of its own. The reply is already committed by the webhook, so a
     # failure here must not tell the user to send it again.
     try:
-        audit("simulate_patient_reply", ("patient", patient_id), patient_id, webhook_status=status)
-        db().commit()
+        simulator.record_reply_outcome(
+            db(),
+            actor=actor(),
+            patient_id=patient_id,
+            webhook_status=status,
+            ip=request.remote_addr,
+            now=runtime().now(),
+        )
     except SQLAlchemyError:
         db().rollback()
         log.exception("simulator reply not audited", extra={"status": status})

@@ -1,7 +1,7 @@
 """Twilio's delivery-status callback. Verify, then record it (services/outbound.py::record_status_callback).
 
 Signatures are checked against the public URL Twilio called (PUBLIC_BASE_URL + path + query), not the URL
-Flask sees behind a proxy. The inbound SMS webhook is web/inbound_sms.py, a WSGI handler in front of Flask.
+Flask sees behind a proxy. The inbound SMS webhook is ingest/handler.py, a WSGI handler in front of Flask.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from flask import Blueprint, Response, request
 from flask.typing import ResponseReturnValue
 
 from pro_service.services.outbound import record_status_callback
+from pro_service.sms.twilio_signature import TwilioSignature
 from pro_service.web.common import db, parse_id, runtime
-from pro_service.web.twilio_signature import TwilioSignature
 
 log = logging.getLogger(__name__)
 bp = Blueprint("twilio", __name__, url_prefix="/twilio")
@@ -47,14 +47,13 @@ def status_callback() -> ResponseReturnValue:
     code = request.form.get("ErrorCode") or ""
     # Twilio's error codes are five-digit numbers: anything else (e.g. "²", which isdigit()) is not one.
     error_code = int(code) if code.isascii() and code.isdigit() and len(code) <= 9 else None
-    session = db()
+    # A 204 is kept by the request's unit of work; the 403 above wrote nothing.
     record_status_callback(
-        session,
+        db(),
         runtime(),
         message_id,
         reported=request.form.get("MessageStatus") or request.form.get("SmsStatus") or "",
         sid=request.form.get("MessageSid") or None,
         error_code=error_code,
     )
-    session.commit()
     return Response("", status=204)

@@ -28,35 +28,24 @@ from alerts.labs import (
     TOTAL_CALCIUM,
     TOTAL_CALCIUM_MASS,
 )
+
+# The alert and answer words live in pro_service.labels (the FHIR export needs them too); re-exported here.
+from pro_service.labels import (  # noqa: F401
+    ALERT_EVENT_LABELS,
+    CATEGORY_LABELS,
+    CHOICE_LABELS,
+    URGENCY_LABELS,
+    category_label,
+    urgency_label,
+)
 from pro_service.services.alert_lifecycle import OUTCOMES
 
-URGENCY_LABELS = {"urgent": "Urgent", "same_day": "Same day", "routine": "Routine"}
 URGENCY_HINTS = {
     "urgent": "Act now: call the patient",
     "same_day": "Contact the patient today",
     "routine": "Review at the next routine contact",
 }
 URGENCY_ORDER = ("urgent", "same_day", "routine")
-CATEGORY_LABELS = {
-    "spinal_cord_compression": "Possible spinal cord compression",
-    "pathologic_fracture": "Possible pathological fracture",
-    "hypercalcemia": "Possible high calcium (hypercalcaemia)",
-    "spinal_metastasis_pain": "Back or neck pain with red flags",
-    "new_bone_pain": "New bone pain",
-    "severe_pain": "Severe pain",
-    "worsening_pain": "Pain getting worse",
-    "non_response": "Not answering check-ins",
-    "patient_message": "Message from the patient",
-    "callback_request": "Patient asked for a call back",
-    "altered_consciousness": "Confusion or drowsiness",
-    "breathing_chest_pain": "Breathlessness or chest pain",
-    "self_harm": "Thoughts of self-harm",
-    "stopped_monitoring": "Stopped monitoring",
-    "possible_red_flag": "Possible red flag (wording not recognised)",
-    "bone_marker_rise": "Rising alkaline phosphatase (bone marker)",
-    "fall": "Fall or unsteadiness",
-    "bone_pain_at_rest": "Bone pain at rest or at night",
-}
 STATUS_LABELS = {"open": "Open", "acknowledged": "Acknowledged", "resolved": "Resolved"}
 ITEM_LABELS = {
     "pain_new": "New pain in bones, back or neck",
@@ -75,26 +64,6 @@ ITEM_LABELS = {
     "fall": "Fallen or unsteady since the last check-in",
     "pain_features": "What the pain is like",
 }
-CHOICE_LABELS = {
-    "numbness": {0: "none", 1: "same as usual", 2: "new or worse"},
-    "pain_features": {
-        0: "none of these",
-        1: "new",
-        2: "worse at rest or at night",
-        3: "worse on coughing, sneezing or straining",
-        4: "like a band round the chest or belly",
-    },
-    "pain_site": {1: "back or neck", 2: "ribs or chest", 3: "hip or pelvis", 4: "arm or leg", 5: "elsewhere"},
-    "calcium_sx": {
-        0: "none",
-        1: "very tired or weak",
-        2: "nausea or vomiting",
-        3: "poor appetite",
-        4: "very thirsty or peeing a lot",
-        5: "confused or drowsy",
-        6: "constipated",
-    },
-}
 MESSAGE_KIND_LABELS = {
     "reply": "Patient reply",
     "question": "Question",
@@ -110,20 +79,7 @@ MESSAGE_KIND_LABELS = {
     "staff_reply": "Staff reply",
     "unknown_sender": "Unknown sender",
 }
-EVENT_LABELS = {
-    "opened": "Alert opened",
-    "evidence_added": "More evidence added",
-    "urgency_raised": "Urgency raised",
-    "paged": "On-call paged",
-    "no_on_call": "Nobody on call: care team paged",
-    "safety_message": "Safety message sent to the patient",
-    "acknowledged": "Acknowledged",
-    "resolved": "Resolved",
-    "note": "Note",
-    "escalated": "Escalated by staff",
-    "assigned": "Assigned",
-    "reopened": "Reopened",
-}
+EVENT_LABELS = {kind.value: label for kind, label in ALERT_EVENT_LABELS.items()}
 
 
 # Lab results in words: the test's name as a nurse says it, the unit as printed, the lab's status.
@@ -158,14 +114,6 @@ INTERPRETATION_LABELS = {
 }
 DERIVED_NOTE = "derived from total calcium and albumin"
 _RANGE_DASH = re.compile(r"(?<=\d)\s*-\s*(?=\d)")
-
-
-def urgency_label(value: str) -> str:
-    return URGENCY_LABELS.get(value, value.replace("_", " ").capitalize())
-
-
-def category_label(value: str) -> str:
-    return CATEGORY_LABELS.get(value, value.replace("_", " ").capitalize())
 
 
 def status_label(value: Any) -> str:

@@ -77,7 +77,7 @@ def site(request: pytest.FixtureRequest, browser: Any) -> Iterator[tuple[Any, An
     from config.settings import Settings
     from pro_service import create_app, runtime_of
     from pro_service.migrate import upgrade
-    from tests.conftest import free_port
+    from testsupport.ports import free_port
 
     tmp_path: Path = request.getfixturevalue("tmp_path")
     url = f"sqlite:///{tmp_path / 'pro.sqlite3'}"

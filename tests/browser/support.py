@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from pro_service.models import Alert, AlertEvent, AlertStatus, CareTeamMember, StaffRole
+from pro_service.models import Alert, AlertEvent, AlertEventKind, AlertStatus, CareTeamMember, StaffRole
 from pro_service.services.staff import create_staff
 from pro_service.services.triage import new_ref
 
@@ -23,7 +23,7 @@ def make_staff(
     phone: str | None = None,
     team_id: int | None = None,
 ) -> int:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         staff = create_staff(session, email=email, name=name, role=role, phone=phone, password=PASSWORD)
         if team_id is not None:
             session.add(CareTeamMember(care_team_id=team_id, staff_id=staff.id))
@@ -57,7 +57,7 @@ def insert_alert(
     """An alert row as triage would write it, without paging (no task is published)."""
     rank = {"urgent": 3, "same_day": 2, "routine": 1}[urgency]
     opened = datetime.now(tz=rt.now().tzinfo) - timedelta(minutes=opened_minutes_ago)
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         alert = Alert(
             ref=ref or new_ref(),
             patient_id=patient_id,
@@ -86,5 +86,5 @@ def insert_alert(
         )
         session.add(alert)
         session.flush()
-        session.add(AlertEvent(alert_id=alert.id, kind="opened", created_at=opened, detail={}))
+        session.add(AlertEvent(alert_id=alert.id, kind=AlertEventKind.OPENED, created_at=opened, detail={}))
         return int(alert.id)

@@ -77,7 +77,7 @@ def test_nurse_triages_an_urgent_alert_that_arrives_live(
 
     from pro_service.services.triage import upsert_alert
 
-    with rt.sessions() as session, session.begin():  # as the worker's scoring would, committed
+    with rt.unit_of_work() as session:  # as the worker's scoring would, committed
         upsert_alert(session, rt, patient_id, _urgent_finding())
 
     banner = page.locator("#urgent-banner")

@@ -34,7 +34,7 @@ def _alert_with_context(rt: Any) -> int:
     patient = make_patient(rt, team)
     make_staff(rt, email="kim@example.org", team_id=team)
     alert_id = insert_alert(rt, patient)
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         clinical_profile.update_profile(
             session,
             patient,

@@ -56,7 +56,7 @@ def test_a_reply_reaches_a_filtered_queue_within_2s_and_focus_survives(
     # An older alert lands above the focused row, and the focused row itself changes: both patched in place.
     before = _version(page)
     older = insert_alert(rt, watched, category="worsening_pain", urgency="routine", opened_minutes_ago=300)
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         session.execute(update(Alert).where(Alert.id == routine).values(escalation_level=1))
     rows = page.locator("#queue-rows tr[data-alert-id]")
     expect(rows).to_have_count(2)

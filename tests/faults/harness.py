@@ -6,13 +6,10 @@ reports: replies sent / stored / processed / duplicates.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -28,7 +25,6 @@ import requests
 from flask import Flask
 from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
-from twilio.request_validator import RequestValidator
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from config.settings import Settings
@@ -43,7 +39,10 @@ from pro_service.models import (
     utcnow,
 )
 from pro_service.runtime import Runtime
-from tests.conftest import free_port, wait_for
+from testsupport.ports import free_port
+from testsupport.signing import Signer, inbound_sms
+from testsupport.waiting import wait_for
+from testsupport.workers import BEAT_READY, WORKER_READY, CeleryProcess, worker_args
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT_SID = "AC" + "0" * 31 + "2"
@@ -78,31 +77,6 @@ TABLES = (
     "audit_log",
     "api_tokens",
 )
-
-
-def children_of(pid: int) -> list[int]:
-    """Direct children of `pid` (read from /proc; no process is matched by name)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 1 and int(fields[1]) == pid:
-            found.append(int(entry.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text()
-    except OSError:
-        return False
-    return state[state.rfind(")") + 2 :].split()[0] != "Z"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -253,87 +227,6 @@ class LiveServer:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Celery processes
-
-
-class CeleryProcess:
-    """`celery -A workers worker|beat` as a child process with the stack's environment, logging to a file."""
-
-    def __init__(self, args: Sequence[str], env: dict[str, str], log_path: Path, ready_marker: bytes) -> None:
-        self.args, self.env, self.ready_marker = list(args), env, ready_marker
-        self.expected_exit = False  # set when the test itself kills or stops it
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers", *args],
-            cwd=ROOT,
-            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        self.pid = self.proc.pid
-
-        def ready() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{args[0]} exited:\n" + self.tail())
-            return ready_marker in self.log_path.read_bytes()
-
-        wait_for(ready, timeout=60, interval=0.1, message=f"celery {args[0]} to start")
-
-    def tail(self, chars: int = 4000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-    def last_error(self) -> str:
-        """The last CRITICAL or ERROR line of the log, shortened."""
-        lines = [
-            line
-            for line in self.log_path.read_text(errors="replace").splitlines()
-            if '"CRITICAL"' in line or '"ERROR"' in line
-        ]
-        return lines[-1][:300] if lines else "(no error logged)"
-
-    def log_count(self, needle: bytes) -> int:
-        return self.log_path.read_bytes().count(needle)
-
-    def pool_children(self) -> list[int]:
-        return [pid for pid in children_of(self.pid) if _alive(pid)]
-
-    def kill_children(self) -> list[int]:
-        """SIGKILL the pool's child processes (the main process stays and forks new ones)."""
-        killed = self.pool_children()
-        for pid in killed:
-            os.kill(pid, signal.SIGKILL)
-        return killed
-
-    def kill(self) -> list[int]:
-        """SIGKILL the main process and its children at once: nothing gets to ack, reject or clean up."""
-        self.expected_exit = True
-        pids = [self.pid, *self.pool_children()]
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self.proc.wait(10)
-        wait_for(lambda: not any(_alive(p) for p in pids[1:]), timeout=10, message="killed children to go")
-        self._log.close()
-        return pids
-
-    def stop(self) -> None:
-        self.expected_exit = True
-        if self.proc.poll() is None:
-            children = self.pool_children()
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                return
-            for pid in children:
-                if _alive(pid):
-                    os.kill(pid, signal.SIGKILL)
-        self._log.close()
-
-
-# ---------------------------------------------------------------------------------------------------
 # Figures
 
 
@@ -423,14 +316,11 @@ class Stack:
     def start_worker(self, name: str, env: dict[str, str] | None = None) -> CeleryProcess:
         self._seq += 1
         proc = CeleryProcess(
-            [
-                "worker", "--loglevel=INFO", "--concurrency=2", "--without-gossip", "--without-mingle",
-                "--without-heartbeat", "-n", f"{name}-{self._seq}-{os.getpid()}@%h",
-            ],
+            worker_args(f"{name}-{self._seq}-{os.getpid()}", heartbeat=False),
             {**self.env, **(env or {})},
             self.base / f"worker-{self._seq}-{name}.log",
-            b" ready.",
-        )  # fmt: skip
+            WORKER_READY,
+        )
         self.processes.append(proc)
         return proc
 
@@ -460,7 +350,7 @@ class Stack:
             ["beat", "--loglevel=INFO", "-s", f"{stem}.schedule", "--pidfile", f"{stem}.pid"],
             {**self.env, "BEAT_TICK_SECONDS": str(tick_seconds)},
             stem.with_suffix(".log"),
-            b"beat: Starting",
+            BEAT_READY,
         )
         self.processes.append(proc)
         return proc
@@ -474,7 +364,7 @@ class Stack:
         self._seq += 1
         batch = self._seq
         out: list[Enrolled] = []
-        with self.rt.sessions() as session, session.begin():
+        with self.rt.unit_of_work() as session:
             team = create_care_team(
                 session, name=f"Oncology {tag}{batch}", timezone="America/New_York", phone="+15550100"
             )
@@ -496,29 +386,20 @@ class Stack:
         return out
 
     def reply_params(self, from_: str, body: str, sid: str | None = None) -> dict[str, str]:
-        return {
-            "MessageSid": sid or "SM" + secrets.token_hex(16),
-            "AccountSid": ACCOUNT_SID,
-            "From": from_,
-            "To": FROM_NUMBER,
-            "Body": body,
-            "NumMedia": "0",
-        }
+        return inbound_sms(from_, body, account_sid=ACCOUNT_SID, to=FROM_NUMBER, sid=sid)
 
     def post_reply(
         self, params: dict[str, str], *, http: requests.Session | None = None, timeout: float = 30
     ) -> tuple[int, float]:
         """POST a signed inbound SMS to the app's real port, as Twilio would; (status or 0, seconds)."""
-        signature = RequestValidator(AUTH_TOKEN).compute_signature(
-            self.settings.PUBLIC_BASE_URL + "/twilio/sms", params
-        )
+        headers = Signer(self.settings.PUBLIC_BASE_URL, AUTH_TOKEN).headers("/twilio/sms", params)
         started = time.monotonic()
         poster = http or requests
         try:
             response = poster.post(
                 self.web_url + "/twilio/sms",
                 data=params,
-                headers={"X-Twilio-Signature": signature},
+                headers=headers,
                 timeout=timeout,
             )
             status = response.status_code

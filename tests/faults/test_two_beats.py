@@ -64,7 +64,7 @@ def test_two_beats_and_concurrent_ticks_create_send_remind_and_page_once(stack: 
     scheduled: list[int] = []
     reminded: list[tuple[int, str, int]] = []  # patient, phone, check-in
     alerts: list[int] = []
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         team = create_care_team(session, name="Two beats", timezone=TZ, phone="+15550100")
         for level, phone in ((1, NURSE_1), (2, NURSE_2)):
             nurse = create_staff(
@@ -109,7 +109,7 @@ def test_two_beats_and_concurrent_ticks_create_send_remind_and_page_once(stack: 
     # Check-ins whose question went out five hours ago, unanswered: their reminder is due.
     rt.clock = lambda: t0 - timedelta(hours=5)
     try:
-        with rt.sessions() as session, session.begin():
+        with rt.unit_of_work() as session:
             for patient in session.scalars(
                 select(Patient).where(Patient.mrn.like("MRN-beats-%")).order_by(Patient.id)
             ).all()[SCHEDULED : SCHEDULED + REMINDED]:
@@ -117,7 +117,7 @@ def test_two_beats_and_concurrent_ticks_create_send_remind_and_page_once(stack: 
                 reminded.append((patient.id, patient.phone, ci.id))
         # Urgent alerts opened twenty minutes ago, paged, unacknowledged: their escalation is due.
         rt.clock = lambda: t0 - timedelta(minutes=20)
-        with rt.sessions() as session, session.begin():
+        with rt.unit_of_work() as session:
             for patient_id in range(reminded[-1][0] + 1, reminded[-1][0] + 1 + ALERTED):
                 alerts.append(triage.upsert_alert(session, rt, patient_id, _finding()).id)
     finally:

@@ -12,7 +12,7 @@ from pro_service.services.staff import create_staff
 
 
 def make_team(rt: Any, name: str = "Breast oncology", timezone: str = "America/New_York") -> int:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         team: CareTeam = create_care_team(session, name=name, timezone=timezone, phone="+1 555 0100")
         return team.id
 
@@ -26,7 +26,7 @@ def make_patient(
     language: str = "en",
     timezone: str = "America/New_York",
 ) -> int:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         patient: Patient = enrol_patient(
             session,
             mrn=mrn,
@@ -43,7 +43,7 @@ def make_patient(
 def make_nurse(
     rt: Any, team_id: int, *, email: str = "nurse@example.org", phone: str = "+15557770001"
 ) -> int:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         staff: StaffUser = create_staff(
             session,
             email=email,

@@ -170,7 +170,7 @@ def test_the_audit_export_never_hands_a_spreadsheet_a_formula(
 ) -> None:
     from pro_service.services.audit import record
 
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         record(session, actor='=HYPERLINK("http://x")', action="view_patient", subject=("patient", "@1"))
     export = client.get("/admin/audit.csv")
     lines = export.get_data(as_text=True).splitlines()

@@ -92,7 +92,7 @@ def _check_in(
 ) -> int:
     """A closed check-in as the conversation leaves it: an answer per item (None: missing)."""
     closed = datetime.now(UTC) - timedelta(days=days_ago)
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         check_in = CheckIn(
             patient_id=patient_id,
             instrument_code="sre-weekly",
@@ -125,7 +125,7 @@ def _calcium(
     now = datetime.now(UTC)
     rt.clock = lambda: now - timedelta(days=received_days_ago)  # received_at; reset after each test
     try:
-        with rt.sessions() as session, session.begin():
+        with rt.unit_of_work() as session:
             record_results(
                 session,
                 rt,
@@ -151,7 +151,7 @@ def history(rt: Any) -> dict[str, int]:
     team = make_team(rt)
     p1 = make_patient(rt, team, phone="+15551230001", mrn="MRN001")
     p2 = make_patient(rt, team, phone="+15551230002", mrn="MRN002")
-    with rt.sessions() as session, session.begin():  # P1 on sre v1, P2 on sre v2: per-patient references
+    with rt.unit_of_work() as session:  # P1 on sre v1, P2 on sre v2: per-patient references
         session.execute(update(Patient).where(Patient.id == p1).values(ruleset_version=1))
         session.execute(update(Patient).where(Patient.id == p2).values(ruleset_version=2))
     _check_in(rt, p1, 100, DEFAULTS | {"pain_worst": 9, "pain_new": True})  # C0: outside a 90-day window

@@ -66,7 +66,7 @@ def test_an_api_request_behind_a_held_lock_answers_503_within_the_timeout(
     rt: Any, impatient_app: Any
 ) -> None:
     patient = make_patient(rt, make_team(rt))
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         token = create_token(
             session, requested_by="operator", name="admin", client="test-admin", scopes=("read", "enrolment")
         ).token

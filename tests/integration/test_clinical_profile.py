@@ -47,7 +47,7 @@ def ward(rt: Any) -> dict[str, int]:
 
 
 def _update(rt: Any, patient_id: int, changes: dict[str, Any], staff_id: int | None = None) -> list[str]:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         return clinical_profile.update_profile(
             session, patient_id, changes, actor=f"staff:{staff_id}", staff_id=staff_id, now=rt.now()
         )
@@ -104,7 +104,7 @@ def test_update_validates_audits_each_change_and_feeds_scoring(rt: Any, ward: di
     with pytest.raises(clinical_profile.ProfileError, match="patient_id"):
         _update(rt, 999_999, {"usual_pain": 2})
 
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         check_in = CheckIn(
             patient_id=patient,
             instrument_code="sre-weekly",
@@ -321,7 +321,7 @@ def test_a_nurse_edits_the_profile_from_the_patient_page(client: Any, rt: Any, w
 
 
 def _check_in_with_gaps(rt: Any, patient_id: int) -> int:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         check_in = CheckIn(
             patient_id=patient_id,
             instrument_code="sre-weekly",
@@ -342,7 +342,7 @@ def _check_in_with_gaps(rt: Any, patient_id: int) -> int:
 
 
 def _safety(rt: Any, patient_id: int, status: MessageStatus, *, alert_id: int | None, key: str) -> None:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         session.add(
             Message(
                 direction=Direction.OUTBOUND,
@@ -361,7 +361,7 @@ def _safety(rt: Any, patient_id: int, status: MessageStatus, *, alert_id: int | 
 
 
 def _attach(rt: Any, alert_id: int, **values: Any) -> None:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         alert = session.get(Alert, alert_id)
         assert alert is not None
         for name, value in values.items():
@@ -388,7 +388,7 @@ def test_the_alert_page_has_what_the_nurse_needs_on_the_call(
             "carer_phone": "+15551230077",
         },
     )
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         session.get(CareTeam, ward["team"]).acute_oncology_phone = "+15550100199"  # type: ignore[union-attr]
     alert_id = insert_alert(rt, patient)
     _attach(rt, alert_id, check_in_id=_check_in_with_gaps(rt, patient))
@@ -442,7 +442,7 @@ def test_the_safety_text_state_and_a_category_without_a_script(
     first = insert_alert(rt, patient, category="pathologic_fracture")
     second = insert_alert(rt, patient, category="spinal_cord_compression")
     for alert_id in (first, second):
-        with rt.sessions() as session, session.begin():
+        with rt.unit_of_work() as session:
             alert = session.get(Alert, alert_id)
             assert alert is not None
             alert.evidence = [{**alert.evidence[0], "message_id": 4242}]

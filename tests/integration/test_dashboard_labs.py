@@ -50,7 +50,7 @@ def record(
     flag: str | None = None,
 ) -> int:
     """One result through the service, committed; the id of the row stored."""
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         outcome = labs.record_result(
             session,
             rt,
@@ -72,7 +72,7 @@ def record(
 
 def raise_lab_alerts(rt: Any, patient_id: int) -> dict[str, int]:
     """What the service does when a result arrives: the rules that read only labs, then triage."""
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         now = rt.now()
         views = labs.lab_views(session, patient_id, since=now - timedelta(days=rt.ruleset.lab_lookback_days))
         found = {}
@@ -227,7 +227,7 @@ def test_no_recent_calcium_reads_as_a_sentence_with_the_last_result(
     record(
         rt, patient, ADJUSTED_CALCIUM, 2.45, "mmol/L", datetime(2025, 10, 24, 13, 10, tzinfo=UTC), ident="C"
     )
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         now = rt.now()
         history = History(
             labs=tuple(labs.lab_views(session, patient, since=now - timedelta(days=90))), now=now

@@ -40,7 +40,7 @@ def ward(rt: Any) -> dict[str, int]:
 
 def _join(rt: Any, staff_id: int, team_id: int) -> None:
     """Care-team scoping (services/access.py): a nurse sees another team's patients only as its member."""
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         session.add(CareTeamMember(care_team_id=team_id, staff_id=staff_id))
 
 
@@ -139,7 +139,7 @@ def test_escalate_now_pages_the_next_level(
     second = make_staff(
         rt, email="lead@example.org", name="Lead Lee", phone="+15557770002", team_id=ward["team"]
     )
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         now = datetime.now(UTC)
         for level, staff in ((1, ward["nurse"]), (2, second)):
             session.add(
@@ -352,14 +352,14 @@ def test_new_urgent_evidence_after_an_acknowledgement_shows_on_the_queue_and_the
             "spinal_cord_compression", Urgency.URGENT, "reading.neuro", "test", "symptoms", 1, (evidence,)
         )
 
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         alert = triage.upsert_alert(session, rt, ward["p1"], finding("legs numb"), message_id=901)
         assert alert is not None
         alert_lifecycle.acknowledge(session, alert, staff_id=None, actor="test", now=rt.now(), via="test")
         alert_id = alert.id
     login(client, "kim@example.org")
     assert "New since acknowledged" not in client.get("/").get_data(as_text=True)
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         again = triage.upsert_alert(session, rt, ward["p1"], finding("now I cannot stand"), message_id=902)
         assert again is not None and again.id == alert_id and again.notice == 1
     queue = client.get("/").get_data(as_text=True)

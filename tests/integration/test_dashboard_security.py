@@ -228,14 +228,14 @@ def test_a_password_reset_or_deactivation_ends_sessions(client: Any, rt: Any) ->
     staff_id = make_staff(rt, email="kim@example.org")
     login(client, "kim@example.org")
     assert client.get("/").status_code == 200
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         staff = session.get(StaffUser, staff_id)
         assert staff is not None
         # Set behind the services' back: the session's password fingerprint still ends it.
         staff.password_hash = PasswordHasher().hash("a brand new password!")
     assert client.get("/").status_code == 302
     login(client, "kim@example.org", "a brand new password!")
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         staff = session.get(StaffUser, staff_id)
         assert staff is not None
         staff.active = False

@@ -28,13 +28,13 @@ def _finding(urgency: Urgency = Urgency.URGENT, category: str = "spinal_cord_com
 
 
 def _raise(rt: Any, patient: int, finding: Finding, message_id: int | None) -> triage.Raised | None:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         return triage.raise_finding(session, rt, patient, finding, message_id=message_id)
 
 
 def _text(rt: Any, body: str) -> None:
     """A patient's text, stored as the webhook stores it and processed as the worker would."""
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         params = {
             "MessageSid": "SM" + secrets.token_hex(16),
             "From": PHONE,
@@ -52,7 +52,7 @@ def _outbound(rt: Any, kind: MessageKind) -> list[str]:
 
 
 def _resolve(rt: Any, alert_id: int) -> None:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         alert = session.get(Alert, alert_id)
         assert alert is not None
         alert_lifecycle.resolve(
@@ -80,7 +80,7 @@ def test_a_same_day_message_on_an_acknowledged_alert_still_reaches_the_team(rt: 
     make_nurse(rt, team)
     _text(rt, "the pain is unbearable")
     (severe,) = [a for a in _alerts(rt, patient) if a.category == "severe_pain"]
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         alert = session.get(Alert, severe.id)
         assert alert is not None
         alert_lifecycle.acknowledge(session, alert, staff_id=None, actor="test", now=rt.now(), via="test")

@@ -82,12 +82,12 @@ def test_alert_life_cycle_posts_signed_events_and_retries(
     rec, _url = receiver
     rt = hooked_rt
     patient = make_patient(rt, make_team(rt))
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         alert_id = triage.upsert_alert(session, rt, patient, _finding()).id
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         alert = session.get(Alert, alert_id)
         alert_lifecycle.acknowledge(session, alert, staff_id=None, actor="test", now=rt.now(), via="api")
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         alert = session.get(Alert, alert_id)
         alert_lifecycle.resolve(
             session,
@@ -105,7 +105,7 @@ def test_alert_life_cycle_posts_signed_events_and_retries(
 
     rec.fail_next = 1
     assert event_webhook.deliver(rt, ids[0]) == "retry"  # 503: try again later
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         session.get(OutboundEvent, ids[0]).next_attempt_at = rt.now()  # type: ignore[union-attr]
     for event_id in ids:
         assert event_webhook.deliver(rt, event_id) == "delivered"
@@ -134,7 +134,7 @@ def test_alert_life_cycle_posts_signed_events_and_retries(
 
 def test_no_events_without_a_configured_url(rt: Any) -> None:
     patient = make_patient(rt, make_team(rt))
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         triage.upsert_alert(session, rt, patient, _finding())
     with rt.sessions() as session:
         assert session.scalar(select(OutboundEvent)) is None

@@ -58,7 +58,7 @@ class Scenario:
 
 
 def _process(rt: Any, patient_id: int) -> None:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         process_patient(session, rt, patient_id)
 
 
@@ -79,17 +79,17 @@ def scenario(rt: Any, sms: Any) -> Scenario:
     team = make_team(rt)
     patient_id = make_patient(rt, team, phone=PHONE, mrn=MRN)
     other_id = make_patient(rt, team, phone=OTHER_PHONE, mrn="MRN-FHIR-2")
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         patient = session.get(Patient, patient_id)
         check_in_id = start_now(session, rt, patient, "sre-weekly").id
     for reply in REPLIES:
         assert sms(PHONE, reply).status_code == 200
         _process(rt, patient_id)
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         triage.score_check_in(session, rt, check_in_id)
     assert sms(OTHER_PHONE, "NURSE").status_code == 200  # a call-back request: another patient's alert
     _process(rt, other_id)
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         assert session.get(CheckIn, check_in_id).status.value == "completed"
         alerts = {
             a.category: a.id for a in session.scalars(select(Alert).where(Alert.patient_id == patient_id))

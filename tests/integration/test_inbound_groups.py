@@ -1,4 +1,4 @@
-"""Webhooks stored together (web/inbound_store.py) on PostgreSQL: one statement for a group, and each
+"""Webhooks stored together (ingest/store.py) on PostgreSQL: one statement for a group, and each
 request still learns its own row, its sender and whether it was a repeat; arrival order is kept; a message
 the server refuses costs only its own request."""
 
@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
+from pro_service.ingest.store import DatabaseUnavailable, GroupInsert, PostgresRows, Rows
 from pro_service.models import Message, MessageKind
 from pro_service.services.inbound import Stored, inbound_values
-from pro_service.web.inbound_store import DatabaseUnavailable, GroupInsert, PostgresRows, Rows
 from tests.conftest import ACCOUNT_SID, FROM_NUMBER, run_concurrently
 from tests.integration.helpers import call_wsgi, make_nurse, make_patient, make_team, signed_sms_environ
 from tests.unit.test_group_insert import queue_behind_first
@@ -209,7 +209,7 @@ def test_a_worker_holding_a_patient_does_not_hold_up_the_webhook(
 
     event.listen(rt.engine, "before_cursor_execute", record)
     try:
-        with rt.sessions() as session, session.begin():
+        with rt.unit_of_work() as session:
             process_patient(session, rt, people[PATIENT])
     finally:
         event.remove(rt.engine, "before_cursor_execute", record)

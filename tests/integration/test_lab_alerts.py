@@ -34,7 +34,7 @@ def patient_id(rt: Any) -> int:
 
 @pytest.fixture
 def integration_token(rt: Any) -> str:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         return create_token(
             session, requested_by="operator", name="lab-interface", client="lab", scopes=["labs:write"]
         ).token
@@ -96,7 +96,7 @@ def test_a_new_high_result_after_a_resolved_one_is_a_new_episode(
 ) -> None:
     _post_fhir(client, "/fhir/Observation", _calcium(3.2, "CA-1"), integration_token)
     (first,) = _alerts(rt, patient_id)
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         alert = session.get(Alert, first.id)
         assert alert is not None
         alert_lifecycle.resolve(

@@ -6,6 +6,7 @@ docs/labs.md."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -185,7 +186,7 @@ def patient_id(rt: Any) -> int:
 
 @pytest.fixture
 def integration_token(rt: Any) -> str:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         return create_token(
             session, requested_by="operator", name="lab-interface", client="lab", scopes=["labs:write"]
         ).token
@@ -607,7 +608,7 @@ def test_record_result_says_what_it_did_and_returns_the_row(rt: Any, patient_id:
         )
 
     def record(value: float | None, status: str) -> labs.RecordOutcome:
-        with rt.sessions() as session, session.begin():
+        with rt.unit_of_work() as session:
             return labs.record_result(session, rt, item(value, status))
 
     stored = record(2.7, "preliminary")
@@ -678,3 +679,42 @@ def test_reading_labs_is_audited_and_an_unknown_patient_is_a_404(
     assert bad.status_code == 400
     views = [r for r in _audit(rt) if r.action == "view_labs"]
     assert [(r.patient_id, r.subject_type) for r in views] == [(patient_id, "patient")]
+
+
+# ------------------------------------------------------------------- issue 13: the request's commit refused
+@pytest.fixture
+def commit_refused(rt: Any) -> Iterator[None]:
+    """The database refuses the request's audit rows as a concurrent writer's unique key would: the
+    refusal comes at the request's own commit (web/unit_of_work.py), after the view returned."""
+    with rt.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE FUNCTION refuse_lab_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'duplicate' USING ERRCODE = 'unique_violation'; END $$"
+        )
+        connection.exec_driver_sql(
+            "CREATE TRIGGER refuse_lab_audit BEFORE INSERT ON audit_log FOR EACH ROW "
+            "WHEN (NEW.action = 'record_lab_result') EXECUTE FUNCTION refuse_lab_audit()"
+        )
+    try:
+        yield
+    finally:
+        with rt.engine.begin() as connection:
+            connection.exec_driver_sql("DROP TRIGGER refuse_lab_audit ON audit_log")
+            connection.exec_driver_sql("DROP FUNCTION refuse_lab_audit()")
+
+
+def test_a_commit_refused_as_a_duplicate_is_an_ae_ack_and_stores_nothing(
+    client: Any, rt: Any, patient_id: int, integration_token: str, commit_refused: None
+) -> None:
+    response, ack = _post_hl7(client, oru(CALCIUM), integration_token)
+    assert response.status_code == 200
+    assert ack["MSA"][1] == "AE" and "concurrent" in ack["MSA"][3], ack
+    assert _count(rt) == 0
+
+
+def test_a_commit_refused_as_a_duplicate_is_a_409_outcome_and_stores_nothing(
+    client: Any, rt: Any, patient_id: int, integration_token: str, commit_refused: None
+) -> None:
+    response = _post_fhir(client, "/fhir/Observation", observation(), integration_token)
+    assert "concurrent" in _outcome(response, 409, "conflict")
+    assert _count(rt) == 0

@@ -52,7 +52,7 @@ def mg_rt(mg_app: Any) -> Any:
 
 def _queue(rt: Any, body: str = "1/9 Any NEW pain?") -> int:
     patient_id = make_patient(rt, make_team(rt))
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         patient = session.get(Patient, patient_id)
         message = outbound.queue_to_patient(session, rt, patient, MessageKind.QUESTION, body)
         assert message is not None
@@ -162,7 +162,7 @@ def test_twilios_sending_callback_for_an_uncertain_row_is_not_taken_for_a_stuck_
     _callback(client, signer, mid, copy, "sending")
     later = utcnow() + sweeps.SENDING_STUCK_AFTER + timedelta(minutes=1)
     mg_rt.clock = lambda: later
-    with mg_rt.sessions() as session, session.begin():  # no progress for longer than a stuck send
+    with mg_rt.unit_of_work() as session:  # no progress for longer than a stuck send
         session.execute(
             update(Message)
             .where(Message.id == mid)

@@ -136,7 +136,7 @@ def _audit(rt: Any, action: str) -> list[AuditLog]:
 
 @pytest.fixture
 def teams(rt: Any) -> dict[str, int]:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         made = [CareTeam(name=name) for name in ("Oncology A", "Breast B", "Haematology")]
         session.add_all(made)
         session.flush()
@@ -222,7 +222,7 @@ def test_a_deactivated_local_account_stays_out(
     sso_app: Any, rt: Any, provider: str, teams: dict[str, int]
 ) -> None:
     staff_id = make_staff(rt, email="gone@hospital.example", name="Gone Nurse")
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         session.execute(update(StaffUser).where(StaffUser.id == staff_id).values(active=False))
     _user_at_provider(
         provider,

@@ -37,7 +37,7 @@ def rota(rt: Any) -> dict[str, int]:
     first = make_nurse(rt, team, email="one@example.org", phone=NURSE_1)
     second = make_nurse(rt, team, email="two@example.org", phone=NURSE_2)
     now = datetime.now(UTC)
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         session.add_all(
             [
                 OnCallShift(
@@ -68,14 +68,14 @@ def _pages(rt: Any) -> list[tuple[str, str]]:
 def _open_alert(
     rt: Any, patient: int, finding: Finding | None = None, *, message_id: int | None = None
 ) -> Alert:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         alert = triage.upsert_alert(session, rt, patient, finding or _finding(), message_id=message_id)
         assert alert is not None
         return alert
 
 
 def _upsert(rt: Any, patient: int, finding: Finding) -> Alert | None:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         return triage.upsert_alert(session, rt, patient, finding)
 
 
@@ -215,7 +215,7 @@ def test_acknowledge_and_resolve_through_the_api(rt: Any, rota: dict[str, int], 
 def test_an_alert_that_can_page_nobody_says_so_and_keeps_trying(rt: Any) -> None:
     team = make_team(rt)
     patient = make_patient(rt, team)
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         from pro_service.models import StaffRole, StaffUser
 
         staff = StaffUser(email="nophone@example.org", name="No Phone", role=StaffRole.NURSE)

@@ -40,7 +40,7 @@ def test_a_worker_runtime_has_published_when_its_commit_returns(settings: Any, r
     queue_name = f"probe-{uuid.uuid4().hex}"
     client = redis.Redis.from_url(isolated)
     try:
-        with rt.sessions() as session, session.begin():
+        with rt.unit_of_work() as session:
             session.execute(text("select 1"))
             rt.tasks.after_commit(session, "pro.probe", 1, queue_name=queue_name)
             assert client.llen(queue_name) == 0  # nothing before the commit

@@ -32,13 +32,13 @@ def ward(rt: Any) -> dict[str, int]:
 def _member_of_both(rt: Any, team: int, other_team: int) -> int:
     """Kim watches both teams' alerts (care-team scoping: services/access.py, tests in test_scoping.py)."""
     staff_id = make_staff(rt, email="kim@example.org", team_id=team)
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         session.add(CareTeamMember(care_team_id=other_team, staff_id=staff_id))
     return staff_id
 
 
 def _acknowledge(rt: Any, alert_id: int, staff_id: int) -> None:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         alert = session.get(Alert, alert_id)
         assert alert is not None
         acknowledge(session, alert, staff_id=staff_id, actor=f"staff:{staff_id}", now=rt.now(), via="test")

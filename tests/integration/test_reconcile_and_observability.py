@@ -60,7 +60,7 @@ def test_metrics_expose_queue_depths_and_request_latency(client: Any, rt: Any, s
     assert webhook in text
     assert 'pro_inbound_messages_total{outcome="stored"}' in text
     assert 'pro_inbound_messages_total{outcome="duplicate"}' in text
-    assert _group_inserts(text) == inserts_before + 2  # rows per insert (web/inbound_store.py), one each
+    assert _group_inserts(text) == inserts_before + 2  # rows per insert (ingest/store.py), one each
     assert 'pro_queue_depth{kind="inbound_unprocessed"}' in text
     assert "pro_alerts_open" in text or "pro_queue_depth" in text
 

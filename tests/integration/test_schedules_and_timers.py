@@ -27,7 +27,7 @@ def _utc(*args: int) -> datetime:
 
 
 def _schedule(rt: Any, patient_id: int, rule: str = MONDAY_10, start: date = date(2026, 1, 1)) -> int:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         schedule = Schedule(patient_id=patient_id, instrument_code="sre-weekly", rrule=rule, start_date=start)
         session.add(schedule)
         session.flush()
@@ -71,7 +71,7 @@ def test_a_monday_10_schedule_stays_10_local_across_dst(
     for at in (before_change, after_change):
         sweeps.tick(rt, at + timedelta(minutes=1))
         # close it so the next week's can open (one open check-in per patient)
-        with rt.sessions() as session, session.begin():
+        with rt.unit_of_work() as session:
             for check_in in session.scalars(select(CheckIn).where(CheckIn.status == "in_progress")):
                 check_in.status = "expired"
     due = [c.scheduled_for for c in _check_ins(rt, patient)]
@@ -172,7 +172,7 @@ def test_reminder_waits_out_quiet_hours(rt: Any) -> None:
     patient = make_patient(rt, make_team(rt), timezone="UTC")
     t0 = _utc(2026, 6, 2, 18)
     rt.clock = lambda: t0
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         from pro_service.models import Patient
         from pro_service.services.check_ins import start_now
 
@@ -202,7 +202,7 @@ def test_an_occurrence_blocked_by_an_open_check_in_is_tried_again(rt: Any, api: 
     _schedule(rt, patient, rule="FREQ=DAILY;BYHOUR=9;BYMINUTE=0;BYSECOND=0")
     at = _utc(2026, 6, 5, 9, 1)
     rt.clock = lambda: at - timedelta(minutes=30)
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         from pro_service.models import Patient
         from pro_service.services.check_ins import start_now
 
@@ -210,7 +210,7 @@ def test_an_occurrence_blocked_by_an_open_check_in_is_tried_again(rt: Any, api: 
     rt.clock = lambda: at
     sweeps.tick(rt, at)
     assert [c.schedule_id for c in _check_ins(rt, patient)] == [None]  # blocked by the open manual one
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         session.get(CheckIn, manual.id).status = "completed"  # type: ignore[union-attr]
     later = at + timedelta(hours=1)
     rt.clock = lambda: later
@@ -240,7 +240,7 @@ def _next_due(rt: Any, schedule_id: int) -> datetime | None:
 
 
 def _close_open_check_ins(rt: Any) -> None:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         for check_in in session.scalars(
             select(CheckIn).where(CheckIn.status.in_(["pending", "in_progress"]))
         ):
@@ -248,7 +248,7 @@ def _close_open_check_ins(rt: Any) -> None:
 
 
 def _materialise(rt: Any, at: datetime) -> int:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         return dispatch.materialise_due(session, rt, at)
 
 
@@ -363,13 +363,13 @@ def test_a_blocked_occurrence_is_retried_a_minute_later_until_sent_or_out_of_the
     ]
     schedules = [_schedule(rt, p, rule=DAILY_9) for p in patients]
     rt.clock = lambda: _utc(2026, 6, 5, 8, 30)
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         manual = [start_now(session, rt, session.get_one(Patient, p), "sre-weekly").id for p in patients]
     assert _materialise(rt, _utc(2026, 6, 5, 9, 1)) == 0  # both blocked by their open manual check-in
     assert [_next_due(rt, s) for s in schedules] == [_utc(2026, 6, 5, 9, 2)] * 2
     assert _materialise(rt, _utc(2026, 6, 5, 9, 2)) == 0  # still blocked, still retried
     assert [_next_due(rt, s) for s in schedules] == [_utc(2026, 6, 5, 9, 3)] * 2
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         session.get_one(CheckIn, manual[0]).status = CheckInStatus.COMPLETED
     # The first patient's closes inside the window: the next tick sends today's.
     assert _materialise(rt, _utc(2026, 6, 5, 12)) == 1
@@ -425,7 +425,7 @@ def test_a_used_up_rule_is_never_looked_at_again(rt: Any) -> None:
     patient = make_patient(rt, team, timezone="UTC")
     counted = _schedule(rt, patient, rule="FREQ=DAILY;COUNT=2;BYHOUR=9", start=date(2026, 6, 1))
     other = make_patient(rt, team, phone="+15551230002", mrn="MRN2", timezone="UTC")
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         ended = Schedule(
             patient_id=other, instrument_code="sre-weekly", rrule=DAILY_9, start_date=date(2026, 6, 1)
         )
@@ -452,7 +452,7 @@ def test_unknown_instruments_and_rules_that_cannot_expand_are_logged_without_phi
     team = make_team(rt)
     patient = make_patient(rt, team, timezone="UTC")
     other = make_patient(rt, team, phone="+15551230002", mrn="MRN2", timezone="UTC")
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         unknown = Schedule(
             patient_id=patient, instrument_code="gone", rrule=DAILY_9, start_date=date(2026, 1, 1)
         )
@@ -478,7 +478,7 @@ def _many_due_schedules(rt: Any, count: int) -> None:
     from pro_service.models import Patient
 
     team = make_team(rt)
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         session.execute(
             insert(Patient),
             [
@@ -532,7 +532,7 @@ def test_1200_schedules_due_at_once_make_1200_check_ins_exactly_once(rt: Any) ->
     assert _next_dues(rt) == {_utc(2026, 6, 6, 9)}
     # Run again, as another beat that read the schedules before the first committed would: nothing new,
     # and every schedule still moves on (its occurrence exists) rather than being retried every tick.
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         session.execute(update(Schedule).values(next_due_at=None))
     assert _materialise(rt, _utc(2026, 6, 5, 9, 0, 20)) == 0
     assert len(_created(rt)) == count
@@ -562,13 +562,13 @@ def test_a_fan_out_larger_than_a_batch_spreads_over_ticks_and_blocked_ones_never
     ]
     schedules = [_schedule(rt, p, rule=DAILY_9) for p in patients]
     rt.clock = lambda: _utc(2026, 6, 5, 8, 30)
-    with rt.sessions() as session, session.begin():  # the first two patients have a check-in open
+    with rt.unit_of_work() as session:  # the first two patients have a check-in open
         for p in patients[:2]:
             start_now(session, rt, session.get_one(Patient, p), "sre-weekly")
     at = _utc(2026, 6, 5, 9, 1)
 
     def batch() -> int:
-        with rt.sessions() as session, session.begin():
+        with rt.unit_of_work() as session:
             return dispatch.materialise_due(session, rt, at, limit=2)
 
     assert batch() == 0  # the two blocked ones come first (lowest ids) ...
@@ -656,7 +656,7 @@ def test_a_schedule_edited_during_a_tick_is_not_overwritten_by_the_tick(
     edited = threading.Event()
 
     def edit() -> None:
-        with rt.sessions() as session, session.begin():
+        with rt.unit_of_work() as session:
             reset = update(Schedule).where(Schedule.id == schedule).values(rrule=DAILY_9, next_due_at=None)
             session.execute(reset)
         edited.set()

@@ -156,7 +156,7 @@ def test_a_nurse_cannot_act_on_another_teams_alert_or_patient(
 
 def test_on_call_for_another_team_sees_it_while_on_call(client: Any, rt: Any, wards: dict[str, int]) -> None:
     now = datetime.now(UTC)
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         session.add(
             OnCallShift(
                 care_team_id=wards["team_b"],
@@ -178,7 +178,7 @@ def test_on_call_for_another_team_sees_it_while_on_call(client: Any, rt: Any, wa
 def test_paged_for_an_alert_sees_that_patient_and_may_act(
     client: Any, rt: Any, wards: dict[str, int]
 ) -> None:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         session.add(
             Message(
                 direction=Direction.OUTBOUND,
@@ -266,7 +266,7 @@ def test_a_nurses_token_sees_what_the_nurse_sees_in_the_api_and_fhir(
 ) -> None:
     from pro_service.services.tokens import create_token
 
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         kims = create_token(session, requested_by="operator", name="kim's script", staff=wards["nurse"]).token
     nurse = {"Authorization": f"Bearer {kims}"}
     admin = {"Authorization": f"Bearer {admin_token}"}

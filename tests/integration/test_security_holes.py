@@ -299,7 +299,7 @@ def test_odd_ids_and_numbers_in_fhir_are_outcomes_not_server_errors(
 def test_a_huge_or_odd_mid_on_the_status_callback_is_not_a_server_error(
     client: Any, rt: Any, signer: Any
 ) -> None:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         message = Message(
             direction="outbound",
             kind="question",
@@ -331,7 +331,7 @@ def test_a_fhir_body_over_1_mib_is_an_operation_outcome_with_the_security_header
     app = create_app(settings)  # not testing: the answer a client gets, not a raised exception
     rt = runtime_of(app)
     try:
-        with rt.sessions() as session, session.begin():
+        with rt.unit_of_work() as session:
             token = create_token(
                 session, requested_by="operator", name="lab", client="lab", scopes=("labs:write",)
             ).token
@@ -440,7 +440,7 @@ def _one_event(rt: Any) -> int:
         evidence=(Evidence(item_code="neuro", question="q", raw_text="yes", value=True),),
     )
     patient = make_patient(rt, make_team(rt))
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         triage.upsert_alert(session, rt, patient, finding)
     with rt.sessions() as session:
         return int(session.scalars(select(OutboundEvent.id)).one())

@@ -229,7 +229,7 @@ def test_last_seen_is_written_at_most_once_a_minute(client: Any, rt: Any) -> Non
     assert _rows(rt, staff_id)[0].last_seen_at == row.last_seen_at  # no write per request
 
     earlier = utcnow() - timedelta(minutes=2)
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         session.execute(update(StaffSession).where(StaffSession.id == row.id).values(last_seen_at=earlier))
     assert _signed_in(client)
     assert _rows(rt, staff_id)[0].last_seen_at > earlier + timedelta(minutes=1)
@@ -239,7 +239,7 @@ def test_the_hard_limit_is_kept_on_the_server(app: Any, client: Any, rt: Any) ->
     staff_id = make_staff(rt, email="kim@example.org")
     login(client, "kim@example.org")
     old = utcnow() - timedelta(hours=app.config["SESSION_MAX_HOURS"], minutes=1)
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         session.execute(update(StaffSession).where(StaffSession.staff_id == staff_id).values(created_at=old))
     assert not _signed_in(client)  # the cookie's own sign-in time is fresh: the row decides
     assert _rows(rt, staff_id)[0].ended_reason == "time_limit"
@@ -390,3 +390,49 @@ def test_an_account_created_through_the_api_with_a_password_must_change_it(
     browser = app.test_client()
     login(browser, "new@example.org")
     assert "/account/password" in browser.get("/").headers.get("Location", "")
+
+
+# --- issue 13: a refusal rolls the request back, but these writes are kept (services own them) ----------
+def test_a_refused_sign_in_keeps_its_audit_row(client: Any, rt: Any) -> None:
+    staff_id = make_staff(rt, email="kim@example.org")
+    token = csrf_token(client)
+    refused = client.post(
+        "/login", data={"csrf_token": token, "email": "kim@example.org", "password": "wrong"}
+    )
+    assert refused.status_code == 401
+    with rt.sessions() as session:
+        rows = session.scalars(select(AuditLog).where(AuditLog.action == "sign_in_failed")).all()
+        assert [(r.actor, r.subject_id) for r in rows] == [("anonymous", str(staff_id))]
+    assert _rows(rt, staff_id) == []  # and nothing else of the attempt: no session row
+
+
+@pytest.mark.parametrize("why", ["time_limit", "deactivated"])
+def test_a_session_refused_with_a_401_json_answer_is_ended_in_the_database(
+    app: Any, client: Any, rt: Any, why: str
+) -> None:
+    staff_id = make_staff(rt, email="kim@example.org")
+    login(client, "kim@example.org")
+    with rt.unit_of_work() as session:
+        if why == "time_limit":
+            old = utcnow() - timedelta(hours=app.config["SESSION_MAX_HOURS"], minutes=1)
+            session.execute(
+                update(StaffSession).where(StaffSession.staff_id == staff_id).values(created_at=old)
+            )
+        else:
+            session.execute(update(StaffUser).where(StaffUser.id == staff_id).values(active=False))
+    poll = client.get("/queue/poll")
+    assert poll.status_code == 401 and poll.get_json()["error"] == "signed_out"
+    [row] = _rows(rt, staff_id)
+    assert row.ended_at is not None and row.ended_reason == why
+
+
+def test_activity_is_recorded_even_when_the_page_then_refuses(client: Any, rt: Any) -> None:
+    staff_id = make_staff(rt, email="kim@example.org")
+    login(client, "kim@example.org")
+    earlier = utcnow() - timedelta(minutes=2)
+    with rt.unit_of_work() as session:
+        session.execute(
+            update(StaffSession).where(StaffSession.staff_id == staff_id).values(last_seen_at=earlier)
+        )
+    assert client.get("/admin/staff").status_code == 403  # a nurse: refused after the sign-in check
+    assert _rows(rt, staff_id)[0].last_seen_at > earlier + timedelta(minutes=1)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from pro_service.models import Direction, Message, StaffRole
+from pro_service.models import AuditLog, Direction, Message, StaffRole
 from tests.browser.support import csrf_token, login, make_staff
 from tests.integration.helpers import make_patient, make_team
 
@@ -70,3 +70,24 @@ def test_an_administrator_speaks_for_every_patient(nurses_app: Any, rt: Any) -> 
     token = csrf_token(admin, "/simulator/")
     assert admin.post(f"/simulator/{other}/reply", data={"csrf_token": token, "body": "3"}).status_code == 302
     assert _inbound_bodies(rt) == ["3"]
+
+
+def _audit_rows(rt: Any) -> int:
+    with rt.sessions() as session:
+        return len(session.scalars(select(AuditLog.id)).all())
+
+
+def test_a_refused_reply_writes_nothing(nurses_app: Any, rt: Any) -> None:
+    """Issue 13: a reply refused (another team's patient: 404) is rolled back with its request: no message,
+    no audit row of the attempt."""
+    ward_a = make_team(rt, "Ward A")
+    make_patient(rt, ward_a, phone="+15551230001", mrn="MRN-OURS")
+    theirs = make_patient(rt, make_team(rt, "Ward B"), phone="+15551230002", mrn="MRN-THEIRS")
+    make_staff(rt, email="kim@example.org", team_id=ward_a)
+    nurse = nurses_app.test_client()
+    login(nurse, "kim@example.org")
+    token = csrf_token(nurse, "/simulator/")
+    before = _audit_rows(rt)
+    refused = nurse.post(f"/simulator/{theirs}/reply", data={"csrf_token": token, "body": "NURSE"})
+    assert refused.status_code == 404
+    assert _inbound_bodies(rt) == [] and _audit_rows(rt) == before

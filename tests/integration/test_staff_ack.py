@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 def _urgent_alert(rt: Any, patient: int) -> Alert:
     evidence = Evidence(item_code="neuro", question=None, raw_text="yes", value=True)
     finding = Finding("spinal_cord_compression", Urgency.URGENT, "scc", "test", "sre", 1, (evidence,))
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         alert = triage.upsert_alert(session, rt, patient, finding)
         assert alert is not None
         session.expunge(alert)
@@ -41,7 +41,7 @@ def _text_ack(rt: Any, phone: str, ref: str) -> tuple[str, str]:
         "To": "+15005550006",
         "Body": f"ACK {ref}",
     }
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         stored = store_inbound(session, form, rt.now())
         assert stored.message_id is not None
         outcome = process_staff_message(session, rt, stored.message_id)
@@ -65,7 +65,7 @@ def test_a_deactivated_account_cannot_silence_an_alert_by_sms(rt: Any) -> None:
     team = make_team(rt)
     alert = _urgent_alert(rt, make_patient(rt, team))
     nurse = make_nurse(rt, team, phone="+15557770001")
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         staff = session.get(StaffUser, nurse)
         assert staff is not None
         staff.active = False
@@ -102,7 +102,7 @@ def test_someone_on_call_for_the_patients_team_acknowledges_before_being_paged(r
     cover = make_nurse(
         rt, make_team(rt, name="Acute oncology"), phone="+15557770004", email="cover@example.org"
     )
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         now = rt.now()
         session.add(
             OnCallShift(

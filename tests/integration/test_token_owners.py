@@ -52,7 +52,7 @@ def ward(rt: Any) -> dict[str, int]:
 
 
 def _token(rt: Any, **owner: Any) -> tuple[int, str]:
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         new = create_token(session, requested_by="operator", name="script", **owner)
         return new.id, new.token
 
@@ -88,10 +88,10 @@ def test_a_nurses_token_sees_only_her_teams_patients_with_her_current_teams_and_
     assert client.get("/api/v1/staff", headers=_auth(kims)).status_code == 403  # a nurse is no admin
 
     # The person's teams and role are read at each request, not frozen into the token.
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         session.add(CareTeamMember(care_team_id=ward["team_b"], staff_id=ward["nurse"]))
     assert client.get(f"/api/v1/patients/{ward['p_b']}", headers=_auth(kims)).status_code == 200
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         person = session.get(StaffUser, ward["nurse"])
         assert person is not None
         person.role = StaffRole.ADMIN
@@ -105,7 +105,7 @@ def test_a_deactivated_persons_token_is_refused_until_reactivated(
     assert client.get("/api/v1/instruments", headers=_auth(kims)).status_code == 200
 
     def set_active(active: bool) -> None:
-        with rt.sessions() as session, session.begin():
+        with rt.unit_of_work() as session:
             person = session.get(StaffUser, ward["nurse"])
             assert person is not None
             staff_svc.set_active(session, person, active, now=utcnow())
@@ -249,7 +249,7 @@ def test_the_api_makes_a_token_for_a_person_or_a_client_and_explains_what_is_wro
         }
 
     gone = make_staff(rt, email="gone@example.org")
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         person = session.get(StaffUser, gone)
         assert person is not None
         person.active = False

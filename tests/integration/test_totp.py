@@ -256,7 +256,7 @@ def verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_every_refusal_costs_one_password_verification(app: Any, rt: Any, verifications: list[str]) -> None:
     make_staff(rt, email="kim@example.org")
     gone = make_staff(rt, email="gone@example.org", name="Left Ward")
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         session.execute(update(StaffUser).where(StaffUser.id == gone).values(active=False))
         session.add(StaffUser(email="sso@example.org", name="Single Sign-On", role=StaffRole.NURSE))
     cases = {

@@ -131,7 +131,7 @@ def test_broker_unreachable_at_ingest_still_stores_and_answers_fast(settings: An
 def test_status_callback_only_moves_forward(client: Any, rt: Any, signer: Any) -> None:
     team = make_team(rt)
     patient_id = make_patient(rt, team)
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         message = Message(
             direction="outbound",
             kind="question",
@@ -164,7 +164,7 @@ def test_status_callback_21610_opts_the_patient_out(client: Any, rt: Any, signer
     from pro_service.models import Patient
 
     patient_id = make_patient(rt, make_team(rt))
-    with rt.sessions() as session, session.begin():
+    with rt.unit_of_work() as session:
         message = Message(
             direction="outbound",
             kind="question",

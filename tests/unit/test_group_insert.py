@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from pro_service.ingest.store import MAX_GROUP, DatabaseUnavailable, GroupInsert, Rows
 from pro_service.services.inbound import Stored
-from pro_service.web.inbound_store import MAX_GROUP, DatabaseUnavailable, GroupInsert, Rows
 from tests.conftest import wait_for
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -196,7 +196,7 @@ class InterruptedGate:
 def test_a_request_interrupted_while_queued_strands_nobody(
     after: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pro_service.web import inbound_store
+    from pro_service.ingest import store as inbound_store
 
     db = Database()
     store = GroupInsert(db, Clock())  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""The inbound webhook's form checks (web/inbound_sms.py `checked_form`) against re-cut signatures.
+"""The inbound webhook's form checks (ingest/handler.py `checked_form`) against re-cut signatures.
 
 Twilio signs the URL followed by the sorted names and values, concatenated without separators, so a signed
 request can be cut into other names and values under the same signature. Here a sender crafts the text of
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pro_service.web.inbound_sms import MEDIA_FIELD, TWILIO_FIELDS, Refused, checked_form
+from pro_service.ingest.handler import MEDIA_FIELD, TWILIO_FIELDS, Refused, checked_form
 
 ACCOUNT = "AC" + "0" * 31 + "1"
 OURS = "+15550000000"

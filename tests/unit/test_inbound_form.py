@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, urlencode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pro_service.web.inbound_sms import form_pairs
+from pro_service.ingest.handler import form_pairs
 
 pieces = st.sampled_from(
     ["Body", "=", "&", "+", "%", "%2", "%20", "%C3%A9", "%ZZ", "%FF", "é", "a", " ", ";"]

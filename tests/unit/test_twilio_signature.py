@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
-from pro_service.web.twilio_signature import TwilioSignature
+from pro_service.sms.twilio_signature import TwilioSignature
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 URL = "https://pro.example.org/twilio/sms"

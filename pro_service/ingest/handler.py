@@ -3,8 +3,8 @@
 This is the one route whose rate is set by patients' phones, not by staff, and every reply waits on it.
 Flask's request machinery (context, form parsing, session, hooks) cost more CPU than the route's own work
 (benchmarks/bench_ingest.py), so this handler takes the request before Flask sees it and does only: parse
-the urlencoded form, check Twilio's signature (web/twilio_signature.py) against the public URL, store the
-message (web/inbound_store.py: committed when it returns; concurrent replies share one insert), answer empty
+the urlencoded form, check Twilio's signature (sms/twilio_signature.py) against the public URL, store the
+message (ingest/store.py: committed when it returns; concurrent replies share one insert), answer empty
 TwiML. No broker call: workers poll for stored replies (workers/wake.py). Every other path goes to Flask
 unchanged.
 
@@ -37,11 +37,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote_plus
 
+from pro_service.ingest.store import DatabaseUnavailable, make_store
 from pro_service.metrics import INBOUND_STORED, REQUEST_LATENCY
 from pro_service.observability import request_id_var
 from pro_service.runtime import Runtime
-from pro_service.web.inbound_store import DatabaseUnavailable, make_store
-from pro_service.web.twilio_signature import TwilioSignature
+from pro_service.sms.twilio_signature import TwilioSignature
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,8 @@ still answers only after its own row is committed. Group commit, done by the cli
 the per-request round trip and WAL flush were most of PostgreSQL's CPU (kernel time, not SQL) and a third of
 the web's, so a busy process pays them once per group instead of once per reply
 (benchmarks/bench_ingest.py). An idle process sends each message alone, at once: nothing waits to fill a
-group. SQLite (the embedded default): `SqlAlchemyInsert`, one message per transaction.
+group. SQLite (the embedded default), or INBOUND_GROUP_COMMIT=false: `SqlAlchemyInsert`, each message in its
+own single-row transaction (the simple reference path the group path must agree with).
 """
 
 from __future__ import annotations
@@ -46,13 +47,13 @@ class MessageRefused(DatabaseUnavailable):
 
 
 def make_store(rt: Runtime) -> Store:
-    if rt.ingest_engine.dialect.name == "postgresql":
+    if rt.ingest_engine.dialect.name == "postgresql" and rt.settings.INBOUND_GROUP_COMMIT:
         return GroupInsert(PostgresRows(rt.ingest_engine), rt)
     return SqlAlchemyInsert(rt.ingest_engine, rt)
 
 
 class SqlAlchemyInsert:
-    """INSERT_INBOUND through SQLAlchemy, in a transaction (SQLite: the embedded default)."""
+    """INSERT_INBOUND through SQLAlchemy, one message per transaction (SQLite, or group commit off)."""
 
     def __init__(self, engine: Engine, rt: Runtime) -> None:
         self.engine = engine
