@@ -1,7 +1,7 @@
 """Test harness: real PostgreSQL and Redis, a real Celery worker, a local Twilio-compatible server.
 
 Each test session creates its own PostgreSQL database (migrated with Alembic) and uses its own Redis db
-number; tables are truncated between tests (e2e tests need committed rows a worker can see, so a
+number; tables are emptied between tests (e2e tests need committed rows a worker can see, so a
 rolled-back transaction per test would not be honest here).
 """
 
@@ -162,34 +162,37 @@ def rt(app: Any) -> Iterator[Any]:
     runtime.dispose()
 
 
-def _tables() -> str:
+def empty_tables(conn: Any) -> None:
+    """DELETE from every table, children first: about 1 ms on a test's few rows against about 50 ms for
+    TRUNCATE, which rewrites every table's files (measured with 18 tables; over 1,500 integration tests
+    that is more than a minute of the suite)."""
     from pro_service.models import Base
 
-    return ", ".join(table.name for table in Base.metadata.sorted_tables)
+    for table in reversed(Base.metadata.sorted_tables):
+        conn.execute(table.delete())
 
 
 @pytest.fixture(autouse=True)
 def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Truncate tables and clear the Twilio server before each integration test."""
+    """Empty the tables and clear the Twilio server before each integration test."""
     if "pg_url" not in request.fixturenames and not request.node.get_closest_marker("integration"):
         yield
         return
     rt_ = request.getfixturevalue("rt")
     server = request.getfixturevalue("twilio_server")
     wait_until_broker_idle(request.getfixturevalue("redis_url"))
-    # Ids keep growing across tests (no RESTART IDENTITY): a late task from an earlier test finds no row.
-    truncate = text(f"TRUNCATE {_tables()} CASCADE")
 
+    # Ids keep growing across tests (no RESTART IDENTITY): a late task from an earlier test finds no row.
     def truncated() -> bool:
         try:
             with rt_.engine.begin() as conn:
                 conn.execute(text("SET LOCAL lock_timeout = '2s'"))
-                conn.execute(truncate)
+                empty_tables(conn)
         except OperationalError:
             return False  # a worker task still holds a lock; try again
         return True
 
-    wait_for(truncated, timeout=30, interval=0.2, message="tables to be truncated")
+    wait_for(truncated, timeout=30, interval=0.2, message="tables to be emptied")
     server.state.clear()
     rt_.clock = utcnow
     yield

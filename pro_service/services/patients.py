@@ -9,6 +9,7 @@ import phonenumbers
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from pro_service.db import ROW_LOCK
 from pro_service.instruments import LANGUAGES
 from pro_service.models import CareTeam, Patient, PatientStatus, Schedule, utcnow
 from pro_service.scheduling import ScheduleError, validate_timezone
@@ -216,6 +217,10 @@ def set_patient_status(session: Session, patient: Patient, status: PatientStatus
     """Pause, resume or discharge. Pausing or discharging cancels the open check-in; returns how many."""
     from pro_service.services import check_ins
 
+    # Under the patient's row lock, as the worker handles their replies: a discharge never interleaves
+    # with a reply that is starting or answering a check-in. (A locking read, not a refresh: a refresh
+    # would drop the caller's unsaved edits of the same request.)
+    session.execute(select(Patient.id).where(Patient.id == patient.id).with_for_update(**ROW_LOCK))
     patient.status = status
     patient.updated_at = now
     if status == PatientStatus.ACTIVE:

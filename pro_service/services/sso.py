@@ -59,7 +59,7 @@ def end_access(session: Session, staff: StaffUser, *, ip: str | None, now: datet
     sessions end and its API tokens stop working), recorded, in one transaction. How many sessions ended."""
     from pro_service.services import staff as staff_svc
 
-    ended = staff_svc.set_active(session, staff, False, now=now)
+    gone = staff_svc.set_active(session, staff, False, now=now)
     record(
         session,
         actor=f"sso:{staff.oidc_subject}"[:64],
@@ -67,10 +67,14 @@ def end_access(session: Session, staff: StaffUser, *, ip: str | None, now: datet
         subject=("staff", staff.id),
         ip=ip,
         at=now,
-        detail={"reason": "no_mapped_group", "sessions_ended": ended},
+        detail={
+            "reason": "no_mapped_group",
+            "sessions_ended": gone.sessions_ended,
+            "shifts_off_rota": gone.shifts_off_rota,
+        },
     )
     session.commit()
-    return ended
+    return gone.sessions_ended
 
 
 @dataclass(frozen=True)

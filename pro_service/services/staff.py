@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from importlib import resources
@@ -19,7 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pro_service.models import StaffRole, StaffUser
+from pro_service.models import OnCallShift, StaffRole, StaffUser
 from pro_service.services import mfa, sessions
 from pro_service.services.audit import record
 from pro_service.services.errors import Conflict, Invalid
@@ -161,10 +162,34 @@ def reset_password(session: Session, staff: StaffUser, password: str, *, now: da
     return sessions.end_all(session, staff.id, "password_reset", now)
 
 
-def set_active(session: Session, staff: StaffUser, active: bool, *, now: datetime) -> int:
-    """Activate or deactivate an account; deactivating ends every session of it (how many ended)."""
+@dataclass(frozen=True)
+class Deactivated:
+    sessions_ended: int
+    shifts_off_rota: int  # current or future on-call shifts it had (their levels now need someone)
+
+
+def set_active(session: Session, staff: StaffUser, active: bool, *, now: datetime) -> Deactivated:
+    """Activate or deactivate an account. Deactivating ends every session of it and takes it off every
+    on-call rota (the rule the rota forms and the API share: no inactive account on a rota), so the rota
+    shows the gap instead of a shift whose pages silently go nowhere."""
     staff.active = active
-    return 0 if active else sessions.end_all(session, staff.id, "deactivated", now)
+    if active:
+        return Deactivated(0, 0)
+    ended = sessions.end_all(session, staff.id, "deactivated", now)
+    return Deactivated(ended, leave_every_rota(session, staff.id, now))
+
+
+def leave_every_rota(session: Session, staff_id: int, now: datetime) -> int:
+    """A shift in progress ends now and later ones are deleted; how many there were."""
+    shifts = session.scalars(
+        select(OnCallShift).where(OnCallShift.staff_id == staff_id, OnCallShift.ends_at > now)
+    ).all()
+    for shift in shifts:
+        if shift.starts_at <= now:
+            shift.ends_at = now
+        else:
+            session.delete(shift)
+    return len(shifts)
 
 
 def turn_off_second_factor(

@@ -688,12 +688,24 @@ def staff_active(staff_id: int) -> ResponseReturnValue:
     if not active and person.id == current_staff().id:
         flash("You cannot deactivate your own account.", "warning")
         return redirect(url_for("admin.staff_edit", staff_id=person.id))
-    ended = staff_svc.set_active(session, person, active, now=utcnow())
-    audit("activate_staff" if active else "deactivate_staff", ("staff", person.id), None, ended=ended)
+    gone = staff_svc.set_active(session, person, active, now=utcnow())
+    audit(
+        "activate_staff" if active else "deactivate_staff",
+        ("staff", person.id),
+        None,
+        ended=gone.sessions_ended,
+        shifts_off_rota=gone.shifts_off_rota,
+    )
     flash(
         "Account reactivated." if active else "Account deactivated: signed out everywhere, no more pages.",
         "success",
     )
+    if gone.shifts_off_rota:
+        flash(
+            f"They were on call: {gone.shifts_off_rota} current or future shift(s) taken off the rota. "
+            "Check that each level has someone.",
+            "warning",
+        )
     return redirect(url_for("admin.staff_edit", staff_id=person.id))
 
 

@@ -274,3 +274,37 @@ def test_a_pager_number_another_account_has_is_a_clash_everywhere(
         assert session.scalars(select(StaffUser.email).where(StaffUser.phone == "+16175550101")).all() == [
             "one@example.org"
         ]
+
+
+def _live_shifts(rt: Any, staff_id: int) -> list[tuple[Any, Any]]:
+    from pro_service.models import OnCallShift
+
+    with rt.sessions() as session:
+        rows = session.execute(
+            select(OnCallShift.starts_at, OnCallShift.ends_at).where(
+                OnCallShift.staff_id == staff_id, OnCallShift.ends_at > rt.now()
+            )
+        )
+        return list(rows.tuples())
+
+
+def test_a_deactivated_account_leaves_every_rota_whichever_side_deactivates_it(
+    client: Any, rt: Any, api: Any, admin: dict[str, Any]
+) -> None:
+    """No inactive account on a rota (the rule both sides share): its shift in progress ends now and later
+    ones go, so the rota shows the gap rather than a level whose pages silently reach nobody."""
+    other = make_staff(rt, email="lee@example.org", team_id=admin["team"])
+    for person in (admin["nurse"], other):
+        assert _api_shift(api, rt, admin["team"], person, 1, -1).status_code == 201  # on call now
+        assert _api_shift(api, rt, admin["team"], person, 2, 24).status_code == 201
+        assert len(_live_shifts(rt, person)) == 2
+
+    assert api("PATCH", f"/api/v1/staff/{admin['nurse']}", {"active": False}).status_code == 200
+    assert _live_shifts(rt, admin["nurse"]) == []
+
+    page = _form(client, admin, f"/admin/staff/{other}/active", active="no")
+    assert page.status_code == 302
+    assert "2 current or future shift(s) taken off the rota" in client.get(page.location).get_data(
+        as_text=True
+    )
+    assert _live_shifts(rt, other) == []

@@ -64,12 +64,10 @@ class Recorder:
 
 @pytest.fixture
 def recorder(own_rt: Any, monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    from sqlalchemy import text
-
-    from tests.conftest import _tables
+    from tests.conftest import empty_tables
 
     with own_rt.engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {_tables()} CASCADE"))
+        empty_tables(conn)
     recorder = Recorder()
     monkeypatch.setattr(own_rt.tasks, "publish", recorder)
     return recorder
