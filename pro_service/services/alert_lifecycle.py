@@ -27,6 +27,7 @@ from pro_service.models import (
     StaffUser,
 )
 from pro_service.runtime import Runtime
+from pro_service.services.alert_events import record_event
 from pro_service.services.notify import page_next_level
 
 OUTCOMES = {
@@ -63,15 +64,8 @@ def acknowledge(
     alert.acknowledged_by_id = staff_id
     alert.next_escalation_at = None
     alert.updated_at = now
-    session.add(
-        AlertEvent(
-            alert_id=alert.id,
-            kind=AlertEventKind.ACKNOWLEDGED,
-            actor_staff_id=staff_id,
-            actor=actor,
-            created_at=now,
-            detail={"via": via},
-        )
+    record_event(
+        session, alert, AlertEventKind.ACKNOWLEDGED, now, {"via": via}, staff_id=staff_id, actor=actor
     )
     return True
 
@@ -106,15 +100,14 @@ def resolve(
     alert.outcome_rag = rag
     alert.next_escalation_at = None
     alert.updated_at = now
-    session.add(
-        AlertEvent(
-            alert_id=alert.id,
-            kind=AlertEventKind.RESOLVED,
-            actor_staff_id=staff_id,
-            actor=actor,
-            created_at=now,
-            detail={"outcome": outcome, "rag": rag, "note": note},
-        )
+    record_event(
+        session,
+        alert,
+        AlertEventKind.RESOLVED,
+        now,
+        {"outcome": outcome, "rag": rag, "note": note},
+        staff_id=staff_id,
+        actor=actor,
     )
 
 
@@ -123,16 +116,7 @@ def add_note(
 ) -> None:
     if not note.strip():
         raise AlertActionError("a note needs some text")
-    session.add(
-        AlertEvent(
-            alert_id=alert.id,
-            kind=AlertEventKind.NOTE,
-            actor_staff_id=staff_id,
-            actor=actor,
-            created_at=now,
-            detail={"note": note},
-        )
-    )
+    record_event(session, alert, AlertEventKind.NOTE, now, {"note": note}, staff_id=staff_id, actor=actor)
 
 
 def find_by_ref(session: Session, ref: str) -> Alert | None:
@@ -164,15 +148,14 @@ def escalate_now(
     """A nurse pages the next level of the rota by hand (the automatic escalation's paging) and the alert
     records it; the staff ids paged (empty: nobody on call had a phone). The pages go out on commit."""
     paged = page_next_level(session, rt, alert, now)
-    session.add(
-        AlertEvent(
-            alert_id=alert.id,
-            kind=AlertEventKind.ESCALATED,
-            actor_staff_id=staff_id,
-            actor=actor,
-            created_at=now,
-            detail={"step": alert.escalation_level, "staff_ids": paged},
-        )
+    record_event(
+        session,
+        alert,
+        AlertEventKind.ESCALATED,
+        now,
+        {"step": alert.escalation_level, "staff_ids": paged},
+        staff_id=staff_id,
+        actor=actor,
     )
     return paged
 
@@ -223,15 +206,14 @@ def assign(
     alert.assigned_to_id = to_staff.id
     alert.assigned_at = now
     alert.updated_at = now  # the watch screen's version changes, so the queue shows the new owner
-    session.add(
-        AlertEvent(
-            alert_id=alert.id,
-            kind=AlertEventKind.ASSIGNED,
-            actor_staff_id=by_staff_id,
-            actor=actor,
-            created_at=now,
-            detail={"to_staff_id": to_staff.id, "from_staff_id": previous},
-        )
+    record_event(
+        session,
+        alert,
+        AlertEventKind.ASSIGNED,
+        now,
+        {"to_staff_id": to_staff.id, "from_staff_id": previous},
+        staff_id=by_staff_id,
+        actor=actor,
     )
     return True
 
@@ -276,13 +258,12 @@ def reopen(
         raise AlertActionError(
             "another alert of the same kind was just opened for this patient; add to that one instead"
         ) from None
-    session.add(
-        AlertEvent(
-            alert_id=alert.id,
-            kind=AlertEventKind.REOPENED,
-            actor_staff_id=staff_id,
-            actor=actor,
-            created_at=now,
-            detail={"reason": reason, "previous": previous},
-        )
+    record_event(
+        session,
+        alert,
+        AlertEventKind.REOPENED,
+        now,
+        {"reason": reason, "previous": previous},
+        staff_id=staff_id,
+        actor=actor,
     )

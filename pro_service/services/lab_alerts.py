@@ -15,9 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.rules import History, evaluate_labs
-from pro_service.models import Alert, AlertEvent, AlertEventKind, AlertStatus
+from pro_service.models import Alert, AlertEventKind, AlertStatus
 from pro_service.runtime import Runtime
 from pro_service.services import triage
+from pro_service.services.alert_events import record_event
 from pro_service.services.labs import IncomingResult, Outcome, RecordOutcome, lab_views, record_results
 
 
@@ -62,11 +63,10 @@ def _note_withdrawn(session: Session, rt: Runtime, patient_id: int, result_id: i
     )
     for alert in alerts:
         if any(triage.result_id_of(ev.get("value")) == result_id for ev in alert.evidence):
-            session.add(
-                AlertEvent(
-                    alert_id=alert.id,
-                    kind=AlertEventKind.EVIDENCE_WITHDRAWN,
-                    created_at=rt.now(),
-                    detail={"result_id": result_id, "note": "the lab withdrew a result this alert rests on"},
-                )
+            record_event(
+                session,
+                alert,
+                AlertEventKind.EVIDENCE_WITHDRAWN,
+                rt.now(),
+                {"result_id": result_id, "note": "the lab withdrew a result this alert rests on"},
             )

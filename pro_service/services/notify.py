@@ -16,7 +16,6 @@ from alerts.escalation import decide, page_text
 from alerts.reading import patient_text_for
 from pro_service.models import (
     Alert,
-    AlertEvent,
     AlertEventKind,
     AlertStatus,
     CareTeam,
@@ -27,6 +26,7 @@ from pro_service.models import (
     StaffUser,
 )
 from pro_service.runtime import Runtime
+from pro_service.services.alert_events import record_event
 from pro_service.services.outbound import queue_to_patient, queue_to_staff
 
 log = logging.getLogger(__name__)
@@ -66,18 +66,14 @@ def alert_raised(
             dedup_key=f"safety:message:{message_id}" if message_id else f"safety:{alert.id}:{alert.notice}",
         )
         alert.safety_message_sent = True
-        session.add(
-            AlertEvent(
-                alert_id=alert.id,
-                kind=AlertEventKind.SAFETY_MESSAGE,
-                created_at=now,
-                # "not queued here": the message's one safety text went with an earlier alert, or the
-                # patient cannot receive texts.
-                detail={
-                    "notice": alert.notice,
-                    "text": text_key if queued is not None else "sent with the message",
-                },
-            )
+        # "sent with the message": the message's one safety text went with an earlier alert, or the
+        # patient cannot receive texts.
+        record_event(
+            session,
+            alert,
+            AlertEventKind.SAFETY_MESSAGE,
+            now,
+            {"notice": alert.notice, "text": text_key if queued is not None else "sent with the message"},
         )
     if alert.status != AlertStatus.OPEN:
         return  # acknowledged already: someone is on it; the raise is visible on the dashboard
@@ -126,13 +122,8 @@ def page_next_level(session: Session, rt: Runtime, alert: Alert, now: datetime) 
             )
         )
         level = 0
-        session.add(
-            AlertEvent(
-                alert_id=alert.id,
-                kind=AlertEventKind.NO_ON_CALL,
-                created_at=now,
-                detail={"paged_team_members": [s.id for s in recipients]},
-            )
+        record_event(
+            session, alert, AlertEventKind.NO_ON_CALL, now, {"paged_team_members": [s.id for s in recipients]}
         )
     url = f"{rt.settings.PUBLIC_BASE_URL}/a/{alert.ref}"
     text = page_text(alert.urgency, alert.ref, url)
@@ -152,19 +143,10 @@ def page_next_level(session: Session, rt: Runtime, alert: Alert, now: datetime) 
         # Nobody with a phone to page: say so loudly (log and event); the dashboard shows it and the
         # escalation deadline stays set, so the next tick tries again once a rota or phone exists.
         log.error("alert could not page anyone", extra={"alert_id": alert.id})
-        session.add(
-            AlertEvent(
-                alert_id=alert.id, kind=AlertEventKind.NOBODY_PAGED, created_at=now, detail={"step": step}
-            )
-        )
+        record_event(session, alert, AlertEventKind.NOBODY_PAGED, now, {"step": step})
     alert.escalation_level = step
-    session.add(
-        AlertEvent(
-            alert_id=alert.id,
-            kind=AlertEventKind.PAGED,
-            created_at=now,
-            detail={"step": step, "level": level, "staff_ids": paged},
-        )
+    record_event(
+        session, alert, AlertEventKind.PAGED, now, {"step": step, "level": level, "staff_ids": paged}
     )
     return paged
 

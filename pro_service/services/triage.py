@@ -29,7 +29,6 @@ from alerts.ruleset import Ruleset
 from pro_service.db import ROW_LOCK
 from pro_service.models import (
     Alert,
-    AlertEvent,
     AlertEventKind,
     AlertStatus,
     Answer,
@@ -40,6 +39,7 @@ from pro_service.models import (
     Patient,
 )
 from pro_service.runtime import Runtime
+from pro_service.services.alert_events import record_event
 from pro_service.services.clinical_profile import baseline_for
 from pro_service.services.labs import lab_views
 
@@ -212,18 +212,17 @@ def raise_finding(
                 message_id=message_id,
                 tell_patient=tell_patient,
             )
-        session.add(
-            AlertEvent(
-                alert_id=alert.id,
-                kind=AlertEventKind.OPENED,
-                created_at=now,
-                detail={
-                    "urgency": finding.urgency.value,
-                    "rule_id": finding.rule_id,
-                    "other_rule_ids": list(finding.other_rule_ids),
-                    "previous_alert_id": alert.previous_alert_id,
-                },
-            )
+        record_event(
+            session,
+            alert,
+            AlertEventKind.OPENED,
+            now,
+            {
+                "urgency": finding.urgency.value,
+                "rule_id": finding.rule_id,
+                "other_rule_ids": list(finding.other_rule_ids),
+                "previous_alert_id": alert.previous_alert_id,
+            },
         )
         notify.alert_raised(
             session, rt, alert, previous_rank=0, message_id=message_id, tell_patient=tell_patient
@@ -239,23 +238,21 @@ def raise_finding(
         for rule_id in (finding.rule_id, *finding.other_rule_ids):
             if rule_id not in alert.rule_ids:
                 alert.rule_ids = [*alert.rule_ids, rule_id]
-        session.add(
-            AlertEvent(
-                alert_id=alert.id,
-                kind=AlertEventKind.EVIDENCE_ADDED,
-                created_at=now,
-                detail={"rule_id": finding.rule_id, "count": len(fresh), "new_sources": len(new_sources)},
-            )
+        record_event(
+            session,
+            alert,
+            AlertEventKind.EVIDENCE_ADDED,
+            now,
+            {"rule_id": finding.rule_id, "count": len(fresh), "new_sources": len(new_sources)},
         )
     previous = alert.urgency_rank
     if rank > alert.urgency_rank:
-        session.add(
-            AlertEvent(
-                alert_id=alert.id,
-                kind=AlertEventKind.URGENCY_RAISED,
-                created_at=now,
-                detail={"from": alert.urgency, "to": finding.urgency.value},
-            )
+        record_event(
+            session,
+            alert,
+            AlertEventKind.URGENCY_RAISED,
+            now,
+            {"from": alert.urgency, "to": finding.urgency.value},
         )
         alert.urgency, alert.urgency_rank = finding.urgency.value, rank
         alert.ruleset, alert.ruleset_version = finding.ruleset, finding.ruleset_version
@@ -265,11 +262,7 @@ def raise_finding(
             # The acknowledgement covered what was seen then; this is new, so somebody must look again.
             alert.status = AlertStatus.OPEN
             alert.escalation_level = 0
-            session.add(
-                AlertEvent(
-                    alert_id=alert.id, kind=AlertEventKind.NEW_SINCE_ACKNOWLEDGED, created_at=now, detail={}
-                )
-            )
+            record_event(session, alert, AlertEventKind.NEW_SINCE_ACKNOWLEDGED, now)
         if renotify:
             alert.notice += 1
             alert.escalation_level = 0
