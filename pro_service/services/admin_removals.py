@@ -1,7 +1,5 @@
-"""An administrator's removals from the admin pages: a patient's check-in schedule, an on-call shift.
-
-Kept apart from services/admin.py (the rules the admin pages and the REST API share) as the two use cases
-the pages alone offer. The caller's unit of work commits; the caller writes the audit row.
+"""An administrator's removals, from the admin pages or the REST API alike: a patient's check-in schedule,
+an on-call shift. The caller's unit of work commits; the caller writes the audit row.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 from flask import request
-from sqlalchemy.orm import Session
 
 from pro_service.services import disclosure
 from pro_service.web.common import db, runtime
@@ -19,13 +18,11 @@ def window() -> timedelta:
     return timedelta(minutes=runtime().settings.AUDIT_DISCLOSURE_WINDOW_MINUTES)
 
 
-def disclosed(
-    actor: str, view: str, patient_ids: Iterable[int | None], *, session: Session | None = None, **detail: Any
-) -> list[int]:
+def disclosed(actor: str, view: str, patient_ids: Iterable[int | None], **detail: Any) -> list[int]:
     """Record that this request showed `patient_ids` to `actor` through `view` (once per window), in the
-    request's session (or `session`: a streamed response's, whose request context was torn down)."""
+    request's unit of work. (A streamed response's rows: services/disclosure.record_streamed.)"""
     return disclosure.record(
-        session or db(),
+        db(),
         actor=actor,
         view=view,
         patient_ids=patient_ids,

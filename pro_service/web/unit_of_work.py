@@ -17,6 +17,7 @@ work of "Architecture Patterns with Python".
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any, cast
 
@@ -59,10 +60,10 @@ class UnitOfWorkFlask(Flask):
 
 
 def _cookie() -> dict[str, Any]:
-    """The signed cookie's contents, read without marking the session accessed (no `Vary: Cookie` on
-    answers that never looked at it)."""
-    contents: dict[str, Any] = dict.copy(cast(dict[str, Any], session._get_current_object()))  # type: ignore[attr-defined]
-    return contents
+    """A deep copy of the signed cookie's contents (`flash` appends to the list already there), read
+    without marking the session accessed (no `Vary: Cookie` on answers that never looked at it)."""
+    current = cast(dict[str, Any], session._get_current_object())  # type: ignore[attr-defined]
+    return copy.deepcopy(dict.copy(current))
 
 
 def _restore_cookie() -> None:

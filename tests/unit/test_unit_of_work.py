@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from flask import Blueprint, Flask, abort, g, request, session
+from flask import Blueprint, Flask, abort, flash, g, request, session
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -76,6 +76,11 @@ def _app(engine: Engine) -> Flask:
     def cookie() -> dict[str, object]:
         return dict(session)
 
+    @bp.get("/earlier-flash")
+    def earlier_flash() -> str:
+        flash("Earlier message.")  # not shown yet: it waits in the cookie for the next page
+        return "ok"
+
     @bp.get("/grant-then-refuse")
     def grant_then_refuse() -> tuple[str, int]:
         session["cleared"] = True  # a deliberate refusal keeps what its view put in the cookie
@@ -85,6 +90,7 @@ def _app(engine: Engine) -> Flask:
     def orphan() -> str:
         write("orphan")
         session["break_glass"] = 42  # what the page grants once the row is saved
+        flash("Alert acknowledged.")
         db().execute(text("INSERT INTO children (parent_id) VALUES (42)"))
         return "fails at commit"
 
@@ -132,6 +138,11 @@ def test_a_failed_commit_takes_back_what_the_request_put_in_the_cookie(engine: E
     client = _app(engine).test_client()
     assert client.get("/orphan").status_code == 409
     assert client.get("/cookie").json == {}
+    # A message already waiting in the cookie stays, alone: `flash` appends to that same list.
+    assert client.get("/earlier-flash").status_code == 200
+    assert client.get("/orphan").status_code == 409
+    assert client.get("/cookie").json == {"_flashes": [["message", "Earlier message."]]}
+    client.delete_cookie("session")
     assert client.get("/grant-then-refuse").status_code == 401
     assert client.get("/cookie").json == {"cleared": True}
 
