@@ -196,7 +196,7 @@ def record_refusal(
     """Audit a record refused as outside the staff member's scope. The refusal answers 403 (or 400 for a
     bad break-glass reason), which rolls the request back, so this use case commits its own row; the
     caller has written nothing else (a refusal comes before any change)."""
-    audit.record(
+    audit.record_kept(
         session,
         actor=actor,
         action="scope_refused",
@@ -206,4 +206,3 @@ def record_refusal(
         ip=ip,
         at=now,
     )
-    session.commit()

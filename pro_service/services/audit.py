@@ -34,3 +34,11 @@ def record(
             ip=ip,
         )
     )
+
+
+def record_kept(session: Session, **row: Any) -> None:
+    """An audit row that must stay whatever the request answers next (a refusal answered with a 4xx, which
+    rolls the request's unit of work back): written and committed now, as a transaction of its own. The
+    caller has nothing else pending. Same fields as `record`."""
+    record(session, **row)
+    session.commit()

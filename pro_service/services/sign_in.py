@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from pro_service.models import StaffSession, StaffUser
 from pro_service.services import mfa, sessions
-from pro_service.services.audit import record
+from pro_service.services.audit import record, record_kept
 
 _hasher = PasswordHasher()
 _DUMMY_PASSWORD = "not a real password, equalises timing"  # noqa: S105  (hashed to waste time)
@@ -82,7 +82,7 @@ def record_refusal(
     is answered with a 4xx, which rolls the request back, and this row must stay. Nothing else of the
     attempt is kept."""
     session.rollback()
-    record(
+    record_kept(
         session,
         actor="anonymous",
         action="sign_in_failed",
@@ -91,4 +91,3 @@ def record_refusal(
         at=now,
         detail=detail or None,
     )
-    session.commit()

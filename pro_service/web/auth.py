@@ -70,7 +70,7 @@ from werkzeug.exceptions import Forbidden, NotFound
 from pro_service.models import StaffRole, StaffSession, StaffUser, utcnow
 from pro_service.services import mfa, sessions, sign_in, sso
 from pro_service.services.audit import record
-from pro_service.web.common import db, refuse_odd_input, runtime
+from pro_service.web.common import audit_request, db, refuse_odd_input, runtime
 from pro_service.web.login_limit import LoginLimiter
 
 log = logging.getLogger(__name__)
@@ -136,16 +136,7 @@ def is_admin() -> bool:
 
 def audit(action: str, subject: tuple[str, object], patient_id: int | None = None, **detail: Any) -> None:
     """Write an audit row for the signed-in staff member (kept when the request's answer is a success)."""
-    record(
-        db(),
-        actor=actor(),
-        action=action,
-        subject=subject,
-        patient_id=patient_id,
-        detail=detail,
-        ip=request.remote_addr,
-        at=runtime().now(),
-    )
+    audit_request(actor(), action, subject, patient_id, detail)
 
 
 def limiter() -> LoginLimiter:

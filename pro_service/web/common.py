@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
 from pro_service.runtime import Runtime
+from pro_service.services.audit import record
 
 # Ids are PostgreSQL `integer`s: a number past this is no row of ours (and a DataError if it is sent).
 MAX_ID = 2**31 - 1
@@ -79,3 +80,20 @@ def _check(name: str, value: str, where: str) -> None:
     if value.isdigit() and (not value.isascii() or (name in NUMBER_PARAMS and parse_int(value) is None)):
         shown = name[:40].encode("ascii", "backslashreplace").decode()
         abort(400, f"{shown} must be a whole number from 0 to {MAX_ID}, written with the digits 0-9.")
+
+
+def audit_request(
+    actor: str, action: str, subject: tuple[str, object], patient_id: int | None, detail: dict[str, Any]
+) -> None:
+    """An audit row for this request (its address, the runtime's clock), in the request's unit of work:
+    kept when the answer is a success. `actor` is the signed-in person or the API token's owner."""
+    record(
+        db(),
+        actor=actor,
+        action=action,
+        subject=subject,
+        patient_id=patient_id,
+        detail=detail,
+        ip=request.remote_addr,
+        at=runtime().now(),
+    )

@@ -40,7 +40,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
 from pro_service.models import Message, Patient, PatientStatus, StaffRole
-from pro_service.services import access, simulator
+from pro_service.services import access
+from pro_service.services.audit import record_kept
 from pro_service.services.outbound import sender_number
 from pro_service.web.auth import actor, audit, current_staff, is_admin
 from pro_service.web.common import db, runtime
@@ -183,13 +184,15 @@ def reply(patient_id: int) -> ResponseReturnValue:
     # The outcome, in a short transaction of its own. The reply is already committed by the webhook, so a
     # failure here must not tell the user to send it again.
     try:
-        simulator.record_reply_outcome(
+        record_kept(
             db(),
             actor=actor(),
+            action="simulate_patient_reply",
+            subject=("patient", patient_id),
             patient_id=patient_id,
-            webhook_status=status,
+            detail={"webhook_status": status},
             ip=request.remote_addr,
-            now=runtime().now(),
+            at=runtime().now(),
         )
     except SQLAlchemyError:
         db().rollback()

@@ -11,12 +11,11 @@ from sqlalchemy import Select, select
 from pro_service.db import ROW_LOCK
 from pro_service.models import Alert, ApiToken, Patient
 from pro_service.services import access, clinical_profile, tokens
-from pro_service.services.audit import record
 from pro_service.services.errors import Invalid, NotFound
 from pro_service.web import schemas as s
 from pro_service.web import serialize
 from pro_service.web.api.routing import ApiError
-from pro_service.web.common import db, runtime
+from pro_service.web.common import audit_request, db, runtime
 
 
 def actor() -> str:
@@ -32,16 +31,7 @@ def acting_staff_id() -> int | None:
 
 
 def audit(action: str, subject: tuple[str, object], patient_id: int | None, **detail: Any) -> None:
-    record(
-        db(),
-        actor=actor(),
-        action=action,
-        subject=subject,
-        patient_id=patient_id,
-        detail=detail,
-        ip=request.remote_addr,
-        at=runtime().now(),
-    )
+    audit_request(actor(), action, subject, patient_id, detail)
 
 
 def patient_scope() -> access.Scope:
