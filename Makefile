@@ -23,8 +23,11 @@ run: $(STAMP)
 services:
 	@scripts/ensure-services
 
+# Test processes (pytest-xdist): each has its own database, Redis dbs, Celery worker and browser.
+TEST_PROCESSES ?= 2
+
 test: $(STAMP) services
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

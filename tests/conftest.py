@@ -1,8 +1,11 @@
 """Test harness: real PostgreSQL and Redis, a real Celery worker, a local Twilio-compatible server.
 
-Each test session creates its own PostgreSQL database (migrated with Alembic) and uses its own Redis db
-number; tables are emptied between tests (e2e tests need committed rows a worker can see, so a
-rolled-back transaction per test would not be honest here).
+Each test process (`make test` runs two, with pytest-xdist) creates its own PostgreSQL database (migrated with
+Alembic) and claims its own Redis dbs (testsupport/redis_dbs.py). Tests that drive services and the app
+in-process are marked `rolled_back`: each runs inside one transaction rolled back after it. Tests a real
+worker, a web server on a port, a browser or a second connection must see commit, and the tables are emptied
+before each (testsupport/database.py says which tests can be which). Rows a test needs but does not test come
+from the factories (testsupport/factories.py).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from werkzeug.serving import make_server
 from pro_service.models import utcnow
 
 # Shared with the benchmarks (testsupport/); tests import them from here too.
+from testsupport import redis_dbs
+from testsupport.database import empty_tables, rolled_back
 from testsupport.ports import free_port
 from testsupport.signing import Signer, inbound_sms
 from testsupport.waiting import wait_for
@@ -82,18 +87,25 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    # A db number per test session (1–15), picked so two concurrent runs rarely share; flushed first.
-    db = 1 + (os.getpid() % 15)
-    url = f"{REDIS_BASE}/{db}"
-    client = redis.Redis.from_url(url, socket_connect_timeout=3)
+def _redis_dbs() -> Iterator[list[str]]:
+    """Two Redis dbs claimed by this test process alone (each pytest-xdist worker is one), emptied first:
+    the one its Celery worker listens to, and one no worker listens to."""
     try:
-        client.flushdb()
+        with redis_dbs.claimed(REDIS_BASE, 2) as urls:
+            yield urls
     except redis.RedisError as exc:
         pytest.exit(f"Redis is not reachable at {REDIS_BASE} ({exc}); run `make test`", returncode=3)
-    finally:
-        client.close()
-    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url(_redis_dbs: list[str]) -> str:
+    return _redis_dbs[0]
+
+
+@pytest.fixture(scope="session")
+def unheard_redis_url(_redis_dbs: list[str]) -> str:
+    """A Redis db no worker listens to: what is published there stays queued for a test to read."""
+    return _redis_dbs[1]
 
 
 @pytest.fixture(scope="session")
@@ -162,25 +174,25 @@ def rt(app: Any) -> Iterator[Any]:
     runtime.dispose()
 
 
-def empty_tables(conn: Any) -> None:
-    """DELETE from every table, children first: about 1 ms on a test's few rows against about 50 ms for
-    TRUNCATE, which rewrites every table's files (measured with 18 tables; over 1,500 integration tests
-    that is more than a minute of the suite)."""
-    from pro_service.models import Base
-
-    for table in reversed(Base.metadata.sorted_tables):
-        conn.execute(table.delete())
-
-
 @pytest.fixture(autouse=True)
 def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Empty the tables and clear the Twilio server before each integration test."""
+    """Before each integration test: clear the Twilio server, and either empty the tables (a test that
+    commits) or run the test inside one transaction rolled back after it (marked `rolled_back`)."""
     if "pg_url" not in request.fixturenames and not request.node.get_closest_marker("integration"):
         yield
         return
     rt_ = request.getfixturevalue("rt")
     server = request.getfixturevalue("twilio_server")
     wait_until_broker_idle(request.getfixturevalue("redis_url"))
+    server.state.clear()
+    rt_.clock = utcnow
+    if request.node.get_closest_marker("rolled_back"):
+        in_process = [rt_] + (
+            [request.getfixturevalue("unheard_rt")] if "unheard_rt" in request.fixturenames else []
+        )
+        with rolled_back(*in_process):
+            yield
+        return
 
     # Ids keep growing across tests (no RESTART IDENTITY): a late task from an earlier test finds no row.
     def truncated() -> bool:
@@ -193,8 +205,6 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
         return True
 
     wait_for(truncated, timeout=30, interval=0.2, message="tables to be emptied")
-    server.state.clear()
-    rt_.clock = utcnow
     yield
 
 
@@ -221,13 +231,12 @@ def wait_until_broker_idle(url: str, timeout: float = 30.0) -> None:
 
 
 @pytest.fixture(scope="session")
-def unheard_app(settings: Any, redis_url: str) -> Iterator[Any]:
+def unheard_app(settings: Any, unheard_redis_url: str) -> Iterator[Any]:
     """The same database, but tasks go to a Redis db no worker listens to: for tests that drive the
     services step by step in-process and must not race the session's worker."""
     from pro_service import create_app, runtime_of
 
-    base, _, db = redis_url.rpartition("/")
-    flask_app = create_app(settings.model_copy(update={"REDIS_URL": f"{base}/{(int(db) % 15) + 1}"}))
+    flask_app = create_app(settings.model_copy(update={"REDIS_URL": unheard_redis_url}))
     flask_app.testing = True
     yield flask_app
     runtime_of(flask_app).dispose()

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
 from typing import Any
 
-from pro_service.models import Alert, AlertEvent, AlertEventKind, AlertStatus, CareTeamMember, StaffRole
-from pro_service.services.staff import create_staff
-from pro_service.services.triage import new_ref
+from pro_service.models import AlertStatus, StaffRole
+from testsupport import factories
+from testsupport.factories import PASSWORD
 
-PASSWORD = "correct horse battery staple"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -23,10 +21,13 @@ def make_staff(
     phone: str | None = None,
     team_id: int | None = None,
 ) -> int:
-    with rt.unit_of_work() as session:
-        staff = create_staff(session, email=email, name=name, role=role, phone=phone, password=PASSWORD)
-        if team_id is not None:
-            session.add(CareTeamMember(care_team_id=team_id, staff_id=staff.id))
+    """A staff member who signs in with PASSWORD (a factory row: the argon2 cost is not what these tests
+    are about), in `team_id` if given."""
+    with rt.unit_of_work() as session, factories.rows(session):
+        teams = [team_id] if team_id is not None else []
+        staff = factories.StaffFactory.create(
+            email=email.strip().lower(), role=role, name=name, phone=phone, teams=teams
+        )
         return int(staff.id)
 
 
@@ -55,36 +56,13 @@ def insert_alert(
     ref: str | None = None,
 ) -> int:
     """An alert row as triage would write it, without paging (no task is published)."""
-    rank = {"urgent": 3, "same_day": 2, "routine": 1}[urgency]
-    opened = datetime.now(tz=rt.now().tzinfo) - timedelta(minutes=opened_minutes_ago)
-    with rt.unit_of_work() as session:
-        alert = Alert(
-            ref=ref or new_ref(),
+    with rt.unit_of_work() as session, factories.rows(session):
+        alert = factories.AlertFactory.create(
             patient_id=patient_id,
             category=category,
             urgency=urgency,
-            urgency_rank=rank,
             status=status,
-            ruleset="sre",
-            ruleset_version=1,
-            rule_ids=["scc-neuro-or-bladder"],
-            evidence=[
-                {
-                    "item_code": "neuro",
-                    "question": "6/9 Any NEW weakness, numbness or tingling in arms or legs? Reply YES or NO",
-                    "raw_text": "yes my legs are numb",
-                    "value": True,
-                    "rule_id": "scc-neuro-or-bladder",
-                    "ruleset": "sre",
-                    "ruleset_version": 1,
-                    "check_in_id": None,
-                    "message_id": None,
-                }
-            ],
-            opened_at=opened,
-            updated_at=opened,
+            opened_minutes_ago=opened_minutes_ago,
+            **({"ref": ref} if ref else {}),
         )
-        session.add(alert)
-        session.flush()
-        session.add(AlertEvent(alert_id=alert.id, kind=AlertEventKind.OPENED, created_at=opened, detail={}))
         return int(alert.id)

@@ -115,3 +115,11 @@ def stack(fault_stack: Stack) -> Iterator[Stack]:
     for proc in fault_stack.processes:
         proc.stop()
     fault_stack.processes.clear()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # One process runs every fault test, so the private cluster and Redis start once (pytest-xdist).
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.path).parents:
+            item.add_marker(pytest.mark.xdist_group("faults"))

@@ -1,4 +1,4 @@
-"""Small builders for integration tests (real database rows through the real services)."""
+"""Small builders for integration tests: enrolment through the real services, staff from the row factories."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import io
 from typing import Any
 from urllib.parse import urlencode
 
-from pro_service.models import CareTeam, CareTeamMember, Patient, StaffRole, StaffUser
+from pro_service.models import CareTeam, Patient, StaffUser
 from pro_service.services.patients import create_care_team, enrol_patient
-from pro_service.services.staff import create_staff
+from testsupport import factories
 
 
 def make_team(rt: Any, name: str = "Breast oncology", timezone: str = "America/New_York") -> int:
@@ -43,16 +43,9 @@ def make_patient(
 def make_nurse(
     rt: Any, team_id: int, *, email: str = "nurse@example.org", phone: str = "+15557770001"
 ) -> int:
-    with rt.unit_of_work() as session:
-        staff: StaffUser = create_staff(
-            session,
-            email=email,
-            name="Nurse Kim",
-            role=StaffRole.NURSE,
-            phone=phone,
-            password="correct horse battery",
-        )
-        session.add(CareTeamMember(care_team_id=team_id, staff_id=staff.id))
+    """A nurse of `team_id` with a pager phone (a factory row; the password is factories.PASSWORD)."""
+    with rt.unit_of_work() as session, factories.rows(session):
+        staff: StaffUser = factories.StaffFactory.create(email=email, phone=phone, teams=[team_id])
         return staff.id
 
 

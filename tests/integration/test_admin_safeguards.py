@@ -13,7 +13,8 @@ from pro_service.models import AuditLog, CareTeamMember, OnCallShift, StaffRole
 from tests.browser.support import csrf_token, login, make_staff
 from tests.integration.helpers import make_patient, make_team
 
-pytestmark = pytest.mark.integration
+# In-process: each test runs inside one transaction rolled back after it (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.rolled_back]
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from schemathesis.checks import positive_data_acceptance
 
 from tests.integration.helpers import make_patient, make_team
 
-pytestmark = pytest.mark.integration
+# In-process: each test runs inside one transaction rolled back after it (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.rolled_back]
 
 
 def test_openapi_document_describes_every_api_route(client: Any, app: Any) -> None:

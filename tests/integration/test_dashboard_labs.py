@@ -19,7 +19,8 @@ from pro_service.services import labs, triage
 from tests.browser.support import login, make_staff
 from tests.integration.helpers import make_patient, make_team
 
-pytestmark = pytest.mark.integration
+# In-process: each test runs inside one transaction rolled back after it (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.rolled_back]
 NOW = datetime(2025, 12, 3, 15, 0, tzinfo=UTC)  # 10:00 in New York (EST)
 SAMPLE = datetime(2025, 12, 2, 19, 5, tzinfo=UTC)  # 14:05 EST
 LAB_IDS = "urn:oid:2.16.840.1.113883.3.9999.4.1"

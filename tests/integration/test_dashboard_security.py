@@ -12,7 +12,8 @@ from pro_service.models import Alert, AlertStatus, AuditLog, StaffRole
 from tests.browser.support import PASSWORD, csrf_token, insert_alert, login, make_staff
 from tests.integration.helpers import make_patient, make_team
 
-pytestmark = pytest.mark.integration
+# In-process: each test runs inside one transaction rolled back after it (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.rolled_back]
 
 # Sign-in's own steps: the code after the password, the single sign-on redirect and its return.
 SESSIONLESS = ("static", "auth.login", "auth.login_code", "auth.sso_start", "auth.sso_callback", "metrics")

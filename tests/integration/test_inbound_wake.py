@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def own_rt(settings: Any) -> Iterator[Any]:
+def own_rt(settings: Any, unheard_redis_url: str) -> Iterator[Any]:
     from pro_service.migrate import upgrade
     from pro_service.runtime import Role, build_runtime
 
@@ -35,9 +35,8 @@ def own_rt(settings: Any) -> Iterator[Any]:
         admin.execute(f'CREATE DATABASE "{name}"')
     url = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
     upgrade(url)
-    base, _, db = settings.REDIS_URL.rpartition("/")
     runtime = build_runtime(
-        settings.model_copy(update={"DATABASE_URL": url, "REDIS_URL": f"{base}/{(int(db) % 15) + 1}"}),
+        settings.model_copy(update={"DATABASE_URL": url, "REDIS_URL": unheard_redis_url}),
         Role.WORKER,
     )
     yield runtime
@@ -64,7 +63,7 @@ class Recorder:
 
 @pytest.fixture
 def recorder(own_rt: Any, monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    from tests.conftest import empty_tables
+    from testsupport.database import empty_tables
 
     with own_rt.engine.begin() as conn:
         empty_tables(conn)

@@ -13,7 +13,8 @@ import pytest
 from config.settings import SettingsError, load_settings
 from tests.conftest import METRICS_TOKEN
 
-pytestmark = pytest.mark.integration
+# In-process: each test runs inside one transaction rolled back after it (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.rolled_back]
 
 
 @pytest.mark.parametrize(

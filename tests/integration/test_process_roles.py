@@ -33,9 +33,10 @@ def test_the_celery_entry_point_wires_a_worker_that_publishes_inline(settings_en
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"role": "worker", "background": False}
 
 
-def test_a_worker_runtime_has_published_when_its_commit_returns(settings: Any, redis_url: str) -> None:
-    base, _, db = redis_url.rpartition("/")
-    isolated = f"{base}/{(int(db) % 15) + 1}"  # a Redis db no worker listens to
+def test_a_worker_runtime_has_published_when_its_commit_returns(
+    settings: Any, unheard_redis_url: str
+) -> None:
+    isolated = unheard_redis_url  # a Redis db no worker listens to
     rt = build_runtime(settings.model_copy(update={"REDIS_URL": isolated}), Role.WORKER)
     queue_name = f"probe-{uuid.uuid4().hex}"
     client = redis.Redis.from_url(isolated)

@@ -28,7 +28,8 @@ from pro_service.services import access
 from tests.browser.support import csrf_token, insert_alert, login, make_staff
 from tests.integration.helpers import make_patient, make_team
 
-pytestmark = pytest.mark.integration
+# In-process: each test runs inside one transaction rolled back after it (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.rolled_back]
 
 
 @pytest.fixture
