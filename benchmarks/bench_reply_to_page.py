@@ -90,13 +90,13 @@ def seed(
         StaffRole,
     )
     from pro_service.services import check_ins, inbound
-    from pro_service.services.patients import create_care_team
+    from pro_service.services.admin import save_care_team
     from pro_service.services.staff import create_staff
 
     rt.tasks = _no_tasks()
     now = datetime.now(UTC)
     with rt.unit_of_work() as session:
-        team = create_care_team(session, name="Bench oncology", timezone="UTC", phone="+1 555 0100")
+        team = save_care_team(session, None, name="Bench oncology", timezone="UTC", phone="+1 555 0100")
         nurse = create_staff(
             session,
             email="oncall@example.org",

@@ -46,10 +46,10 @@ from pro_service.queue import Job, TaskQueue
 from pro_service.runtime import Runtime
 from pro_service.scheduling import next_occurrence
 from pro_service.services import check_ins, inbound, outbound, triage
-from pro_service.services.admin import add_member
+from pro_service.services.admin import add_member, save_care_team
 from pro_service.services.alert_lifecycle import acknowledge, resolve
 from pro_service.services.outbound import sender_number
-from pro_service.services.patients import create_care_team, enrol_patient
+from pro_service.services.patients import enrol_patient
 from pro_service.services.staff import create_staff
 from pro_service.services.tokens import PREFIX, create_token
 from pro_service.sms.outbox import OutboxGateway
@@ -176,7 +176,7 @@ def seed(rt: Runtime, *, history: bool = True) -> Iterator[str]:
         for team_name, tz, team_phone in DEMO_TEAMS:
             team = session.scalar(select(CareTeam).where(CareTeam.name == team_name))
             if team is None:
-                team = create_care_team(session, name=team_name, timezone=tz, phone=team_phone)
+                team = save_care_team(session, None, name=team_name, timezone=tz, phone=team_phone)
             teams.append(team)
         staff: dict[str, StaffUser] = {}
         for email, name, role, phone in DEMO_STAFF:

@@ -176,23 +176,14 @@ def rt(app: Any) -> Iterator[Any]:
 
 @pytest.fixture(autouse=True)
 def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Before each integration test: clear the Twilio server, and either empty the tables (a test that
-    commits) or run the test inside one transaction rolled back after it (marked `rolled_back`)."""
+    """Before each integration test: empty the tables and clear the Twilio server; a test marked
+    `rolled_back` then runs inside one transaction rolled back after it (testsupport/database.py)."""
     if "pg_url" not in request.fixturenames and not request.node.get_closest_marker("integration"):
         yield
         return
     rt_ = request.getfixturevalue("rt")
     server = request.getfixturevalue("twilio_server")
     wait_until_broker_idle(request.getfixturevalue("redis_url"))
-    server.state.clear()
-    rt_.clock = utcnow
-    if request.node.get_closest_marker("rolled_back"):
-        in_process = [rt_] + (
-            [request.getfixturevalue("unheard_rt")] if "unheard_rt" in request.fixturenames else []
-        )
-        with rolled_back(*in_process):
-            yield
-        return
 
     # Ids keep growing across tests (no RESTART IDENTITY): a late task from an earlier test finds no row.
     def truncated() -> bool:
@@ -205,7 +196,16 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
         return True
 
     wait_for(truncated, timeout=30, interval=0.2, message="tables to be emptied")
-    yield
+    server.state.clear()
+    rt_.clock = utcnow
+    if not request.node.get_closest_marker("rolled_back"):
+        yield
+        return
+    in_process = [rt_]
+    if "unheard_rt" in request.fixturenames:
+        in_process.append(request.getfixturevalue("unheard_rt"))
+    with rolled_back(*in_process):
+        yield
 
 
 WORKER_RUNNING = threading.Event()

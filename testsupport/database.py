@@ -1,7 +1,7 @@
-"""A test's database state: emptied before a test that commits, or one transaction rolled back after it.
+"""A test's database state: emptied before each test, then committed or one transaction rolled back.
 
-Tests that a real worker, a web server on a port, a browser or a second connection must see commit, and the
-tables are emptied before each of them (`empty_tables`). Tests that drive services and the app in-process
+The tables are emptied before every test (`empty_tables`). Tests that a real worker, a web server on a port, a
+browser or a second connection must see then commit; tests that drive the services and the app in-process
 run inside one transaction that is rolled back (`rolled_back`): nothing they write is ever committed.
 """
 
@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.orm import sessionmaker
 
 from pro_service.models import Base
 from pro_service.runtime import Runtime
@@ -28,26 +26,28 @@ def empty_tables(conn: Connection) -> None:
 
 @contextmanager
 def rolled_back(*runtimes: Runtime) -> Iterator[Connection]:
-    """Every session the runtimes open (a request's, a service's own, a unit of work's) runs on one connection
+    """Every session the runtimes open (a request's, a task's, a service's own) runs on one connection
     inside one transaction, as a SAVEPOINT: its commit releases the savepoint, its rollback returns to it.
-    The transaction is rolled back at the end, so nothing is committed.
+    The transaction is rolled back at the end, so nothing is committed. The runtimes' own session factories
+    are rebound (not copied), so what is installed on them (tasks published after the outermost commit, the
+    event outbox) still runs; a task published here reaches the broker, and a worker finds no row for it.
 
+    A write that must outlive its request's rollback (audit.record_kept, sessions.end_now) commits the
+    request's session first, releasing its savepoint, so it survives the rollback as it does in production.
     What this cannot model, so such tests commit instead: another connection (the worker, the inbound
-    webhook's own pool, a thread), and a write that must outlive its request's rollback (audit.record_kept
-    commits its own transaction; here it is a savepoint inside the request's and is rolled back with it).
-    The tables are emptied first, inside the transaction: a committing test before may have left rows."""
+    webhook's own pool, a thread, a second runtime or app, a web server on a port). Empty the tables first
+    (`empty_tables`, committed): other connections see what a committing test before left."""
     engine = runtimes[0].engine
-    saved: list[tuple[Runtime, sessionmaker[Any]]] = [(rt, rt.sessions) for rt in runtimes]
+    if any(rt.engine.url != engine.url for rt in runtimes):
+        raise ValueError("rolled_back: the runtimes use different databases")
+    saved = [(rt.sessions, dict(rt.sessions.kw)) for rt in runtimes]
     with engine.connect() as conn:
         outer = conn.begin()
         try:
-            empty_tables(conn)
-            for rt, sessions in saved:
-                rt.sessions = sessionmaker(
-                    **{**sessions.kw, "bind": conn, "join_transaction_mode": "create_savepoint"}
-                )
+            for sessions, _ in saved:
+                sessions.configure(bind=conn, join_transaction_mode="create_savepoint")
             yield conn
         finally:
-            for rt, sessions in saved:
-                rt.sessions = sessions
+            for sessions, kw in saved:
+                sessions.kw = kw
             outer.rollback()

@@ -2,8 +2,9 @@
 
 A test process (one pytest, or one pytest-xdist worker) needs Redis dbs of its own: one its Celery worker
 listens to, one that no worker listens to. Picking a db from the process id collided (two processes whose ids
-agree modulo 15 flushed each other's queues). Here each db holds a claim key naming its holder; a claim whose
-holder has died on this machine, or that has outlived its expiry, is taken over.
+agree modulo 15 flushed each other's queues). Here each db holds a claim key naming its holder (host, pid
+namespace, pid); a claim whose holder has died in this pid namespace, or that has outlived its expiry, is
+taken over.
 """
 
 from __future__ import annotations
@@ -21,13 +22,22 @@ CLAIM_SECONDS = 6 * 3600  # outlives any test run; a claim from another machine 
 FIRST_DB, LAST_DB = 1, 15  # db 0 is left to people; 16 dbs is Redis' default
 
 
+def _pid_namespace() -> str:
+    """Which pids this process can see: containers sharing a host name (host networking) do not share it."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "unknown"
+
+
 def _holder() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{socket.gethostname()}|{_pid_namespace()}|{os.getpid()}"
 
 
 def _stale(holder: bytes) -> bool:
-    host, _, pid = holder.decode().rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    """Only a holder this process could see die is stale; any other waits for its claim's expiry."""
+    host, namespace, pid = [*holder.decode().split("|"), "", "", ""][:3]
+    if (host, namespace) != (socket.gethostname(), _pid_namespace()) or not pid.isdigit():
         return False
     try:
         os.kill(int(pid), 0)

@@ -42,15 +42,6 @@ def check_timezone(name: str, field: str = "timezone") -> str:
     return name
 
 
-def create_care_team(session: Session, *, name: str, timezone: str, phone: str | None) -> CareTeam:
-    if session.scalar(select(CareTeam.id).where(CareTeam.name == name)) is not None:
-        raise Conflict(f"a care team named {name!r} exists")
-    team = CareTeam(name=name, timezone=check_timezone(timezone), phone=phone)
-    session.add(team)
-    session.flush()
-    return team
-
-
 def enrol_patient(
     session: Session,
     *,

@@ -359,14 +359,15 @@ class Stack:
     def enrol(self, count: int, *, start_check_ins: bool = True, tag: str = "p") -> list[Enrolled]:
         """A care team and `count` patients; each starts a check-in now (its first question is queued)."""
         from pro_service.services import check_ins
-        from pro_service.services.patients import create_care_team, enrol_patient
+        from pro_service.services.admin import save_care_team
+        from pro_service.services.patients import enrol_patient
 
         self._seq += 1
         batch = self._seq
         out: list[Enrolled] = []
         with self.rt.unit_of_work() as session:
-            team = create_care_team(
-                session, name=f"Oncology {tag}{batch}", timezone="America/New_York", phone="+15550100"
+            team = save_care_team(
+                session, None, name=f"Oncology {tag}{batch}", timezone="America/New_York", phone="+15550100"
             )
             for i in range(count):
                 patient = enrol_patient(

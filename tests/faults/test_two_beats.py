@@ -30,7 +30,8 @@ from pro_service.models import (
     utcnow,
 )
 from pro_service.services import check_ins, sweeps, triage
-from pro_service.services.patients import create_care_team, enrol_patient
+from pro_service.services.admin import save_care_team
+from pro_service.services.patients import enrol_patient
 from pro_service.services.staff import create_staff
 
 from .harness import INSTRUMENT, Stack, now_utc, wait_for
@@ -65,7 +66,7 @@ def test_two_beats_and_concurrent_ticks_create_send_remind_and_page_once(stack: 
     reminded: list[tuple[int, str, int]] = []  # patient, phone, check-in
     alerts: list[int] = []
     with rt.unit_of_work() as session:
-        team = create_care_team(session, name="Two beats", timezone=TZ, phone="+15550100")
+        team = save_care_team(session, None, name="Two beats", timezone=TZ, phone="+15550100")
         for level, phone in ((1, NURSE_1), (2, NURSE_2)):
             nurse = create_staff(
                 session,

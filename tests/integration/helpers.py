@@ -7,13 +7,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 from pro_service.models import CareTeam, Patient, StaffUser
-from pro_service.services.patients import create_care_team, enrol_patient
+from pro_service.services.admin import save_care_team
+from pro_service.services.patients import enrol_patient
 from testsupport import factories
 
 
 def make_team(rt: Any, name: str = "Breast oncology", timezone: str = "America/New_York") -> int:
     with rt.unit_of_work() as session:
-        team: CareTeam = create_care_team(session, name=name, timezone=timezone, phone="+1 555 0100")
+        team: CareTeam = save_care_team(session, None, name=name, timezone=timezone, phone="+1 555 0100")
         return team.id
 
 

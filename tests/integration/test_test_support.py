@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from typing import Any
 
 import pytest
 import redis
 from sqlalchemy import func, select
 
-from alerts.rules import Urgency
+from alerts.rules import Evidence, Finding, Urgency
 from pro_service.models import Alert, AlertEventKind, CareTeam, CareTeamMember, Patient, StaffUser
-from pro_service.services.patients import enrol_patient
-from tests.browser.support import login
+from pro_service.services import triage
+from pro_service.services.patients import enrol_patient, normalise_phone
+from tests.browser.support import csrf_token, login
 from testsupport import factories, redis_dbs
 from testsupport.database import rolled_back
+from testsupport.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -72,10 +75,21 @@ def factories_staff(rt: Any) -> int:
         return int(factories.StaffFactory.create(email="rolled@example.org").id)
 
 
-def test_factory_rows_are_what_the_services_write(rt: Any) -> None:
+def test_factory_rows_are_what_the_services_write(unheard_rt: Any) -> None:
+    rt = unheard_rt  # triage publishes the page after commit: to a Redis db no worker listens to
+    finding = Finding(
+        category="spinal_cord_compression",
+        urgency=Urgency.SAME_DAY,
+        rule_id="scc-neuro-or-bladder",
+        rationale="r",
+        ruleset="sre",
+        ruleset_version=1,
+        evidence=(Evidence(item_code="neuro", question="q", raw_text="my legs are numb", value=True),),
+    )
     with rolled_back(rt), rt.unit_of_work() as session, factories.rows(session):
         team = factories.CareTeamFactory.create()
         nurse = factories.StaffFactory.create(teams=[team.id])
+        assert session.get(CareTeamMember, (team.id, nurse.id)) is not None
         made = factories.PatientFactory.create(care_team_id=team.id)
         enrolled = enrol_patient(
             session,
@@ -87,17 +101,38 @@ def test_factory_rows_are_what_the_services_write(rt: Any) -> None:
             language="en",
             care_team_id=team.id,
         )
-        for column in ("status", "sms_consent", "language", "timezone", "care_team_id"):
+        for column in ("status", "sms_consent", "language", "timezone", "care_team_id", "ruleset_version"):
             assert getattr(made, column) == getattr(enrolled, column), column
-        assert made.consent_at is not None and enrolled.consent_at is not None
-        assert session.get(CareTeamMember, (team.id, nurse.id)) is not None
+        assert made.phone == normalise_phone(made.phone) and made.consent_at is not None
 
-        alert = factories.AlertFactory.create(patient_id=made.id, urgency=Urgency.SAME_DAY.value)
-        session.refresh(alert)
-        assert alert.urgency_rank == Urgency.SAME_DAY.rank
-        assert [event.kind for event in alert.events] == [AlertEventKind.OPENED]
-        assert alert.evidence[0]["raw_text"]  # the patient's own words, as triage keeps them
-        assert session.scalar(select(func.count()).select_from(Alert)) == 1
+        triaged = triage.upsert_alert(session, rt, enrolled.id, finding)
+        built = factories.AlertFactory.create(patient_id=made.id, urgency=Urgency.SAME_DAY.value)
+        session.flush()
+        session.expire_all()
+        assert triaged is not None
+        triaged, built = session.get_one(Alert, triaged.id), session.get_one(Alert, built.id)
+        for column in ("urgency", "urgency_rank", "status", "category", "notice"):  # before paging
+            assert getattr(built, column) == getattr(triaged, column), column
+        assert set(built.evidence[0]) == set(triaged.evidence[0])  # the same keys the pages read
+        assert (
+            [e.kind for e in built.events] == [e.kind for e in triaged.events][:1] == [AlertEventKind.OPENED]
+        )
+
+
+@pytest.mark.rolled_back
+def test_tasks_published_after_a_rolled_back_unit_of_work_commits_reach_the_broker(
+    unheard_rt: Any, unheard_redis_url: str
+) -> None:
+    queue_name = f"probe-{uuid.uuid4().hex}"
+    client = redis.Redis.from_url(unheard_redis_url)
+    try:
+        with unheard_rt.unit_of_work() as session:
+            session.execute(select(1))
+            unheard_rt.tasks.after_commit(session, "pro.probe", 1, queue_name=queue_name)
+        wait_for(lambda: client.llen(queue_name) == 1, timeout=5, message="the task to be published")
+    finally:
+        client.delete(queue_name)
+        client.close()
 
 
 def test_factories_refuse_to_run_without_a_session() -> None:
@@ -105,12 +140,15 @@ def test_factories_refuse_to_run_without_a_session() -> None:
         factories.CareTeamFactory.create()
 
 
-def test_a_factory_made_nurse_signs_in_with_the_real_password_check(rt: Any, client: Any) -> None:
+def test_a_factory_made_nurse_signs_in_with_the_real_password_check(app: Any, rt: Any, client: Any) -> None:
     with rt.unit_of_work() as session, factories.rows(session):
         factories.StaffFactory.create(email="kim@example.org")
     login(client, "kim@example.org")  # the argon2 verification the product runs, on a cheap hash
-    bad = client.post("/login", data={"email": "kim@example.org", "password": "wrong"})
-    assert bad.status_code != 302
+    fresh = app.test_client()
+    bad = fresh.post(
+        "/login", data={"csrf_token": csrf_token(fresh), "email": "kim@example.org", "password": "wrong"}
+    )
+    assert bad.status_code == 401
 
 
 def test_two_test_processes_never_share_a_redis_db(redis_url: str, unheard_redis_url: str) -> None:
@@ -127,13 +165,18 @@ def test_a_claim_whose_holder_died_is_taken_over_and_a_live_one_is_not(redis_url
     host = socket.gethostname()
     with redis_dbs.claimed(base, 1) as [url]:
         client = redis.Redis.from_url(url)
+        namespace = os.readlink("/proc/self/ns/pid")
+        ours = redis_dbs._holder()
         try:
-            client.set(redis_dbs.CLAIM_KEY, f"{host}:1")  # pid 1 is alive
-            assert not redis_dbs._try_claim(client, f"{host}:{os.getpid()}")
-            client.set(redis_dbs.CLAIM_KEY, f"{host}:{2**22 + 1}")  # above Linux's largest pid: dead
-            assert redis_dbs._try_claim(client, f"{host}:{os.getpid()}")
-            assert client.get(redis_dbs.CLAIM_KEY) == f"{host}:{os.getpid()}".encode()
+            client.set(redis_dbs.CLAIM_KEY, f"{host}|{namespace}|1", ex=60)  # pid 1 is alive
+            assert not redis_dbs._try_claim(client, ours)
+            client.set(redis_dbs.CLAIM_KEY, f"{host}|other-namespace|{2**22 + 1}", ex=60)  # not ours to judge
+            assert not redis_dbs._try_claim(client, ours)
+            client.set(redis_dbs.CLAIM_KEY, f"{host}|{namespace}|{2**22 + 1}", ex=60)  # above any pid: dead
+            assert redis_dbs._try_claim(client, ours)
+            assert client.get(redis_dbs.CLAIM_KEY) == ours.encode()
         finally:
+            client.set(redis_dbs.CLAIM_KEY, ours, ex=redis_dbs.CLAIM_SECONDS)  # ours again, released on exit
             client.close()
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from config.settings import SettingsError, load_settings
 from pro_service.models import AuditLog, StaffRole, StaffUser
 from pro_service.services import mfa
+from pro_service.services.staff import create_staff
 from tests.browser.support import PASSWORD, csrf_token, make_staff
 
 pytestmark = pytest.mark.integration
@@ -254,8 +255,18 @@ def verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_every_refusal_costs_one_password_verification(app: Any, rt: Any, verifications: list[str]) -> None:
-    make_staff(rt, email="kim@example.org")
-    gone = make_staff(rt, email="gone@example.org", name="Left Ward")
+    with rt.unit_of_work() as session:  # through create_staff: hashes at the product's cost, like the dummy's
+        create_staff(
+            session, email="kim@example.org", name="Kim", role=StaffRole.NURSE, phone=None, password=PASSWORD
+        )
+        gone = create_staff(
+            session,
+            email="gone@example.org",
+            name="Left Ward",
+            role=StaffRole.NURSE,
+            phone=None,
+            password=PASSWORD,
+        ).id
     with rt.unit_of_work() as session:
         session.execute(update(StaffUser).where(StaffUser.id == gone).values(active=False))
         session.add(StaffUser(email="sso@example.org", name="Single Sign-On", role=StaffRole.NURSE))
