@@ -198,7 +198,7 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     wait_for(truncated, timeout=30, interval=0.2, message="tables to be emptied")
     server.state.clear()
     rt_.clock = utcnow
-    if not request.node.get_closest_marker("rolled_back"):
+    if not _rolled_back(request.node):
         yield
         return
     in_process = [rt_]
@@ -206,6 +206,11 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
         in_process.append(request.getfixturevalue("unheard_rt"))
     with rolled_back(*in_process):
         yield
+
+
+def _rolled_back(item: pytest.Item) -> bool:
+    """Marked `rolled_back` (a module usually is) and not `commits(reason)` (a test of it that cannot be)."""
+    return item.get_closest_marker("rolled_back") is not None and item.get_closest_marker("commits") is None
 
 
 WORKER_RUNNING = threading.Event()

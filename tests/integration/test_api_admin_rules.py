@@ -14,7 +14,8 @@ from pro_service.services import idempotency
 from tests.browser.support import csrf_token, login, make_staff
 from tests.integration.helpers import make_patient, make_team
 
-pytestmark = pytest.mark.integration
+# In-process: each test runs inside one transaction rolled back after it (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.rolled_back]
 
 
 @pytest.fixture
@@ -243,6 +244,7 @@ def test_a_failed_commit_is_a_conflict_and_keeps_nothing(
     assert "First" in names and "Second" not in names
 
 
+@pytest.mark.commits("the CLI builds its own runtime")
 def test_a_pager_number_another_account_has_is_a_clash_everywhere(
     client: Any, rt: Any, api: Any, admin: dict[str, Any], settings_env: dict[str, str]
 ) -> None:

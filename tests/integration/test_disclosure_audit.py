@@ -18,7 +18,8 @@ from pro_service.models import AuditLog, StaffRole
 from tests.browser.support import csrf_token, insert_alert, login, make_staff
 from tests.integration.helpers import make_patient, make_ward
 
-pytestmark = pytest.mark.integration
+# In-process: each test runs inside one transaction rolled back after it (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.rolled_back]
 
 
 @pytest.fixture
@@ -192,6 +193,7 @@ def outbox_app(settings: Any) -> Iterator[Any]:
     runtime_of(flask_app).dispose()
 
 
+@pytest.mark.commits("the simulator's reply is stored through the inbound webhook's own pool")
 def test_the_simulator_records_its_picker_and_each_thread_poll(
     outbox_app: Any, rt: Any, ward: dict[str, int]
 ) -> None:

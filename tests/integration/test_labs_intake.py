@@ -22,7 +22,8 @@ from tests.conftest import run_concurrently
 from tests.integration.helpers import make_patient, make_team
 from tests.unit.test_fhir_mapping import assert_valid
 
-pytestmark = pytest.mark.integration
+# In-process: each test runs inside one transaction rolled back after it (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.rolled_back]
 MRN = "MRN-LAB-1"
 OTHER_MRN = "MRN-LAB-2"
 FHIR_JSON = "application/fhir+json"
@@ -568,6 +569,7 @@ def test_a_body_that_is_not_hl7_is_rejected(client: Any, integration_token: str)
     assert client.get("/hl7/oru", headers={"Authorization": f"Bearer {integration_token}"}).status_code == 405
 
 
+@pytest.mark.commits("four connections at once")
 def test_the_same_result_sent_at_once_by_four_connections_is_stored_once(
     client: Any, rt: Any, patient_id: int, integration_token: str, app: Any
 ) -> None:

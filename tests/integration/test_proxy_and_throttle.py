@@ -16,7 +16,8 @@ from config.settings import SettingsError, load_settings
 from pro_service.models import AuditLog
 from tests.browser.support import PASSWORD, csrf_token, make_staff
 
-pytestmark = pytest.mark.integration
+# In-process: each test runs inside one transaction rolled back after it (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.rolled_back]
 PROXY = "10.0.0.2"  # the reverse proxy: every request reaches the web from here
 ATTACKER = "203.0.113.9"
 NURSE_AT_WORK = "198.51.100.7"
@@ -48,6 +49,7 @@ def proxied_app(settings: Any) -> Iterator[Any]:
     runtime_of(app).dispose()
 
 
+@pytest.mark.commits("a second app (behind a proxy), with its own connections")
 def test_wrong_passwords_from_one_address_do_not_lock_the_nurse_out_elsewhere(
     proxied_app: Any, rt: Any
 ) -> None:

@@ -16,9 +16,11 @@ from pro_service.services.reconcile import reconcile_inbound
 from tests.conftest import FROM_NUMBER, METRICS_TOKEN
 from tests.integration.helpers import make_patient, make_team
 
-pytestmark = pytest.mark.integration
+# In-process: each test runs inside one transaction rolled back after it (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.rolled_back]
 
 
+@pytest.mark.commits("reconciliation stores through the inbound webhook's own pool")
 def test_reconciliation_ingests_messages_whose_webhook_never_arrived(
     rt: Any, twilio_server: Any, sms: Any
 ) -> None:

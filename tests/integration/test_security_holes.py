@@ -25,7 +25,8 @@ from tests.browser.support import csrf_token, insert_alert, login, make_staff
 from tests.conftest import ACCOUNT_SID, FROM_NUMBER
 from tests.integration.helpers import make_patient, make_team
 
-pytestmark = pytest.mark.integration
+# In-process: each test runs inside one transaction rolled back after it (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.rolled_back]
 VICTIM = "+15551230001"  # an enrolled patient
 ATTACKER = "+15559990000"  # anyone who can text the service
 
@@ -497,6 +498,7 @@ def outbox_app(settings: Any) -> Iterator[Any]:
     runtime_of(app).dispose()
 
 
+@pytest.mark.commits("the simulator's reply is stored through the inbound webhook's own pool")
 def test_the_simulator_is_for_administrators(outbox_app: Any, rt: Any) -> None:
     team = make_team(rt)
     patient = make_patient(rt, team)
@@ -521,6 +523,7 @@ def test_the_simulator_is_for_administrators(outbox_app: Any, rt: Any) -> None:
     assert [m.body for m in _inbound(rt)] == ["7"]
 
 
+@pytest.mark.commits("the simulator's reply is stored through the inbound webhook's own pool")
 def test_nurses_may_use_the_simulator_when_the_setting_says_so(settings: Any, rt: Any) -> None:
     from pro_service import create_app, runtime_of
 

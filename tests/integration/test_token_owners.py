@@ -30,7 +30,8 @@ from tests.conftest import PG_ADMIN_URL
 from tests.integration.helpers import make_patient, make_team
 from tests.integration.test_labs_intake import CALCIUM, FHIR_JSON, HL7_TYPE, observation, oru
 
-pytestmark = pytest.mark.integration
+# In-process: each test runs inside one transaction rolled back after it (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.rolled_back]
 MRN = "MRN-LAB-1"  # the payload builders' patient
 
 
@@ -314,6 +315,7 @@ def test_the_admin_page_makes_shows_once_and_revokes_tokens(
         }
 
 
+@pytest.mark.commits("the CLI builds its own runtime")
 def test_the_cli_makes_a_token_for_a_person_or_a_client(
     settings_env: dict[str, str], rt: Any, client: Any, ward: dict[str, int]
 ) -> None:
