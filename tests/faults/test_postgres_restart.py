@@ -38,12 +38,16 @@ def test_postgres_crash_under_load_acknowledged_replies_survive_and_none_is_stor
     deliveries: list[Delivery] = []
     lock = threading.Lock()
     failures: list[str] = []
-    crash = threading.Event()
+    crash = threading.Event()  # set once PostgreSQL is down
 
     def provider(mine: list[Enrolled]) -> None:
         http = requests.Session()
         try:
             for round_ in range(len(SCRIPT)):
+                if round_ == len(SCRIPT) - 1:
+                    # The last round waits for the crash: otherwise a fast stream can finish before it,
+                    # and nothing is refused (seen under two test processes). Earlier rounds may be in flight.
+                    crash.wait(60)
                 for p in mine:
                     params = stack.reply_params(p.phone, SCRIPT[round_])
                     delivery = Delivery(params["MessageSid"])
@@ -62,7 +66,7 @@ def test_postgres_crash_under_load_acknowledged_replies_survive_and_none_is_stor
                         if time.monotonic() > deadline:
                             failures.append(f"{params['MessageSid']}: never acknowledged")
                             return
-                        crash.wait(0.05)  # back off a little (and never spin)
+                        time.sleep(0.05)  # the provider's back-off between retries (never spin)
         finally:
             http.close()
 
@@ -79,6 +83,7 @@ def test_postgres_crash_under_load_acknowledged_replies_survive_and_none_is_stor
     wait_for(lambda: acked() >= PATIENTS, timeout=30, message="the stream to be under way")
     crashed_at = time.monotonic()
     stack.pg.stop("immediate")
+    crash.set()
     acked_before_crash = [
         d.sid for d in list(deliveries) if d.acked_at is not None and d.acked_at < crashed_at
     ]
