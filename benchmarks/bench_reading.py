@@ -45,6 +45,11 @@ CORPORA = {
     # Self-harm told obliquely against ordinary talk of death (2026-12-04, a ninth author): the class every
     # blind corpus still missed; measured blind (67.8 % / 63.3 %), then tuned on.
     "development-6": ROOT / "tests" / "corpus" / "patient_texts_dev6.yaml",
+    # Replies that are not a form (2026-12-05, a tenth author): function loss told indirectly, emergencies
+    # after reassurance, a "no" then a symptom or a "yes", carers, regional Spanish. Measured blind
+    # (symptoms-v3: emergency 98 % en / 98 % es, quiet 80.0 % / 85.7 %), then tuned on (symptoms-v4, and
+    # replies.py's "no… I mean yes"); not in model-v3's training.
+    "development-7": ROOT / "tests" / "corpus" / "patient_texts_dev7.yaml",
     "final": ROOT / "tests" / "corpus" / "patient_texts_final.yaml",
     "final-2 (blind)": ROOT / "tests" / "corpus" / "patient_texts_final2.yaml",
     "final-3 (blind)": ROOT / "tests" / "corpus" / "patient_texts_final3.yaml",

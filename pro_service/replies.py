@@ -131,7 +131,8 @@ def _is_punct(tok: str) -> bool:
 
 
 def _parse_yes_no(text: str) -> Parsed | Unreadable:
-    toks = [_EMOJI.get(t, t) for t in _TOKEN.findall(_fold(text))]
+    raw = _TOKEN.findall(_fold(text))
+    toks = [_EMOJI.get(t, t) for t in raw]
     i, saw_ok = 0, False
     while i < len(toks) and (_is_punct(toks[i]) or toks[i] in _FILLERS):  # "Hi, yes", "ok no"
         saw_ok = saw_ok or toks[i] in _OK_WORDS
@@ -160,7 +161,62 @@ def _parse_yes_no(text: str) -> Parsed | Unreadable:
         and (joined or all(_is_punct(t) for t in toks[k + following[1] :]))
     ):
         return Unreadable("ambiguous", "the reply says both yes and no")
+    if polarity == "no" and _taken_back(raw, i + lead[1], accented_si=_ACCENTED_SI.search(text) is not None):
+        return Unreadable("ambiguous", "the reply says no, then yes")
     return Parsed(polarity == "yes")
+
+
+# A "yes" later in a reply that began "no" takes the no back ("no... I mean yes", "No sorry YES", "no, digo
+# que si", "no... actually I do"). Not "sure", "true", "correct" ("no, I'm sure it's nothing" stays a no),
+# and not an emoji: a thumbs-up signs off a plain no ("No. All working as it should 👍").
+_LATER_YES = re.compile(
+    r"y+e+s+|y+e+[ah]+|y+e+a*p+|y+u+p+|yesh|yws|yrs|yez|yeas|ues|yss|aye|m+h+m+|uhuh|s+i+p*"
+)
+_TAKING_BACK = _words("actually wait mean oops hang")  # "... I do" after these is a yes
+_ACCENTED_SI = re.compile(r"(?<!\w)s[íÍ](?!\w)")  # "sí" is always yes; folded, it is "si" ("if") too
+# Spanish "si" is also "if": only where its clause goes on to a report-back ("no, si me duele le aviso",
+# "no, y si noto algo te escribo"), or after "sé" ("no sé si fue de repente": whether) is it read as "if";
+# "no. si lo tengo", "no, si doctor" take the no back.
+_REPORT_BACK = _words(
+    "aviso avisare avise avisa escribo escribire escriba llamo llamare llame digo dire diga "
+    "comunico comunicare contacto contactare mando mandare cuento contare"
+)
+
+
+_WHETHER = _words("se sabe sabia saber pregunto pregunta preguntar")  # "no sé si fue de repente"
+
+
+def _spanish_if(toks: list[str], j: int) -> bool:
+    if j > 0 and toks[j - 1] in _WHETHER:
+        return True
+    clause: list[str] = []
+    for tok in toks[j + 1 :]:
+        if _is_punct(tok):
+            break
+        clause.append(tok)
+    return bool(clause) and any(tok in _REPORT_BACK for tok in clause)
+
+
+def _taken_back(raw: list[str], start: int, *, accented_si: bool) -> bool:
+    """Whether a reply that began "no" says yes later (`raw`: the tokens before emoji were read)."""
+    for j in range(start, len(raw)):
+        tok = raw[j]
+        if tok in _EMOJI:
+            continue
+        if tok == "uh" and j + 1 < len(raw) and raw[j + 1] == "huh":
+            return True
+        if _LATER_YES.fullmatch(tok) and (not tok.startswith("s") or accented_si or not _spanish_if(raw, j)):
+            return True
+        if tok in _TAKING_BACK:
+            after = raw[j + 1 : j + 5]
+            if any(_yn_at(after, n) == ("yes", 2) for n in range(len(after) - 1)):
+                return True  # "... actually I do", "wait, I have"
+            if any(tuple(after[n : n + 2]) in _IT_DID for n in range(len(after) - 1)):
+                return True
+    return False
+
+
+_IT_DID = {("it", "has"), ("it", "did"), ("it", "does")}  # "Nope - oh hang on, it has"
 
 
 # ------------------------------------------------------------------------------------------ numbers

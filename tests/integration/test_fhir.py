@@ -9,15 +9,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from pro_service.models import Alert, ApiToken, AuditLog, CheckIn, Patient, utcnow
+from pro_service.models import Alert, ApiToken, AuditLog, CheckIn, Direction, Message, Patient, utcnow
 from pro_service.services import triage
 from pro_service.services.alert_lifecycle import resolve
 from pro_service.services.check_ins import start_now
 from pro_service.services.inbound import process_patient
 from tests.integration.helpers import make_patient, make_team
 from tests.unit.test_fhir_mapping import assert_valid, check_response_against
+from testsupport.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 PHONE = "+15551230001"
@@ -60,6 +61,19 @@ class Scenario:
 def _process(rt: Any, patient_id: int) -> None:
     with rt.unit_of_work() as session:
         process_patient(session, rt, patient_id)
+    # A worker running in this test process polls the database for stored replies too (workers/wake.py)
+    # and may hold one this pass skipped: wait until every reply is processed, by whichever got it.
+    wait_for(lambda: _unprocessed(rt, patient_id) == 0, timeout=20, message="every reply to be processed")
+
+
+def _unprocessed(rt: Any, patient_id: int) -> int:
+    with rt.unit_of_work() as session:
+        query = select(func.count()).where(
+            Message.patient_id == patient_id,
+            Message.direction == Direction.INBOUND,
+            Message.processed_at.is_(None),
+        )
+        return int(session.scalar(query) or 0)
 
 
 @pytest.fixture

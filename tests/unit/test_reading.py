@@ -533,6 +533,20 @@ def test_a_frequency_is_not_reassurance_on_a_red_flag_question(lexicon: Lexicon)
     assert not clean_answer("no, me pasa dos veces al dia", lexicon)
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["no... I mean yes", "No sorry, wrong button. YES", "no, perdón, me equivoqué: sí", "No. Digo que si"],
+)
+def test_a_no_taken_back_on_a_red_flag_question_is_urgent_for_a_nurse(lexicon: Lexicon, text: str) -> None:
+    from pro_service.instruments import load_instruments
+    from pro_service.message_reading import read_message
+
+    instrument = load_instruments(ROOT / "config" / "instruments").get("sre-weekly", 1)
+    assert instrument is not None
+    for code in ("neuro", "bladder_bowel", "sudden_immobile"):
+        assert read_message(text, lexicon, item=instrument.item(code)).unclear_red_flag, (code, text)
+
+
 def test_typo_stems_are_ordered_the_same_in_every_process(lexicon: Lexicon) -> None:
     assert list(lexicon.stems) == sorted(lexicon.stems, key=lambda stem: (-len(stem), stem))
 
@@ -548,6 +562,46 @@ def test_a_yes_to_a_red_flag_question_never_adds_an_unsure_alert(lexicon: Lexico
     message = read_message(text, lexicon, item=item)
     found = findings_of(message, lexicon, text=text, item=item, question=None)
     assert [f.category for f in found] == []  # the ruleset's urgent rule on the yes is the one alert
+
+
+# --- symptoms-v4: every form of "sentir" (held-out wording, not from any corpus) ------------------------
+@pytest.mark.parametrize(
+    ("text", "concept"),
+    [
+        ("¿será normal que no sienta nada ahí abajo cuando me limpio?", "bladder_bowel"),
+        ("mi papá dice que no siente el papel al limpiarse", "bladder_bowel"),
+        ("desde ayer no sentía bien las piernas al subir", "neuro"),
+        ("no puedo sentir los pies, se me duermen", "neuro"),
+        ("¿es normal que mi madre no sienta las ganas de orinar desde el martes?", "bladder_bowel"),
+        ("no sentimos que tenga ganas de hacer pis, lleva todo el dia sin ir", "bladder_bowel"),
+    ],
+)
+def test_every_form_of_sentir_is_read(lexicon: Lexicon, text: str, concept: str) -> None:
+    assert concept in {f.concept for f in read(text, lexicon).findings}, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "no siento ganas de comer",
+        "no siento ganas de nada hoy",
+        "la verdad no siente ganas de salir",
+        # pain or burning denied is not a loss of feeling
+        "gracias, ya no sentía dolor al orinar",
+        "no siento ningún dolor en las piernas desde el lunes",
+        "mi esposa no siente ardor al orinar",
+    ],
+)
+def test_no_appetite_or_pain_denied_is_not_a_loss_of_feeling(lexicon: Lexicon, text: str) -> None:
+    found = {f.concept for f in read(text, lexicon).findings}
+    assert not found & {"bladder_bowel", "neuro"}, (text, found)
+
+
+@pytest.mark.parametrize(
+    "text", ["ya no siento ganas de vivir", "mi hijo dice que no siente ganas de seguir"]
+)
+def test_no_wish_to_live_in_any_form_of_sentir_is_self_harm(lexicon: Lexicon, text: str) -> None:
+    assert "self_harm" in {f.concept for f in read(text, lexicon).findings}, text
 
 
 # --- symptoms-v3: self-harm told obliquely, and ordinary talk of death (held-out wording) ----------------

@@ -148,6 +148,21 @@ def test_reading_meets_its_floor_on_self_harm_against_talk_of_death(
     assert hits / total >= FLOORS_6[(tier, lang)], f"{hits}/{total}; see bench_reading --misses"
 
 
+# Development-7 (a tenth author, 2026-12-05): replies that are not a form. Measured blind with symptoms-v3
+# (one emergency missed in each language: a "no… I mean yes" to a red flag, "¿es normal que no sienta el
+# papel?"), then tuned on: replies.py reads a no taken back by a later yes as ambiguous, symptoms-v4 reads
+# every form of "sentir". Quiet misses left: figurative talk, other people's and healed injuries.
+FLOORS_7 = {(tier, lang): 1.0 for tier in ("emergency", "warning") for lang in ("en", "es")}
+FLOORS_7 |= {("quiet", "en"): 0.8, ("quiet", "es"): 0.85}
+
+
+@pytest.mark.parametrize(("tier", "lang"), sorted(FLOORS_7))
+def test_reading_meets_its_floor_on_replies_that_are_not_a_form(tier: str, lang: str) -> None:
+    lexicon, instruments = runtime_parts()
+    hits, total = rates(evaluate(load_corpus(CORPORA["development-7"]), lexicon, instruments), tier, lang)
+    assert hits / total >= FLOORS_7[(tier, lang)], f"{hits}/{total}; see bench_reading --misses"
+
+
 def test_no_quiet_talk_of_death_gets_the_crisis_text(outcomes_6: list) -> None:  # type: ignore[type-arg]
     """A crisis text to someone planning where to die, or grieving, is harm too: none may read as one."""
     lexicon, _ = runtime_parts()
