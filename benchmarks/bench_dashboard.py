@@ -32,7 +32,6 @@ from benchmarks.harness import (
     table,
 )
 
-REDIS_DB = 11
 ITEMS: list[tuple[str, Any]] = [
     ("pain_new", True),
     ("pain_worst", 6),
@@ -218,7 +217,7 @@ def run(full: bool = False, requests: int = 30) -> dict[str, Any]:
     print(
         f"dashboard: {patients} patients, {answers} answers, {alerts} alerts ({OPEN_ALERTS} open)", flush=True
     )
-    with bench_database("dash") as pg_url, redis_db(REDIS_DB) as redis_url:
+    with bench_database("dash") as pg_url, redis_db() as redis_url:
         started = time.monotonic()
         seed(pg_url, patients, answers, alerts)
         seeded = time.monotonic() - started

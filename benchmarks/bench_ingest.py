@@ -54,7 +54,6 @@ from benchmarks.harness import (
     table,
 )
 
-REDIS_DB = 14
 LUA = Path(__file__).with_name("ingest.lua")
 REPLIES = ("yes", "no", "No thanks", "7", "0", "1 3", "YES!", "si", "about a 6 today", "none", "2,4")
 # Production's defaults (config/gunicorn.conf.py), for both variants.
@@ -286,7 +285,7 @@ def _run(
     )
     tags = iter(range(1, 10_000))
     runs: list[WrkRun] = []
-    with bench_database("ingest") as pg_url, redis_db(REDIS_DB) as redis_url:
+    with bench_database("ingest") as pg_url, redis_db() as redis_url:
         phones = seed_patients(pg_url, patients)
         env = service_env(pg_url, redis_url, "http://127.0.0.1:9", free_port())
         apps = {"bare": "benchmarks.bare_app:app", "stack": "pro_service.wsgi:app"}

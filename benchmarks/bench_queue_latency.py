@@ -46,7 +46,6 @@ from benchmarks.harness import (
     wait_for,
 )
 
-REDIS_DB = 10
 CHROMIUM = Path(os.environ.get("PRO_CHROMIUM", "/usr/bin/chromium"))
 NURSE, PASSWORD = "oncall@example.org", "bench password 123"  # bench_reply_to_page's seed
 TARGET_S = 2.0
@@ -163,14 +162,13 @@ def poll_cost(app: Any, email: str, password: str, requests_: int) -> dict[str, 
 
 def poll_cost_at_scale(requests_: int) -> dict[str, list[float]]:
     """bench_dashboard's data set (10,000 patients, 10,000 alerts, 2,000 open)."""
-    from benchmarks.bench_dashboard import REDIS_DB as DASH_REDIS_DB
     from benchmarks.bench_dashboard import seed as seed_dashboard
     from config.settings import Settings
     from pro_service import create_app, runtime_of
     from pro_service.models import StaffRole
     from pro_service.services.staff import create_staff
 
-    with bench_database("qscale") as pg_url, redis_db(DASH_REDIS_DB) as redis_url:
+    with bench_database("qscale") as pg_url, redis_db() as redis_url:
         seed_dashboard(pg_url, 10_000, 10_000, 10_000)
         app = create_app(Settings(**service_env(pg_url, redis_url, "http://127.0.0.1:9", 5000)))  # type: ignore[arg-type]
         rt = runtime_of(app)
@@ -196,7 +194,7 @@ def run(full: bool = False, runs: int | None = None) -> dict[str, Any]:
     )
     if not CHROMIUM.exists():
         raise BenchError(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set PRO_CHROMIUM)")
-    with bench_database("queue") as pg_url, redis_db(REDIS_DB) as redis_url, Processes("queue") as procs:
+    with bench_database("queue") as pg_url, redis_db() as redis_url, Processes("queue") as procs:
         twilio_url = start_twilio_recorder(procs, free_port(), callbacks=False)
         web_port = free_port()
         env = service_env(pg_url, redis_url, twilio_url, web_port)

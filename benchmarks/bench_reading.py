@@ -17,6 +17,7 @@ import statistics
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,7 @@ def rates(outcomes: list[Outcome], tier: str, lang: str | None = None) -> tuple[
     return hits, len(chosen)
 
 
+@cache  # about 1 s a load (the typo guard's word lists); one per process, as the product has
 def runtime_parts() -> tuple[Lexicon, InstrumentRegistry]:
     lexicons = load_lexicons(ROOT / "config" / "reading")
     lexicon = max(lexicons.values(), key=lambda lx: lx.version)

@@ -55,7 +55,6 @@ from benchmarks.harness import (
     wait_for,
 )
 
-REDIS_DB = 13
 INSTRUMENT = "sre-weekly"
 PATIENT_COLUMNS = (
     "mrn", "given_name", "family_name", "phone", "timezone", "language", "care_team_id", "status",
@@ -344,7 +343,7 @@ def run(
         + (", urgent replies in the patients' own words, no check-in open" if words else ""),
         flush=True,
     )
-    with bench_database("page") as pg_url, redis_db(REDIS_DB) as redis_url, Processes("page") as procs:
+    with bench_database("page") as pg_url, redis_db() as redis_url, Processes("page") as procs:
         twilio_url = start_twilio_recorder(procs, free_port(), callbacks=True)
         web_port = free_port()
         env = service_env(pg_url, redis_url, twilio_url, web_port, SEND_RATE_PER_SECOND=f"{send_rate:g}")

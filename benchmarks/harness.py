@@ -27,7 +27,7 @@ from typing import Any
 import psycopg
 import redis
 
-from testsupport import signing, waiting
+from testsupport import redis_dbs, signing, waiting
 from testsupport.ports import free_port as free_port  # re-exported: benchmarks import it from here
 from testsupport.workers import worker_args
 
@@ -128,20 +128,14 @@ def bench_database(tag: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def redis_db(db: int) -> Iterator[str]:
-    """A Redis db number of this benchmark's own, flushed before and after."""
-    url = f"{REDIS_BASE}/{db}"
-    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5)
+def redis_db() -> Iterator[str]:
+    """A Redis db of this benchmark's own, claimed the way test processes claim theirs (never one a test
+    run holds), emptied first and given back at the end."""
     try:
-        client.flushdb()
+        with redis_dbs.claimed(REDIS_BASE, 1) as [url]:
+            yield url
     except redis.RedisError as exc:
         raise BenchError(f"Redis is not reachable at {REDIS_BASE} ({exc}); run `make services`") from exc
-    try:
-        yield url
-    finally:
-        with contextlib.suppress(redis.RedisError):
-            client.flushdb()
-        client.close()
 
 
 def copy_rows(pg_url: str, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:

@@ -1,8 +1,9 @@
 """Run the benchmarks: `python -m benchmarks.run [--full] [--only NAME ...] [--json PATH]` (`make bench`).
 
 The default sizes fit a small machine (2 cores: about 5 minutes in all); --full uses the sizes each
-benchmark is written for. Each benchmark creates and drops its own PostgreSQL database, uses its own Redis db
-number and stops every process it started, also when it fails; one failing does not stop the others.
+benchmark is written for. Each benchmark creates and drops its own PostgreSQL database, claims a Redis db of
+its own (testsupport/redis_dbs.py) and stops every process it started, also when it fails; one failing does
+not stop the others.
 """
 
 from __future__ import annotations

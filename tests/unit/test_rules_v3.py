@@ -3,8 +3,10 @@ domains and "two amber domains make a red"; the new condition kinds and their lo
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -188,12 +190,17 @@ def test_a_ruleset_naming_a_questionnaire_version_not_installed_is_refused(tmp_p
         load_ruleset(path, {}, instrument_items=ITEMS)
 
 
-def _read(item: str, text: str) -> tuple[object, str | None]:
+@functools.cache  # loading the vocabularies takes about a second
+def _lexicon() -> Any:
     from alerts.lexicon import load_lexicons
+
+    return max(load_lexicons(ROOT / "config" / "reading").values(), key=lambda lex: lex.version)
+
+
+def _read(item: str, text: str) -> tuple[object, str | None]:
     from pro_service.message_reading import read_message
 
-    lexicon = max(load_lexicons(ROOT / "config" / "reading").values(), key=lambda lex: lex.version)
-    reading = read_message(text, lexicon, item=V2.item(item))
+    reading = read_message(text, _lexicon(), item=V2.item(item))
     return parse_reply(text, V2.item(item).spec), reading.red_flag_category
 
 
