@@ -1,11 +1,11 @@
 """Test harness: real PostgreSQL and Redis, a real Celery worker, a local Twilio-compatible server.
 
 Each test process (`make test` runs two, with pytest-xdist) creates its own PostgreSQL database (migrated with
-Alembic) and claims its own Redis dbs (testsupport/redis_dbs.py). Tests that drive services and the app
-in-process are marked `rolled_back`: each runs inside one transaction rolled back after it. Tests a real
-worker, a web server on a port, a browser or a second connection must see commit, and the tables are emptied
-before each (testsupport/database.py says which tests can be which). Rows a test needs but does not test come
-from the factories (testsupport/factories.py).
+Alembic) and claims its own Redis dbs (testsupport/redis_dbs.py). The tables are emptied before every test.
+Tests that drive services and the app in-process are marked `rolled_back`: each runs inside one transaction
+rolled back after it. Tests a real worker, a web server on a port, a browser or a second connection must see
+commit (testsupport/database.py says which tests can be which). Rows a test needs but does not test come from
+the factories (testsupport/factories.py).
 """
 
 from __future__ import annotations
@@ -244,7 +244,8 @@ def wait_until_broker_idle(url: str, timeout: float = 30.0) -> None:
 @pytest.fixture(scope="session")
 def unheard_app(settings: Any, unheard_redis_url: str) -> Iterator[Any]:
     """The same database, but tasks go to a Redis db no worker listens to: for tests that drive the
-    services step by step in-process and must not race the session's worker."""
+    services step by step in-process. The session's worker (when a test started it) still polls the
+    database for stored replies (workers/wake.py): wait for a reply to be processed by either."""
     from pro_service import create_app, runtime_of
 
     flask_app = create_app(settings.model_copy(update={"REDIS_URL": unheard_redis_url}))
