@@ -173,7 +173,8 @@ _LATER_YES = re.compile(
     r"y+e+s+|y+e+[ah]+|y+e+a*p+|y+u+p+|yesh|yws|yrs|yez|yeas|ues|yss|aye|m+h+m+|uhuh|s+i+p*"
 )
 _TAKING_BACK = _words("actually wait mean oops hang")  # "... I do" after these is a yes
-_ACCENTED_SI = re.compile(r"(?<!\w)s[íÍ](?!\w)")  # "sí" is always yes; folded, it is "si" ("if") too
+# "sí" with its accent is always yes; folded, it is "si", which is also "if".
+_ACCENTED_SI = re.compile(r"(?<!\w)s[íÍ](?!\w)", re.IGNORECASE)
 # Spanish "si" is also "if": only where its clause goes on to a report-back ("no, si me duele le aviso",
 # "no, y si noto algo te escribo"), or after "sé" ("no sé si fue de repente": whether) is it read as "if";
 # "no. si lo tengo", "no, si doctor" take the no back.

@@ -194,6 +194,7 @@ def test_no(text: str) -> None:
         "No, sí tengo eso",
         "no, si doctor",
         "no. si lo tengo",
+        "No, Sí le aviso",  # written with its accent, "sí" is yes whatever follows
         "not sure",
         "Not sure.",
         "I'm not sure",
