@@ -39,6 +39,7 @@ def test_postgres_crash_under_load_acknowledged_replies_survive_and_none_is_stor
     lock = threading.Lock()
     failures: list[str] = []
     crash = threading.Event()  # set once PostgreSQL is down
+    restarted = threading.Event()  # set once it answers again
 
     def provider(mine: list[Enrolled]) -> None:
         http = requests.Session()
@@ -66,7 +67,7 @@ def test_postgres_crash_under_load_acknowledged_replies_survive_and_none_is_stor
                         if time.monotonic() > deadline:
                             failures.append(f"{params['MessageSid']}: never acknowledged")
                             return
-                        time.sleep(0.05)  # the provider's back-off between retries (never spin)
+                        restarted.wait(60)  # the provider retries once the database is back
         finally:
             http.close()
 
@@ -92,8 +93,10 @@ def test_postgres_crash_under_load_acknowledged_replies_survive_and_none_is_stor
         with lock:
             return sum(1 for d in deliveries for s in d.statuses if s != 200)
 
-    wait_for(lambda: refused() >= 12, timeout=30, message="the webhook to refuse deliveries while down")
-    stack.pg.start()
+    # Each sender's next reply after the crash is refused; it retries once PostgreSQL is back.
+    wait_for(lambda: refused() >= SENDERS, timeout=30, message="the webhook to refuse deliveries while down")
+    stack.pg.start()  # waits until it accepts connections (pg_ctl -w)
+    restarted.set()
     stack.reconnect()  # the test's own reads: their pooled connections died with the server
     for t in threads:
         t.join(90)
